@@ -1,0 +1,150 @@
+// The command buffer: commands are executed synchronously, in order, when
+// the driver moves the tail (or enables the buffer). Each run executes at
+// most one ring's worth of commands, so a guest cannot make it endless.
+#include "bits.hh"
+#include "hw/ioguard/amd-vi-regs.h"
+#include "iommu.hh"
+
+namespace ioguard {
+
+void Iommu::process_commands()
+{
+    if (!test(control_, CONTROL_IOMMU_EN) || !test(control_, CONTROL_CMDBUF_EN) ||
+        !(status_ & MMIO_STATUS_CMDBUF_RUN_MASK)) {
+        return;
+    }
+    const uint64_t size = command_buffer_size();
+    const uint64_t base = cmd_base_ & IOGUARD_BASE_ADDR_MASK;
+    for (uint64_t n = 0; n < size / IOGUARD_CMD_SIZE && cmd_head_ != cmd_tail_;
+         n++) {
+        const uint64_t addr = base + cmd_head_;
+        uint8_t buf[IOGUARD_CMD_SIZE];
+        if (!host_.read_ram(addr, buf, sizeof(buf))) {
+            guest_error("command buffer entry at 0x%llx is not in RAM",
+                        (unsigned long long)addr);
+            status_ &= ~uint64_t{MMIO_STATUS_CMDBUF_RUN_MASK};
+            log_event_locked(Event::command_hardware_error(addr, 0));
+            return;
+        }
+        uint32_t cmd[4];
+        for (int i = 0; i < 4; i++) {
+            cmd[i] = load_le32(buf + 4 * i);
+        }
+        counters_.commands++;
+        if (execute_command(cmd, addr) == CommandResult::Stop) {
+            // The head stays on the failed command; the driver restarts the
+            // buffer by toggling CmdBufEn.
+            status_ &= ~uint64_t{MMIO_STATUS_CMDBUF_RUN_MASK};
+            return;
+        }
+        cmd_head_ = (cmd_head_ + IOGUARD_CMD_SIZE) % size;
+    }
+}
+
+Iommu::CommandResult Iommu::execute_command(const uint32_t cmd[4],
+                                            uint64_t addr)
+{
+    const unsigned opcode = cmd[1] >> 28;
+    switch (opcode) {
+    case CMD_COMPL_WAIT:
+        return completion_wait(cmd, addr);
+    case CMD_INV_DEV_ENTRY:
+        invalidate_devtab_entry(cmd[0] & 0xffff);
+        return CommandResult::Done;
+    case CMD_INV_IOMMU_PAGES:
+        invalidate_iommu_pages(cmd);
+        return CommandResult::Done;
+    case CMD_INV_IOTLB_PAGES:
+        // No device has an IOTLB (IotlbSup=0): nothing to invalidate.
+        return CommandResult::Done;
+    case CMD_INV_IRT:
+        invalidate_interrupt_table(cmd[0] & 0xffff);
+        return CommandResult::Done;
+    case CMD_INV_ALL:
+        invalidate_iommu_all();
+        return CommandResult::Done;
+    default:
+        // PREFETCH (PreFSup=0), COMPLETE_PPR (PPRSup=0) and undefined
+        // opcodes are illegal here.
+        guest_error("illegal command opcode 0x%x at 0x%llx", opcode,
+                    (unsigned long long)addr);
+        log_event_locked(Event::illegal_command_error(addr));
+        return CommandResult::Stop;
+    }
+}
+
+Iommu::CommandResult Iommu::completion_wait(const uint32_t cmd[4],
+                                            uint64_t addr)
+{
+    // Every earlier command has already taken effect: they run in order.
+    if (cmd[0] & CMD_COMPL_WAIT_STORE_MASK) {
+        const uint64_t store_addr =
+            (uint64_t(cmd[1] & 0xfffff) << 32) | (cmd[0] & ~uint32_t{7});
+        uint8_t data[8];
+        store_le32(data, cmd[2]);
+        store_le32(data + 4, cmd[3]);
+        if (!host_.write_ram(store_addr, data, sizeof(data))) {
+            guest_error("COMPLETION_WAIT store to 0x%llx is not in RAM",
+                        (unsigned long long)store_addr);
+            log_event_locked(Event::command_hardware_error(store_addr, 0));
+            return CommandResult::Stop;
+        }
+    }
+    (void)addr;
+    if (cmd[0] & CMD_COMPL_WAIT_INT_MASK) {
+        if (test(control_, CONTROL_COMWAIT_EN)) {
+            raise_interrupt_locked(MMIO_STATUS_COM_WAIT_INT_MASK);
+        } else {
+            status_ |= MMIO_STATUS_COM_WAIT_INT_MASK;
+        }
+    }
+    return CommandResult::Done;
+}
+
+void Iommu::invalidate_devtab_entry(uint16_t devid)
+{
+    counters_.invalidations++;
+    dte_cache_.erase(devid);
+}
+
+void Iommu::invalidate_iommu_pages(const uint32_t cmd[4])
+{
+    counters_.invalidations++;
+    const uint16_t domain = cmd[1] & 0xffff;
+    const uint64_t address =
+        (uint64_t(cmd[3]) << 32 | cmd[2]) & ~uint64_t{0xfff};
+    if (!(cmd[2] & CMD_INV_IOMMU_PAGES_SIZE_MASK)) {
+        iotlb_.invalidate_iommu_pages(domain, address, address + 0xfff);
+        return;
+    }
+    // S=1: the lowest 0 bit at or above bit 12 at position n makes the range
+    // the naturally aligned 2^(n+1) bytes around address. The invalidate-all
+    // encoding (0x7fff_ffff_ffff_f000) has n = 63: everything.
+    const uint64_t ones = ~(address >> 12);
+    const unsigned n = ones ? 12 + __builtin_ctzll(ones) : 64;
+    if (n + 1 >= 64) {
+        iotlb_.invalidate_iommu_pages(domain, 0, ~uint64_t{0});
+        return;
+    }
+    const uint64_t size = uint64_t{1} << (n + 1);
+    const uint64_t first = address & ~(size - 1);
+    iotlb_.invalidate_iommu_pages(domain, first, first + (size - 1));
+}
+
+void Iommu::invalidate_interrupt_table(uint16_t devid)
+{
+    // Interrupt remapping entries are read from guest memory on every
+    // interrupt, so nothing is cached here; the host may have (KVM routes).
+    counters_.invalidations++;
+    host_.interrupt_table_invalidated(devid);
+}
+
+void Iommu::invalidate_iommu_all()
+{
+    counters_.invalidations++;
+    dte_cache_.clear();
+    iotlb_.invalidate_iommu_all();
+    host_.interrupt_table_invalidated(-1);
+}
+
+} // namespace ioguard

@@ -1,0 +1,111 @@
+// The extern "C" face of the engine (include/hw/ioguard/iommu-engine.h).
+#include <memory>
+#include <new>
+
+#include "hw/ioguard/iommu-engine.h"
+#include "iommu.hh"
+
+namespace {
+
+// Adapts the C function table to the engine's Host interface.
+class CHost final : public ioguard::Host {
+public:
+    CHost(const IoguardHostOps &ops, void *opaque) : ops_(ops), opaque_(opaque)
+    {
+    }
+    bool read_ram(uint64_t addr, void *buf, uint64_t len) override
+    {
+        return ops_.read_ram(opaque_, addr, buf, len);
+    }
+    bool write_ram(uint64_t addr, const void *buf, uint64_t len) override
+    {
+        return ops_.write_ram(opaque_, addr, buf, len);
+    }
+    void raise_interrupt() override { ops_.raise_interrupt(opaque_); }
+    void guest_error(const std::string &message) override
+    {
+        if (ops_.guest_error) {
+            ops_.guest_error(opaque_, message.c_str());
+        }
+    }
+    void interrupt_table_invalidated(int devid) override
+    {
+        if (ops_.interrupt_table_invalidated) {
+            ops_.interrupt_table_invalidated(opaque_, devid);
+        }
+    }
+    uint64_t now_ns() override
+    {
+        return ops_.now_ns ? ops_.now_ns(opaque_) : 0;
+    }
+
+private:
+    const IoguardHostOps ops_;
+    void *const opaque_;
+};
+
+} // namespace
+
+struct IoguardIommu {
+    CHost host;
+    ioguard::Iommu iommu;
+
+    IoguardIommu(const IoguardHostOps &ops, void *opaque,
+                 const ioguard::Config &config)
+        : host(ops, opaque), iommu(host, config)
+    {
+    }
+};
+
+extern "C" {
+
+IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
+                                const IoguardConfig *config)
+{
+    ioguard::Config c;
+    c.intremap = config->intremap;
+    c.ga = config->ga;
+    c.xtsup = config->xtsup;
+    return new (std::nothrow) IoguardIommu(*ops, opaque, c);
+}
+
+void ioguard_iommu_free(IoguardIommu *iommu) { delete iommu; }
+
+void ioguard_iommu_reset(IoguardIommu *iommu) { iommu->iommu.reset(); }
+
+uint64_t ioguard_iommu_mmio_read(IoguardIommu *iommu, uint64_t offset,
+                                 unsigned size)
+{
+    return iommu->iommu.mmio_read(offset, size);
+}
+
+void ioguard_iommu_mmio_write(IoguardIommu *iommu, uint64_t offset,
+                              uint64_t value, unsigned size)
+{
+    iommu->iommu.mmio_write(offset, value, size);
+}
+
+uint64_t ioguard_iommu_efr(const IoguardIommu *iommu)
+{
+    return iommu->iommu.extended_features();
+}
+
+void ioguard_iommu_translate(IoguardIommu *iommu, uint16_t devid,
+                             uint64_t iova, unsigned perm,
+                             IoguardTranslation *out)
+{
+    *out = iommu->iommu.translate(devid, iova, perm);
+}
+
+bool ioguard_iommu_remap_msi(IoguardIommu *iommu, uint16_t devid,
+                             const IoguardMsi *in, IoguardMsi *out)
+{
+    return iommu->iommu.remap_msi(devid, *in, *out);
+}
+
+void ioguard_iommu_get_stats(IoguardIommu *iommu, IoguardStats *stats)
+{
+    *stats = iommu->iommu.stats();
+}
+
+} // extern "C"

@@ -1,0 +1,21 @@
+// What the engine needs from its host (QEMU, or a unit-test fake).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ioguard {
+
+class Host {
+public:
+    virtual ~Host() = default;
+    // Guest-physical RAM only; false if any byte is not RAM.
+    virtual bool read_ram(uint64_t addr, void *buf, uint64_t len) = 0;
+    virtual bool write_ram(uint64_t addr, const void *buf, uint64_t len) = 0;
+    virtual void raise_interrupt() = 0;
+    virtual void guest_error(const std::string &message) = 0;
+    virtual void interrupt_table_invalidated(int devid) = 0;
+    virtual uint64_t now_ns() = 0;
+};
+
+} // namespace ioguard

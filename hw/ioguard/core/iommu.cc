@@ -1,0 +1,320 @@
+// Register file, reset and event logging of the engine.
+#include "iommu.hh"
+
+#include <cstdarg>
+#include <cstdio>
+
+#include "bits.hh"
+#include "hw/ioguard/amd-vi-regs.h"
+
+namespace ioguard {
+
+namespace {
+
+// What the engine implements, and nothing else: INVALIDATE_IOMMU_ALL,
+// 6-level host tables, and optionally 128-bit IRTEs and x2APIC.
+uint64_t make_efr(const Config &c)
+{
+    uint64_t efr = FEATURE_IA | FEATURE_HATS_6_LEVELS;
+    if (c.ga) {
+        efr |= FEATURE_GA;
+    }
+    if (c.xtsup) {
+        efr |= FEATURE_X2APIC;
+    }
+    return efr;
+}
+
+constexpr uint64_t kStatusW1C =
+    MMIO_STATUS_EVT_OVERFLOW_MASK | MMIO_STATUS_EVT_INT_MASK |
+    MMIO_STATUS_COM_WAIT_INT_MASK | MMIO_STATUS_PPR_OVERFLOW_MASK |
+    MMIO_STATUS_PPR_INT_MASK | MMIO_STATUS_GALOG_OVERFLOW_MASK |
+    MMIO_STATUS_GALOG_INT_MASK;
+
+// Identical faults closer together than this are one event: QEMU splits a
+// refused DMA into many small accesses, each of which would fault again.
+constexpr uint64_t kFaultCoalesceNs = 1000000;
+
+} // namespace
+
+Iommu::Iommu(Host &host, const Config &config)
+    : host_(host), config_(config), efr_(make_efr(config))
+{
+}
+
+void Iommu::reset()
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    dev_table_base_ = cmd_base_ = cmd_head_ = cmd_tail_ = 0;
+    control_ = status_ = 0;
+    excl_base_ = excl_limit_ = 0;
+    ppr_base_ = ppr_head_ = ppr_tail_ = 0;
+    ga_log_base_ = ga_log_tail_addr_ = ga_head_ = ga_tail_ = 0;
+    intcapxt_ = {};
+    event_log_ = EventLog{};
+    last_fault_ = Event{};
+    enabled_ = false;
+    ga_enabled_ = false;
+    dev_table_snapshot_ = 0;
+    dte_cache_.clear();
+    iotlb_.invalidate_iommu_all();
+}
+
+void Iommu::guest_error(const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    host_.guest_error(buf);
+}
+
+uint64_t Iommu::command_buffer_size() const
+{
+    unsigned len = bits(cmd_base_, 59, 56);
+    if (len < 8) {
+        len = 8;    // 0000b..0111b are reserved; the smallest ring is 256
+    }
+    return (uint64_t{1} << len) * IOGUARD_CMD_SIZE;
+}
+
+// Accesses of 1 to 8 bytes, split per 64-bit register they touch.
+uint64_t Iommu::mmio_read(uint64_t offset, unsigned size)
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    uint64_t result = 0;
+    for (unsigned i = 0; i < size && i < 8; i++) {
+        const uint64_t at = offset + i;
+        const uint64_t reg = read_register(at & ~uint64_t{7});
+        result |= ((reg >> (8 * (at & 7))) & 0xff) << (8 * i);
+    }
+    return result;
+}
+
+void Iommu::mmio_write(uint64_t offset, uint64_t value, unsigned size)
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    unsigned done = 0;
+    while (done < size && done < 8) {
+        const uint64_t at = offset + done;
+        const uint64_t reg_offset = at & ~uint64_t{7};
+        uint64_t merged = read_register(reg_offset);
+        uint64_t written = 0;
+        for (; done < size && done < 8 && ((offset + done) & ~uint64_t{7}) ==
+                                              reg_offset;
+             done++) {
+            const unsigned shift = 8 * ((offset + done) & 7);
+            const uint64_t byte = (value >> (8 * done)) & 0xff;
+            merged = (merged & ~(uint64_t{0xff} << shift)) | (byte << shift);
+            written |= uint64_t{0xff} << shift;
+        }
+        write_register(reg_offset, merged, written);
+    }
+}
+
+uint64_t Iommu::read_register(uint64_t offset)
+{
+    switch (offset) {
+    case MMIO_DEV_TABLE_OFFSET: return dev_table_base_;
+    case MMIO_CMD_BUF_OFFSET: return cmd_base_;
+    case MMIO_EVT_BUF_OFFSET: return event_log_.base_register;
+    case MMIO_CONTROL_OFFSET: return control_;
+    case MMIO_EXCL_BASE_OFFSET: return excl_base_;
+    case MMIO_EXCL_LIMIT_OFFSET: return excl_limit_;
+    case MMIO_EXT_FEATURES: return efr_;
+    case MMIO_PPR_LOG_OFFSET: return ppr_base_;
+    case MMIO_GA_LOG_BASE_OFFSET: return ga_log_base_;
+    case MMIO_GA_LOG_TAIL_OFFSET: return ga_log_tail_addr_;
+    case MMIO_INTCAPXT_EVT_OFFSET: return intcapxt_[0];
+    case MMIO_INTCAPXT_PPR_OFFSET: return intcapxt_[1];
+    case MMIO_INTCAPXT_GALOG_OFFSET: return intcapxt_[2];
+    case MMIO_EXT_FEATURES2: return 0;
+    case MMIO_CMD_HEAD_OFFSET: return cmd_head_;
+    case MMIO_CMD_TAIL_OFFSET: return cmd_tail_;
+    case MMIO_EVT_HEAD_OFFSET: return event_log_.head;
+    case MMIO_EVT_TAIL_OFFSET: return event_log_.tail;
+    case MMIO_STATUS_OFFSET: return status_;
+    case MMIO_PPR_HEAD_OFFSET: return ppr_head_;
+    case MMIO_PPR_TAIL_OFFSET: return ppr_tail_;
+    case MMIO_GA_HEAD_OFFSET: return ga_head_;
+    case MMIO_GA_TAIL_OFFSET: return ga_tail_;
+    default: return 0;
+    }
+}
+
+// value: the register's new contents (bytes not written keep their old
+// value); written: which bytes the access wrote.
+void Iommu::write_register(uint64_t offset, uint64_t value, uint64_t written)
+{
+    switch (offset) {
+    case MMIO_DEV_TABLE_OFFSET:
+        dev_table_base_ = value & (IOGUARD_BASE_ADDR_MASK |
+                                   IOGUARD_DEV_TABLE_SIZE_MASK);
+        dev_table_snapshot_ = dev_table_base_;
+        dte_cache_.clear();
+        break;
+    case MMIO_CMD_BUF_OFFSET:
+        cmd_base_ = value & (IOGUARD_BASE_ADDR_MASK | (0xfULL << 56));
+        cmd_head_ = cmd_tail_ = 0;
+        break;
+    case MMIO_EVT_BUF_OFFSET:
+        event_log_.base_register = value & (IOGUARD_BASE_ADDR_MASK |
+                                            (0xfULL << 56));
+        event_log_.head = event_log_.tail = 0;
+        break;
+    case MMIO_CONTROL_OFFSET:
+        write_control(value);
+        break;
+    case MMIO_EXCL_BASE_OFFSET:
+        excl_base_ = value;
+        if (value & 1) {
+            guest_error("exclusion range enabled (0x%llx): not implemented, "
+                        "DMA to it is still translated",
+                        (unsigned long long)value);
+        }
+        break;
+    case MMIO_EXCL_LIMIT_OFFSET: excl_limit_ = value; break;
+    case MMIO_PPR_LOG_OFFSET: ppr_base_ = value; break;
+    case MMIO_GA_LOG_BASE_OFFSET: ga_log_base_ = value; break;
+    case MMIO_GA_LOG_TAIL_OFFSET: ga_log_tail_addr_ = value; break;
+    case MMIO_INTCAPXT_EVT_OFFSET: intcapxt_[0] = value; break;
+    case MMIO_INTCAPXT_PPR_OFFSET: intcapxt_[1] = value; break;
+    case MMIO_INTCAPXT_GALOG_OFFSET: intcapxt_[2] = value; break;
+    case MMIO_CMD_HEAD_OFFSET:
+        cmd_head_ = value & IOGUARD_RING_PTR_MASK & (command_buffer_size() - 1);
+        break;
+    case MMIO_CMD_TAIL_OFFSET:
+        cmd_tail_ = value & IOGUARD_RING_PTR_MASK & (command_buffer_size() - 1);
+        process_commands();
+        break;
+    case MMIO_EVT_HEAD_OFFSET:
+        event_log_.head = value & IOGUARD_RING_PTR_MASK &
+                          (event_log_.size_bytes() - 1);
+        break;
+    case MMIO_EVT_TAIL_OFFSET:
+        event_log_.tail = value & IOGUARD_RING_PTR_MASK &
+                          (event_log_.size_bytes() - 1);
+        break;
+    case MMIO_STATUS_OFFSET:
+        status_ &= ~(value & written & kStatusW1C);
+        break;
+    case MMIO_PPR_HEAD_OFFSET: ppr_head_ = value & IOGUARD_RING_PTR_MASK; break;
+    case MMIO_PPR_TAIL_OFFSET: ppr_tail_ = value & IOGUARD_RING_PTR_MASK; break;
+    case MMIO_GA_HEAD_OFFSET: ga_head_ = value & IOGUARD_RING_PTR_MASK; break;
+    case MMIO_GA_TAIL_OFFSET: ga_tail_ = value & IOGUARD_RING_PTR_MASK; break;
+    default:
+        break;  // read-only (EFR) or not a register: writes are ignored
+    }
+}
+
+void Iommu::write_control(uint64_t value)
+{
+    const uint64_t old = control_;
+    control_ = value;
+    auto rose = [&](unsigned b) { return !test(old, b) && test(value, b); };
+    auto fell = [&](unsigned b) { return test(old, b) && !test(value, b); };
+
+    if (rose(CONTROL_IOMMU_EN) || fell(CONTROL_IOMMU_EN)) {
+        // Nothing cached while the IOMMU was off (or before) may be used.
+        dte_cache_.clear();
+        iotlb_.invalidate_iommu_all();
+        enabled_ = test(value, CONTROL_IOMMU_EN);
+    }
+    ga_enabled_ = test(value, CONTROL_GA_EN);
+    if (rose(CONTROL_EVT_LOG_EN)) {
+        status_ |= MMIO_STATUS_EVT_RUN_MASK;
+    } else if (fell(CONTROL_EVT_LOG_EN)) {
+        status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
+    }
+    if (rose(CONTROL_CMDBUF_EN)) {
+        status_ |= MMIO_STATUS_CMDBUF_RUN_MASK;
+    } else if (fell(CONTROL_CMDBUF_EN)) {
+        status_ &= ~uint64_t{MMIO_STATUS_CMDBUF_RUN_MASK};
+    }
+    if (rose(CONTROL_IOMMU_EN) || rose(CONTROL_CMDBUF_EN)) {
+        process_commands();
+    }
+}
+
+void Iommu::raise_interrupt_locked(uint32_t status_bit)
+{
+    status_ |= status_bit;
+    host_.raise_interrupt();
+}
+
+void Iommu::log_event(const Event &ev)
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    log_event_locked(ev);
+}
+
+void Iommu::log_event_locked(const Event &ev)
+{
+    const bool is_fault = ev.type() == EVENT_TYPE_IO_FAULT;
+    if (is_fault) {
+        const uint64_t now = host_.now_ns();
+        const Event &l = last_fault_;
+        if (l.dw[0] == ev.dw[0] && l.dw[1] == ev.dw[1] &&
+            (l.address() >> 12) == (ev.address() >> 12) &&
+            now - last_fault_ns_ < kFaultCoalesceNs) {
+            return;
+        }
+        last_fault_ = ev;
+        last_fault_ns_ = now;
+    }
+
+    if (!test(control_, CONTROL_EVT_LOG_EN) ||
+        !(status_ & MMIO_STATUS_EVT_RUN_MASK)) {
+        counters_.events_dropped++;
+        return;
+    }
+    switch (event_log_.append(host_, ev)) {
+    case EventLog::Outcome::Logged:
+        counters_.events_logged++;
+        if (test(control_, CONTROL_EVT_INT_EN)) {
+            raise_interrupt_locked(MMIO_STATUS_EVT_INT_MASK);
+        } else {
+            status_ |= MMIO_STATUS_EVT_INT_MASK;
+        }
+        break;
+    case EventLog::Outcome::Overflow:
+        counters_.events_dropped++;
+        status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
+        if (test(control_, CONTROL_EVT_INT_EN)) {
+            raise_interrupt_locked(MMIO_STATUS_EVT_OVERFLOW_MASK);
+        } else {
+            status_ |= MMIO_STATUS_EVT_OVERFLOW_MASK;
+        }
+        break;
+    case EventLog::Outcome::WriteError:
+    case EventLog::Outcome::Disabled:
+        counters_.events_dropped++;
+        status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
+        guest_error("event log at 0x%llx is not in RAM: event log stopped",
+                    (unsigned long long)event_log_.base());
+        break;
+    }
+}
+
+IoguardStats Iommu::stats() const
+{
+    IoguardStats s{};
+    s.translations = counters_.translations;
+    s.iotlb_hits = counters_.iotlb_hits;
+    s.iotlb_misses = counters_.iotlb_misses;
+    s.page_walks = counters_.page_walks;
+    s.page_walk_levels = counters_.page_walk_levels;
+    s.passthrough = counters_.passthrough;
+    s.faults = counters_.faults;
+    s.events_logged = counters_.events_logged;
+    s.events_dropped = counters_.events_dropped;
+    s.commands = counters_.commands;
+    s.invalidations = counters_.invalidations;
+    s.interrupts_remapped = counters_.interrupts_remapped;
+    s.interrupts_blocked = counters_.interrupts_blocked;
+    s.requesters = counters_.requesters;
+    return s;
+}
+
+} // namespace ioguard

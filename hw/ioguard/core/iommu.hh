@@ -1,0 +1,118 @@
+// The AMD-Vi IOMMU engine: register file, device-table cache, IOTLB,
+// command processor, event log and interrupt remapping, tied together.
+//
+// Locking: lock_ serialises the control plane (MMIO, commands, the event
+// log). The translate and interrupt paths take no lock on a cache hit; the
+// caches lock per shard.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+
+#include "device_table.hh"
+#include "event_log.hh"
+#include "host.hh"
+#include "hw/ioguard/iommu-engine.h"
+#include "iotlb.hh"
+#include "sharded_cache.hh"
+
+namespace ioguard {
+
+struct Config {
+    bool intremap = true;
+    bool ga = true;
+    bool xtsup = false;
+};
+
+struct DevidHash {
+    size_t operator()(uint16_t d) const { return d * 0x9e3779b1u >> 7; }
+};
+
+class Iommu {
+public:
+    Iommu(Host &host, const Config &config);
+
+    void reset();
+    uint64_t mmio_read(uint64_t offset, unsigned size);
+    void mmio_write(uint64_t offset, uint64_t value, unsigned size);
+    uint64_t extended_features() const { return efr_; }
+
+    IoguardTranslation translate(uint16_t devid, uint64_t iova,
+                                 unsigned perm);
+    bool remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out);
+
+    IoguardStats stats() const;
+    size_t iotlb_size() const { return iotlb_.size(); }
+
+private:
+    // Register file (iommu.cc)
+    uint64_t read_register(uint64_t offset);
+    void write_register(uint64_t offset, uint64_t value, uint64_t written);
+    void write_control(uint64_t value);
+    uint64_t command_buffer_size() const;
+
+    // Command processor (command_processor.cc)
+    void process_commands();
+    enum class CommandResult { Done, Stop };
+    CommandResult execute_command(const uint32_t cmd[4], uint64_t addr);
+    CommandResult completion_wait(const uint32_t cmd[4], uint64_t addr);
+    void invalidate_devtab_entry(uint16_t devid);
+    void invalidate_iommu_pages(const uint32_t cmd[4]);
+    void invalidate_interrupt_table(uint16_t devid);
+    void invalidate_iommu_all();
+
+    // Events (iommu.cc)
+    void log_event(const Event &ev);         // takes lock_
+    void log_event_locked(const Event &ev);
+    void raise_interrupt_locked(uint32_t status_bit);
+    void guest_error(const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+    // Translation (translate.cc)
+    std::optional<DeviceTableEntry> fetch_dte(uint16_t devid, uint64_t addr,
+                                              unsigned flags);
+    IoguardTranslation fault(uint16_t devid, uint16_t domain, uint64_t iova,
+                             unsigned flags, unsigned perm);
+    void note_requester(uint16_t devid);
+
+    Host &host_;
+    const Config config_;
+    const uint64_t efr_;
+
+    std::mutex lock_;
+    uint64_t dev_table_base_ = 0;
+    uint64_t cmd_base_ = 0;
+    uint64_t cmd_head_ = 0;
+    uint64_t cmd_tail_ = 0;
+    uint64_t control_ = 0;
+    uint64_t status_ = 0;
+    uint64_t excl_base_ = 0, excl_limit_ = 0;
+    uint64_t ppr_base_ = 0, ppr_head_ = 0, ppr_tail_ = 0;
+    uint64_t ga_log_base_ = 0, ga_log_tail_addr_ = 0, ga_head_ = 0, ga_tail_ = 0;
+    std::array<uint64_t, 3> intcapxt_{};
+    EventLog event_log_;
+    Event last_fault_;
+    uint64_t last_fault_ns_ = 0;
+
+    // Read on the DMA path without lock_.
+    std::atomic<bool> enabled_{false};
+    std::atomic<bool> ga_enabled_{false};
+    std::atomic<uint64_t> dev_table_snapshot_{0};
+
+    ShardedCache<uint16_t, DeviceTableEntry, DevidHash> dte_cache_;
+    Iotlb iotlb_;
+
+    struct Counters {
+        std::atomic<uint64_t> translations{0}, iotlb_hits{0}, iotlb_misses{0},
+            page_walks{0}, page_walk_levels{0}, passthrough{0}, faults{0},
+            events_logged{0}, events_dropped{0}, commands{0},
+            invalidations{0}, interrupts_remapped{0}, interrupts_blocked{0},
+            requesters{0};
+    };
+    Counters counters_;
+    std::array<std::atomic<uint64_t>, 1024> requesters_seen_{};
+};
+
+} // namespace ioguard

@@ -1,0 +1,196 @@
+// The DMA path: requester ID -> device table entry -> IOTLB or page walk.
+#include "bits.hh"
+#include "hw/ioguard/amd-vi-regs.h"
+#include "iommu.hh"
+#include "page_walker.hh"
+
+namespace ioguard {
+
+namespace {
+
+// Untranslated DMA is answered with a large identity page, so that QEMU asks
+// once per gigabyte instead of once per 4 KiB.
+constexpr uint64_t kIdentityMask = (uint64_t{1} << 30) - 1;
+
+IoguardTranslation identity(uint64_t iova, unsigned perm)
+{
+    return IoguardTranslation{iova & ~kIdentityMask, kIdentityMask, perm};
+}
+
+unsigned request_flags(unsigned perm)
+{
+    return (perm & IOGUARD_PERM_WRITE) ? EVENT_FLAG_RW : 0;
+}
+
+bool allowed(unsigned requested, bool read, bool write)
+{
+    return !((requested & IOGUARD_PERM_READ) && !read) &&
+           !((requested & IOGUARD_PERM_WRITE) && !write);
+}
+
+unsigned perm_of(bool read, bool write)
+{
+    return (read ? IOGUARD_PERM_READ : 0) | (write ? IOGUARD_PERM_WRITE : 0);
+}
+
+} // namespace
+
+void Iommu::note_requester(uint16_t devid)
+{
+    std::atomic<uint64_t> &word = requesters_seen_[devid / 64];
+    const uint64_t mask = uint64_t{1} << (devid % 64);
+    if (!(word.load(std::memory_order_relaxed) & mask) &&
+        !(word.fetch_or(mask) & mask)) {
+        counters_.requesters++;
+    }
+}
+
+// The DTE of devid, from the cache or guest memory. On failure the
+// architected event has been logged and nullopt comes back.
+std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
+                                                 unsigned flags)
+{
+    if (auto cached = dte_cache_.lookup(devid)) {
+        return cached;
+    }
+    const uint64_t filled_at = dte_cache_.epoch();
+    const uint64_t dtb = dev_table_snapshot_.load(std::memory_order_acquire);
+    const uint64_t table_bytes = ((dtb & IOGUARD_DEV_TABLE_SIZE_MASK) + 1) *
+                                 4096;
+    if (uint64_t{devid} * DTE_ENTRY_SIZE >= table_bytes) {
+        guest_error("requester %04x is beyond the device table (%llu bytes)",
+                    devid, (unsigned long long)table_bytes);
+        log_event(Event::illegal_dev_table_entry(devid, addr, flags));
+        return std::nullopt;
+    }
+    const uint64_t dte_addr = (dtb & IOGUARD_BASE_ADDR_MASK) +
+                              uint64_t{devid} * DTE_ENTRY_SIZE;
+    uint8_t buf[DTE_ENTRY_SIZE];
+    if (!host_.read_ram(dte_addr, buf, sizeof(buf))) {
+        guest_error("device table entry of %04x at 0x%llx is not in RAM",
+                    devid, (unsigned long long)dte_addr);
+        log_event(Event::dev_tab_hardware_error(devid, dte_addr, flags));
+        return std::nullopt;
+    }
+    uint64_t raw[4];
+    for (int i = 0; i < 4; i++) {
+        raw[i] = load_le64(buf + 8 * i);
+    }
+    DeviceTableEntry dte = DeviceTableEntry::decode(raw);
+    dte_cache_.insert(devid, dte, filled_at);
+    return dte;
+}
+
+IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,
+                                uint64_t iova, unsigned flags, unsigned perm)
+{
+    counters_.faults++;
+    if (perm != IOGUARD_PERM_NONE) {
+        log_event(Event::io_page_fault(devid, domain, iova, flags));
+    }
+    return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
+                              IOGUARD_PERM_NONE};
+}
+
+IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
+                                    unsigned perm)
+{
+    counters_.translations++;
+    note_requester(devid);
+    const unsigned flags = request_flags(perm);
+
+    if (!enabled_.load(std::memory_order_acquire)) {
+        counters_.passthrough++;
+        return identity(iova, IOGUARD_PERM_RW);
+    }
+
+    // Read before the DTE and the walk: a fill that an invalidation
+    // overtakes is then dropped (see ShardedCache).
+    const uint64_t filled_at = iotlb_.epoch();
+    const auto dte = fetch_dte(devid, iova, flags);
+    if (!dte) {
+        counters_.faults++;
+        return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
+                                  IOGUARD_PERM_NONE};
+    }
+    if (!dte->valid) {
+        counters_.passthrough++;
+        return identity(iova, IOGUARD_PERM_RW);
+    }
+    if (dte->illegal) {
+        guest_error("device table entry of %04x has reserved bits set: "
+                    "%016llx %016llx %016llx %016llx", devid,
+                    (unsigned long long)dte->raw[0],
+                    (unsigned long long)dte->raw[1],
+                    (unsigned long long)dte->raw[2],
+                    (unsigned long long)dte->raw[3]);
+        counters_.faults++;
+        if (perm != IOGUARD_PERM_NONE) {
+            log_event(Event::illegal_dev_table_entry(devid, iova,
+                                                     flags | EVENT_FLAG_RZ));
+        }
+        return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
+                                  IOGUARD_PERM_NONE};
+    }
+    const uint16_t domain = dte->domain_id;
+    if (!dte->translation_valid || dte->mode == 0) {
+        // Passthrough, gated by the DTE's IR/IW; IR=IW=0 is how Linux
+        // blocks a device.
+        if (!allowed(perm, dte->read_allowed, dte->write_allowed)) {
+            return fault(devid, domain, iova,
+                         flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm);
+        }
+        counters_.passthrough++;
+        return identity(iova, perm_of(dte->read_allowed, dte->write_allowed));
+    }
+
+    IotlbEntry entry;
+    if (iotlb_.lookup(domain, iova, entry)) {
+        counters_.iotlb_hits++;
+    } else {
+        counters_.iotlb_misses++;
+        counters_.page_walks++;
+        const WalkResult walk =
+            walk_v1(host_, dte->page_table_root, dte->mode, iova);
+        counters_.page_walk_levels += walk.entries_read;
+        switch (walk.status) {
+        case WalkResult::Status::Ok:
+            break;
+        case WalkResult::Status::NotPresent:
+        case WalkResult::Status::OutOfRange:
+            return fault(devid, domain, iova, flags, perm);
+        case WalkResult::Status::Reserved:
+            guest_error("page table of requester %04x (domain %u) has a "
+                        "reserved encoding for IOVA 0x%llx", devid, domain,
+                        (unsigned long long)iova);
+            return fault(devid, domain, iova,
+                         flags | EVENT_FLAG_PR | EVENT_FLAG_RZ, perm);
+        case WalkResult::Status::TableReadError:
+            guest_error("page table entry at 0x%llx (requester %04x) is not "
+                        "in RAM", (unsigned long long)walk.error_address,
+                        devid);
+            counters_.faults++;
+            if (perm != IOGUARD_PERM_NONE) {
+                log_event(Event::page_tab_hardware_error(
+                    devid, domain, walk.error_address, flags));
+            }
+            return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
+                                      IOGUARD_PERM_NONE};
+        }
+        entry.iova_base = iova & ~(walk.page_size - 1);
+        entry.page_base = walk.page_base;
+        entry.page_size = walk.page_size;
+        entry.read = walk.read && dte->read_allowed;
+        entry.write = walk.write && dte->write_allowed;
+        iotlb_.insert(domain, iova, entry, filled_at);
+    }
+
+    if (!allowed(perm, entry.read, entry.write)) {
+        return fault(devid, domain, iova,
+                     flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm);
+    }
+    return IoguardTranslation{entry.page_base, entry.page_size - 1,
+                              perm_of(entry.read, entry.write)};
+}
+
+} // namespace ioguard

@@ -1,0 +1,123 @@
+/*
+ * The C face of the ioguard IOMMU engine (hw/ioguard/core, C++).
+ *
+ * The engine owns the architected behaviour: registers, device table,
+ * page walks, IOTLB, commands, event log, interrupt remapping. It reaches
+ * guest memory, interrupts and time only through IoguardHostOps, which the
+ * QEMU glue implements and the unit tests fake.
+ *
+ * Thread safety: ioguard_iommu_translate() and ioguard_iommu_remap_msi()
+ * may be called from any thread at once; the MMIO entry points are
+ * serialised by the engine itself.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef HW_IOGUARD_IOMMU_ENGINE_H
+#define HW_IOGUARD_IOMMU_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct IoguardIommu IoguardIommu;
+
+typedef struct IoguardHostOps {
+    /*
+     * Read or write guest-physical RAM. Return false if any byte of the
+     * range is not RAM (MMIO, unassigned): the engine turns that into the
+     * architected hardware-error event.
+     */
+    bool (*read_ram)(void *opaque, uint64_t addr, void *buf, uint64_t len);
+    bool (*write_ram)(void *opaque, uint64_t addr, const void *buf,
+                      uint64_t len);
+    /* Raise the IOMMU's own interrupt (event log, completion wait). */
+    void (*raise_interrupt)(void *opaque);
+    /* A guest programming mistake, worth a LOG_GUEST_ERROR line. */
+    void (*guest_error)(void *opaque, const char *message);
+    /* INVALIDATE_INTERRUPT_TABLE for devid (or all of them: devid < 0). */
+    void (*interrupt_table_invalidated)(void *opaque, int devid);
+    /* Virtual time in nanoseconds (for event de-duplication). */
+    uint64_t (*now_ns)(void *opaque);
+} IoguardHostOps;
+
+typedef struct IoguardConfig {
+    bool intremap;  /* interrupt remapping offered (IVRS IOAPIC entry) */
+    bool ga;        /* GASup: 128-bit IRTEs */
+    bool xtsup;     /* XTSup: x2APIC destinations */
+} IoguardConfig;
+
+enum {
+    IOGUARD_PERM_NONE = 0,
+    IOGUARD_PERM_READ = 1,      /* same values as QEMU's IOMMU_RO/IOMMU_WO */
+    IOGUARD_PERM_WRITE = 2,
+    IOGUARD_PERM_RW = 3,
+};
+
+typedef struct IoguardTranslation {
+    uint64_t translated_addr;   /* page base in guest-physical space */
+    uint64_t addr_mask;         /* page size - 1 */
+    unsigned perm;              /* IOGUARD_PERM_*; NONE means blocked */
+} IoguardTranslation;
+
+typedef struct IoguardMsi {
+    uint64_t address;
+    uint32_t data;
+} IoguardMsi;
+
+typedef struct IoguardStats {
+    uint64_t translations;
+    uint64_t iotlb_hits;
+    uint64_t iotlb_misses;
+    uint64_t page_walks;
+    uint64_t page_walk_levels;
+    uint64_t passthrough;       /* translations answered as identity */
+    uint64_t faults;            /* translations refused */
+    uint64_t events_logged;
+    uint64_t events_dropped;    /* log disabled, full or at a bad address */
+    uint64_t commands;
+    uint64_t invalidations;
+    uint64_t interrupts_remapped;
+    uint64_t interrupts_blocked;
+    uint64_t requesters;        /* distinct requester IDs that made DMA */
+} IoguardStats;
+
+IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
+                                const IoguardConfig *config);
+void ioguard_iommu_free(IoguardIommu *iommu);
+void ioguard_iommu_reset(IoguardIommu *iommu);
+
+uint64_t ioguard_iommu_mmio_read(IoguardIommu *iommu, uint64_t offset,
+                                 unsigned size);
+void ioguard_iommu_mmio_write(IoguardIommu *iommu, uint64_t offset,
+                              uint64_t value, unsigned size);
+
+/* The Extended Feature Register value, also copied into the IVRS. */
+uint64_t ioguard_iommu_efr(const IoguardIommu *iommu);
+
+/*
+ * Translate one DMA access (perm = IOGUARD_PERM_READ or _WRITE; NONE looks
+ * up without logging a fault). A refused access comes back with perm NONE
+ * and has been logged.
+ */
+void ioguard_iommu_translate(IoguardIommu *iommu, uint16_t devid,
+                             uint64_t iova, unsigned perm,
+                             IoguardTranslation *out);
+
+/*
+ * Remap an MSI write (address in 0xfee00000..0xfeefffff) made by devid.
+ * Returns true and fills *out when it is to be delivered; false when the
+ * IOMMU blocked it (and logged why).
+ */
+bool ioguard_iommu_remap_msi(IoguardIommu *iommu, uint16_t devid,
+                             const IoguardMsi *in, IoguardMsi *out);
+
+void ioguard_iommu_get_stats(IoguardIommu *iommu, IoguardStats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
