@@ -1,0 +1,526 @@
+/*
+ * ioguard-iommu: an AMD-Vi compatible IOMMU for q35.
+ *
+ * This file is the QEMU plumbing only: the QOM device and its PCI function,
+ * the MMIO window, one IOMMU address space per requester, and the host
+ * services the engine needs (guest RAM, the IOMMU's MSI, time, logging).
+ * The architected behaviour lives in the C++ engine, hw/ioguard/core.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/timer.h"
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "exec/address-spaces.h"
+#include "hw/i386/apic_internal.h"
+#include "hw/i386/pc.h"
+#include "hw/i386/x86.h"
+#include "hw/pci/msi.h"
+#include "hw/pci/pci_bus.h"
+#include "hw/qdev-properties.h"
+#include "migration/vmstate.h"
+#include "hw/ioguard/amd-vi-regs.h"
+#include "hw/ioguard/iommu-engine.h"
+#include "hw/ioguard/iommu.h"
+#include "trace.h"
+
+/* What one requester (bus, devfn) sees when it makes DMA. */
+typedef struct IoguardDeviceSpace {
+    IoguardIommuState *iommu;
+    PCIBus *bus;
+    int devfn;
+    IOMMUMemoryRegion translated;   /* everything but the MSI window */
+    MemoryRegion interrupts;        /* 0xfee00000..0xfeefffff */
+    MemoryRegion root;
+    AddressSpace as;
+} IoguardDeviceSpace;
+
+/* The bus number is read at each use: firmware numbers buses after boot. */
+static uint16_t ioguard_space_devid(IoguardDeviceSpace *ds)
+{
+    return PCI_BUILD_BDF(pci_bus_num(ds->bus), ds->devfn);
+}
+
+/* ---- host services for the engine ---- */
+
+/*
+ * The IOMMU's own accesses (tables, command buffer, event log, completion
+ * stores) are untranslated and must land in RAM: a table the guest points
+ * at MMIO (our own registers included) or at nothing is a hardware error.
+ */
+static bool ioguard_ram_rw(uint64_t addr, void *buf, uint64_t len,
+                           bool is_write)
+{
+    while (len) {
+        hwaddr xlat, chunk = len;
+        MemTxResult res;
+        MemoryRegion *mr;
+
+        RCU_READ_LOCK_GUARD();
+        mr = address_space_translate(&address_space_memory, addr, &xlat,
+                                     &chunk, is_write,
+                                     MEMTXATTRS_UNSPECIFIED);
+        if (!memory_access_is_direct(mr, is_write, MEMTXATTRS_UNSPECIFIED)) {
+            return false;
+        }
+        res = address_space_rw(&address_space_memory, addr,
+                               MEMTXATTRS_UNSPECIFIED, buf, chunk, is_write);
+        if (res != MEMTX_OK) {
+            return false;
+        }
+        addr += chunk;
+        buf = (uint8_t *)buf + chunk;
+        len -= chunk;
+    }
+    return true;
+}
+
+static bool ioguard_read_ram(void *opaque, uint64_t addr, void *buf,
+                             uint64_t len)
+{
+    return ioguard_ram_rw(addr, buf, len, false);
+}
+
+static bool ioguard_write_ram(void *opaque, uint64_t addr, const void *buf,
+                              uint64_t len)
+{
+    return ioguard_ram_rw(addr, (void *)buf, len, true);
+}
+
+static void ioguard_raise_interrupt(void *opaque)
+{
+    IoguardIommuState *s = opaque;
+    PCIDevice *pdev = PCI_DEVICE(&s->pci);
+
+    if (msi_enabled(pdev)) {
+        msi_notify(pdev, 0);
+    }
+}
+
+static void ioguard_guest_error(void *opaque, const char *message)
+{
+    qemu_log_mask(LOG_GUEST_ERROR, "ioguard-iommu: %s\n", message);
+}
+
+static void ioguard_irt_invalidated(void *opaque, int devid)
+{
+    IoguardIommuState *s = opaque;
+
+    /* KVM's split irqchip caches remapped routes: tell it. */
+    x86_iommu_iec_notify_all(X86_IOMMU_DEVICE(s), devid < 0, 0, 0);
+}
+
+static uint64_t ioguard_now_ns(void *opaque)
+{
+    return qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+}
+
+static const IoguardHostOps ioguard_host_ops = {
+    .read_ram = ioguard_read_ram,
+    .write_ram = ioguard_write_ram,
+    .raise_interrupt = ioguard_raise_interrupt,
+    .guest_error = ioguard_guest_error,
+    .interrupt_table_invalidated = ioguard_irt_invalidated,
+    .now_ns = ioguard_now_ns,
+};
+
+/* ---- MMIO window ---- */
+
+static uint64_t ioguard_mmio_read(void *opaque, hwaddr addr, unsigned size)
+{
+    IoguardIommuState *s = opaque;
+    uint64_t value = ioguard_iommu_mmio_read(s->engine, addr, size);
+
+    trace_ioguard_mmio_read(addr, size, value);
+    return value;
+}
+
+static void ioguard_mmio_write(void *opaque, hwaddr addr, uint64_t value,
+                               unsigned size)
+{
+    IoguardIommuState *s = opaque;
+
+    trace_ioguard_mmio_write(addr, size, value);
+    ioguard_iommu_mmio_write(s->engine, addr, value, size);
+}
+
+static const MemoryRegionOps ioguard_mmio_ops = {
+    .read = ioguard_mmio_read,
+    .write = ioguard_mmio_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 1, .max_access_size = 8 },
+    .impl = { .min_access_size = 1, .max_access_size = 8 },
+};
+
+/* ---- DMA translation ---- */
+
+static IOMMUTLBEntry ioguard_translate(IOMMUMemoryRegion *iommu_mr,
+                                       hwaddr addr, IOMMUAccessFlags flag,
+                                       int iommu_idx)
+{
+    IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
+                                          translated);
+    uint16_t devid = ioguard_space_devid(ds);
+    IoguardTranslation t;
+
+    ioguard_iommu_translate(ds->iommu->engine, devid, addr, flag, &t);
+    trace_ioguard_translate(devid, addr, flag, t.translated_addr, t.addr_mask,
+                            t.perm);
+    return (IOMMUTLBEntry) {
+        .target_as = &address_space_memory,
+        .iova = addr & ~t.addr_mask,
+        .translated_addr = t.translated_addr,
+        .addr_mask = t.addr_mask,
+        .perm = t.perm,
+    };
+}
+
+static int ioguard_notify_flag_changed(IOMMUMemoryRegion *iommu_mr,
+                                       IOMMUNotifierFlag old,
+                                       IOMMUNotifierFlag new, Error **errp)
+{
+    if (new & IOMMU_NOTIFIER_MAP) {
+        error_setg(errp, "ioguard-iommu does not support devices that need "
+                   "MAP notifications (vfio-pci) yet");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- interrupt remapping ---- */
+
+static MemTxResult ioguard_interrupt_write(void *opaque, hwaddr addr,
+                                           uint64_t value, unsigned size,
+                                           MemTxAttrs attrs)
+{
+    IoguardDeviceSpace *ds = opaque;
+    IoguardIommuState *s = ds->iommu;
+    uint16_t devid = ioguard_space_devid(ds);
+    IoguardMsi in = { IOGUARD_MSI_ADDR_FIRST + addr, value }, out;
+    bool deliver = ioguard_iommu_remap_msi(s->engine, devid, &in, &out);
+
+    trace_ioguard_msi_remap(devid, in.address, in.data, out.address, out.data,
+                            deliver);
+    if (!deliver) {
+        return MEMTX_ERROR;
+    }
+    apic_get_class(NULL)->send_msi(&(MSIMessage) {
+        .address = out.address, .data = out.data });
+    return MEMTX_OK;
+}
+
+static MemTxResult ioguard_interrupt_read(void *opaque, hwaddr addr,
+                                          uint64_t *data, unsigned size,
+                                          MemTxAttrs attrs)
+{
+    *data = 0;
+    return MEMTX_OK;
+}
+
+static const MemoryRegionOps ioguard_interrupt_ops = {
+    .read_with_attrs = ioguard_interrupt_read,
+    .write_with_attrs = ioguard_interrupt_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 4, .max_access_size = 4 },
+    .impl = { .min_access_size = 4, .max_access_size = 4 },
+};
+
+/* KVM (split irqchip) asks here when it builds MSI routes. */
+static int ioguard_int_remap(X86IOMMUState *iommu, MSIMessage *src,
+                             MSIMessage *dst, uint16_t sid)
+{
+    IoguardIommuState *s = IOGUARD_IOMMU(iommu);
+    IoguardMsi in = { src->address, src->data }, out;
+
+    if (sid == X86_IOMMU_SID_INVALID) {
+        sid = IOGUARD_IOAPIC_DEVID;
+    }
+    if (!ioguard_iommu_remap_msi(s->engine, sid, &in, &out)) {
+        return -EINVAL;
+    }
+    dst->address = out.address;
+    dst->data = out.data;
+    return 0;
+}
+
+/* ---- one address space per requester ---- */
+
+static AddressSpace *ioguard_get_address_space(PCIBus *bus, void *opaque,
+                                               int devfn)
+{
+    IoguardIommuState *s = opaque;
+    IoguardDeviceSpace **spaces = g_hash_table_lookup(s->bus_spaces, bus);
+    IoguardDeviceSpace *ds;
+    g_autofree char *name = NULL;
+
+    /* The IOMMU's own MSIs and table accesses are never translated. */
+    if (bus == pci_get_bus(PCI_DEVICE(&s->pci)) &&
+        devfn == PCI_DEVICE(&s->pci)->devfn) {
+        return &address_space_memory;
+    }
+    if (!spaces) {
+        spaces = g_new0(IoguardDeviceSpace *, PCI_DEVFN_MAX);
+        g_hash_table_insert(s->bus_spaces, bus, spaces);
+    }
+    if (spaces[devfn]) {
+        return &spaces[devfn]->as;
+    }
+
+    ds = g_new0(IoguardDeviceSpace, 1);
+    ds->iommu = s;
+    ds->bus = bus;
+    ds->devfn = devfn;
+    name = g_strdup_printf("ioguard-%s-%02x.%x", bus->qbus.name,
+                           PCI_SLOT(devfn), PCI_FUNC(devfn));
+
+    memory_region_init(&ds->root, OBJECT(s), name, UINT64_MAX);
+    memory_region_init_iommu(&ds->translated, sizeof(ds->translated),
+                             TYPE_IOGUARD_IOMMU_MEMORY_REGION, OBJECT(s),
+                             name, UINT64_MAX);
+    memory_region_add_subregion_overlap(&ds->root, 0,
+                                        MEMORY_REGION(&ds->translated), 0);
+    memory_region_init_io(&ds->interrupts, OBJECT(s), &ioguard_interrupt_ops,
+                          ds, "ioguard-interrupts", IOGUARD_MSI_ADDR_SIZE);
+    memory_region_add_subregion_overlap(&ds->root, IOGUARD_MSI_ADDR_FIRST,
+                                        &ds->interrupts, 1);
+    address_space_init(&ds->as, &ds->root, name);
+    trace_ioguard_device_space(PCI_BUILD_BDF(pci_bus_num(bus), devfn), name);
+
+    spaces[devfn] = ds;
+    return &ds->as;
+}
+
+static const PCIIOMMUOps ioguard_iommu_ops = {
+    .get_address_space = ioguard_get_address_space,
+};
+
+/* ---- the device ---- */
+
+static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
+{
+    IoguardIommuState *s = IOGUARD_IOMMU(dev);
+    X86IOMMUState *x86 = X86_IOMMU_DEVICE(dev);
+    PCMachineState *pcms = PC_MACHINE(qdev_get_machine());
+    X86MachineState *x86ms = X86_MACHINE(qdev_get_machine());
+    PCIBus *bus = pcms->pcibus;
+    IoguardConfig config = {
+        .intremap = x86_iommu_ir_supported(x86),
+        .ga = s->ga,
+        .xtsup = s->xtsup,
+    };
+
+    if (x86->dt_supported) {
+        error_setg(errp, "ioguard-iommu: device-iotlb=on is not supported "
+                   "(no ATS: the IOMMU capability has IotlbSup=0)");
+        return;
+    }
+    if (s->xtsup) {
+        error_setg(errp, "ioguard-iommu: xtsup=on is not supported yet "
+                   "(x2APIC interrupt destinations); use xtsup=off");
+        return;
+    }
+    if (x86ms->apic_id_limit > 255) {
+        error_setg(errp, "ioguard-iommu: more than 255 APIC IDs need "
+                   "xtsup=on, which is not supported yet");
+        return;
+    }
+
+    s->engine = ioguard_iommu_new(&ioguard_host_ops, s, &config);
+    s->bus_spaces = g_hash_table_new_full(NULL, NULL, NULL, NULL);
+
+    /* The PCI function first: its own DMA and MSIs stay untranslated. */
+    if (!qdev_realize(DEVICE(&s->pci), &bus->qbus, errp)) {
+        return;
+    }
+
+    memory_region_init_io(&s->mmio, OBJECT(s), &ioguard_mmio_ops, s,
+                          "ioguard-iommu-mmio", IOGUARD_MMIO_SIZE);
+    memory_region_add_subregion(get_system_memory(), IOGUARD_MMIO_BASE,
+                                &s->mmio);
+
+    /* The IOAPIC's interrupts come from the southbridge's requester ID. */
+    x86ms->ioapic_as = ioguard_get_address_space(
+        bus, s, IOGUARD_IOAPIC_DEVID & 0xff);
+    pci_setup_iommu(bus, &ioguard_iommu_ops, s);
+}
+
+static void ioguard_iommu_reset_hold(Object *obj, ResetType type)
+{
+    IoguardIommuState *s = IOGUARD_IOMMU(obj);
+
+    if (s->engine) {
+        ioguard_iommu_reset(s->engine);
+    }
+}
+
+/* "stats": what the IOMMU did, readable with qom-get. */
+static void ioguard_iommu_get_stats_prop(Object *obj, Visitor *v,
+                                         const char *name, void *opaque,
+                                         Error **errp)
+{
+    IoguardIommuState *s = IOGUARD_IOMMU(obj);
+    IoguardStats st = { 0 };
+    bool ok;
+
+    if (s->engine) {
+        ioguard_iommu_get_stats(s->engine, &st);
+    }
+    if (!visit_start_struct(v, name, NULL, 0, errp)) {
+        return;
+    }
+    ok = visit_type_uint64(v, "requesters", &st.requesters, errp) &&
+         visit_type_uint64(v, "translations", &st.translations, errp) &&
+         visit_type_uint64(v, "passthrough", &st.passthrough, errp) &&
+         visit_type_uint64(v, "iotlb-hits", &st.iotlb_hits, errp) &&
+         visit_type_uint64(v, "iotlb-misses", &st.iotlb_misses, errp) &&
+         visit_type_uint64(v, "page-walks", &st.page_walks, errp) &&
+         visit_type_uint64(v, "page-walk-levels", &st.page_walk_levels,
+                           errp) &&
+         visit_type_uint64(v, "faults", &st.faults, errp) &&
+         visit_type_uint64(v, "events-logged", &st.events_logged, errp) &&
+         visit_type_uint64(v, "events-dropped", &st.events_dropped, errp) &&
+         visit_type_uint64(v, "commands", &st.commands, errp) &&
+         visit_type_uint64(v, "invalidations", &st.invalidations, errp) &&
+         visit_type_uint64(v, "interrupts-remapped", &st.interrupts_remapped,
+                           errp) &&
+         visit_type_uint64(v, "interrupts-blocked", &st.interrupts_blocked,
+                           errp);
+    if (ok) {
+        visit_check_struct(v, errp);
+    }
+    visit_end_struct(v, NULL);
+}
+
+static void ioguard_iommu_instance_init(Object *obj)
+{
+    IoguardIommuState *s = IOGUARD_IOMMU(obj);
+
+    object_initialize_child(obj, "pci", &s->pci, TYPE_IOGUARD_IOMMU_PCI);
+    object_property_add(obj, "stats", "IoguardStats",
+                        ioguard_iommu_get_stats_prop, NULL, NULL, NULL);
+}
+
+static void ioguard_iommu_finalize(Object *obj)
+{
+    IoguardIommuState *s = IOGUARD_IOMMU(obj);
+
+    ioguard_iommu_free(s->engine);
+}
+
+static const Property ioguard_iommu_properties[] = {
+    DEFINE_PROP_BOOL("ga", IoguardIommuState, ga, true),
+    DEFINE_PROP_BOOL("xtsup", IoguardIommuState, xtsup, false),
+};
+
+/* Saving the engine's state is not implemented yet: refuse migration. */
+static const VMStateDescription vmstate_ioguard_iommu = {
+    .name = "ioguard-iommu",
+    .unmigratable = 1,
+};
+
+static void ioguard_iommu_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    ResettableClass *rc = RESETTABLE_CLASS(klass);
+    X86IOMMUClass *x86c = X86_IOMMU_DEVICE_CLASS(klass);
+
+    x86c->realize = ioguard_iommu_realize;
+    x86c->int_remap = ioguard_int_remap;
+    rc->phases.hold = ioguard_iommu_reset_hold;
+    dc->vmsd = &vmstate_ioguard_iommu;
+    dc->hotpluggable = false;
+    dc->desc = "ioguard AMD-Vi compatible IOMMU";
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+    device_class_set_props(dc, ioguard_iommu_properties);
+}
+
+/* ---- the PCI function ---- */
+
+static void ioguard_iommu_pci_realize(PCIDevice *pdev, Error **errp)
+{
+    IoguardIommuPciState *p = IOGUARD_IOMMU_PCI(pdev);
+    uint8_t *cap;
+    int off;
+
+    off = pci_add_capability(pdev, IOGUARD_CAP_ID, 0, IOGUARD_CAP_SIZE, errp);
+    if (off < 0) {
+        return;
+    }
+    p->cap_offset = off;
+    if (msi_init(pdev, 0, 1, true, false, errp) < 0) {
+        return;
+    }
+
+    /*
+     * Capability header: CapType 011b, EFRSup (the EFR is at MMIO 0x30),
+     * NpCache=0 so that Linux may use lazy invalidation, IotlbSup=0.
+     * The rest is read-only and mirrors the IVRS.
+     */
+    cap = pdev->config + off;
+    pci_set_word(cap + 2, (IOGUARD_CAP_HEADER_TYPE | IOGUARD_CAP_HEADER_REV |
+                           1u << IOMMU_CAP_EFR) >> 16);
+    pci_set_long(cap + IOGUARD_CAP_BASE_LO, (IOGUARD_MMIO_BASE & 0xffffc000) |
+                 1);
+    pci_set_long(cap + IOGUARD_CAP_BASE_HI, IOGUARD_MMIO_BASE >> 32);
+    pci_set_long(cap + IOGUARD_CAP_RANGE, 0xff000000);  /* all of bus 0 */
+    pci_set_long(cap + IOGUARD_CAP_MISC, 48u << 8 | 64u << 15);
+}
+
+static void ioguard_iommu_pci_reset(DeviceState *dev)
+{
+    msi_reset(PCI_DEVICE(dev));
+}
+
+static void ioguard_iommu_pci_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
+
+    k->vendor_id = IOGUARD_PCI_VENDOR_ID;
+    k->device_id = IOGUARD_IOMMU_PCI_DEVICE_ID;
+    k->class_id = IOGUARD_PCI_CLASS_IOMMU;
+    k->realize = ioguard_iommu_pci_realize;
+    device_class_set_legacy_reset(dc, ioguard_iommu_pci_reset);
+    dc->desc = "ioguard IOMMU PCI function";
+    /* Created by ioguard-iommu, never on its own. */
+    dc->user_creatable = false;
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+}
+
+static void ioguard_iommu_memory_region_class_init(ObjectClass *klass,
+                                                   void *data)
+{
+    IOMMUMemoryRegionClass *imrc = IOMMU_MEMORY_REGION_CLASS(klass);
+
+    imrc->translate = ioguard_translate;
+    imrc->notify_flag_changed = ioguard_notify_flag_changed;
+}
+
+static const TypeInfo ioguard_types[] = {
+    {
+        .name = TYPE_IOGUARD_IOMMU,
+        .parent = TYPE_X86_IOMMU_DEVICE,
+        .instance_size = sizeof(IoguardIommuState),
+        .instance_init = ioguard_iommu_instance_init,
+        .instance_finalize = ioguard_iommu_finalize,
+        .class_init = ioguard_iommu_class_init,
+    }, {
+        .name = TYPE_IOGUARD_IOMMU_PCI,
+        .parent = TYPE_PCI_DEVICE,
+        .instance_size = sizeof(IoguardIommuPciState),
+        .class_init = ioguard_iommu_pci_class_init,
+        .interfaces = (InterfaceInfo[]) {
+            { INTERFACE_CONVENTIONAL_PCI_DEVICE },
+            { },
+        },
+    }, {
+        .name = TYPE_IOGUARD_IOMMU_MEMORY_REGION,
+        .parent = TYPE_IOMMU_MEMORY_REGION,
+        .class_init = ioguard_iommu_memory_region_class_init,
+    },
+};
+
+DEFINE_TYPES(ioguard_types)

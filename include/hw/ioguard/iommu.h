@@ -1,0 +1,47 @@
+/*
+ * ioguard-iommu: an AMD-Vi compatible IOMMU for q35 (QEMU glue).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef HW_IOGUARD_IOMMU_H
+#define HW_IOGUARD_IOMMU_H
+
+#include "hw/acpi/bios-linker-loader.h"
+#include "hw/i386/x86-iommu.h"
+#include "hw/pci/pci_device.h"
+#include "qom/object.h"
+
+#define TYPE_IOGUARD_IOMMU "ioguard-iommu"
+#define TYPE_IOGUARD_IOMMU_PCI "ioguard-iommu-pci"
+#define TYPE_IOGUARD_IOMMU_MEMORY_REGION "ioguard-iommu-memory-region"
+
+OBJECT_DECLARE_SIMPLE_TYPE(IoguardIommuState, IOGUARD_IOMMU)
+OBJECT_DECLARE_SIMPLE_TYPE(IoguardIommuPciState, IOGUARD_IOMMU_PCI)
+
+typedef struct IoguardIommu IoguardIommu;
+
+/* The IOMMU's PCI function: class 0806h, IOMMU and MSI capabilities. */
+struct IoguardIommuPciState {
+    PCIDevice parent_obj;
+    uint8_t cap_offset;
+};
+
+struct IoguardIommuState {
+    X86IOMMUState parent_obj;
+
+    IoguardIommuPciState pci;
+    MemoryRegion mmio;
+    IoguardIommu *engine;
+    GHashTable *bus_spaces;     /* PCIBus * -> IoguardDeviceSpace *[256] */
+
+    /* properties */
+    bool ga;
+    bool xtsup;
+};
+
+/* Appends the IVRS table (IVHD 10h and 11h) for s to table_data. */
+void ioguard_build_ivrs(IoguardIommuState *s, GArray *table_data,
+                        BIOSLinker *linker, const char *oem_id,
+                        const char *oem_table_id);
+
+#endif

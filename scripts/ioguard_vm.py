@@ -1,0 +1,199 @@
+"""Run a q35 guest with ioguard and talk to it: serial log, QMP, disks.
+
+Used by scripts/demo and tests/guest. Speaks QMP through the Python
+library in QEMU's own tree (build/qemu-src/python).
+"""
+
+import hashlib
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("IOGUARD_BUILD", ROOT / "build"))
+QEMU = BUILD / "qemu" / "qemu-system-x86_64"
+GUEST = BUILD / "guest" / "default"
+FIRMWARE = BUILD / "firmware"
+
+sys.path.insert(0, str(BUILD / "qemu-src" / "python"))
+from qemu.qmp.legacy import QEMUMonitorProtocol  # noqa: E402
+
+
+def firmware_dir():
+    """A -L folder with the few blobs q35 needs, from Debian's packages."""
+    FIRMWARE.mkdir(parents=True, exist_ok=True)
+    for src in ("/usr/share/seabios/bios-256k.bin",
+                "/usr/share/seabios/vgabios-stdvga.bin",
+                "/usr/share/qemu/linuxboot_dma.bin",
+                "/usr/share/qemu/kvmvapic.bin"):
+        dst = FIRMWARE / os.path.basename(src)
+        if not dst.exists():
+            dst.symlink_to(src)
+    return FIRMWARE
+
+
+def make_disk(path, size_mib, seed):
+    """A raw disk image of seeded random bytes; returns its sha256."""
+    path = Path(path)
+    rng = random.Random(seed)
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        for _ in range(size_mib):
+            chunk = rng.randbytes(1 << 20)
+            digest.update(chunk)
+            f.write(chunk)
+    return digest.hexdigest()
+
+
+class Disk:
+    """A disk the guest reads: name as the guest sees it, and QEMU args."""
+
+    def __init__(self, guest_name, image, sha256, args):
+        self.guest_name = guest_name
+        self.image = image
+        self.sha256 = sha256
+        self.args = args
+
+
+def nvme_behind_root_port(image, sha256, port_addr="0x2"):
+    return Disk("nvme0n1", image, sha256, [
+        "-device", f"pcie-root-port,id=rp-nvme,bus=pcie.0,chassis=1,addr={port_addr}",
+        "-drive", f"file={image},if=none,id=nvme0,format=raw",
+        "-device", "nvme,drive=nvme0,serial=ioguard-nvme,bus=rp-nvme",
+    ])
+
+
+def ahci(image, sha256):
+    # q35's own ICH9 AHCI controller at 00:1f.2
+    return Disk("sda", image, sha256, [
+        "-drive", f"file={image},if=none,id=sata0,format=raw",
+        "-device", "ide-hd,drive=sata0,bus=ide.0",
+    ])
+
+
+def virtio_blk(image, sha256, port_addr="0x3"):
+    return Disk("vda", image, sha256, [
+        "-device", f"pcie-root-port,id=rp-vblk,bus=pcie.0,chassis=2,addr={port_addr}",
+        "-drive", f"file={image},if=none,id=vblk0,format=raw",
+        "-device", "virtio-blk-pci,drive=vblk0,bus=rp-vblk,"
+                   "iommu_platform=on,disable-legacy=on",
+    ])
+
+
+class Vm:
+    """One QEMU process running the project's guest kernel and initramfs."""
+
+    def __init__(self, iommu_args, disks, append="", memory="1G", smp=2,
+                 workdir=None, extra_args=()):
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ioguard-vm-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.serial = self.workdir / "serial.log"
+        self.qmp_path = self.workdir / "qmp.sock"
+        names = ",".join(d.guest_name for d in disks)
+        cmdline = (f"console=ttyS0 panic=-1 ioguard.disks={names} {append}"
+                   .strip())
+        self.args = [
+            str(QEMU), "-L", str(firmware_dir()),
+            "-M", "q35", "-accel", "tcg", "-m", memory, "-smp", str(smp),
+            "-nodefaults", "-vga", "none", "-display", "none",
+            "-no-reboot", "-no-shutdown",
+            "-kernel", str(GUEST / "vmlinuz"),
+            "-initrd", str(GUEST / "initramfs.cpio.gz"),
+            "-append", cmdline,
+            "-serial", f"file:{self.serial}",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            *iommu_args,
+        ]
+        for d in disks:
+            self.args += d.args
+        self.args += list(extra_args)
+        self.disks = disks
+        self.proc = None
+        self.qmp = None
+        self.stderr = self.workdir / "qemu.stderr"
+
+    def start(self):
+        for stale in (self.qmp_path, self.serial):
+            stale.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.stderr, "w"))
+        deadline = time.time() + 30
+        while not self.qmp_path.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError("QEMU exited: " + self.stderr.read_text())
+            if time.time() > deadline:
+                raise RuntimeError("QEMU did not open its QMP socket")
+            time.sleep(0.05)
+        self.qmp = QEMUMonitorProtocol(str(self.qmp_path))
+        self.qmp.connect()
+        return self
+
+    def log(self):
+        try:
+            return self.serial.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for(self, marker, timeout=600):
+        """Waits until marker appears in the guest's serial output."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if marker in self.log():
+                return True
+            if self.proc.poll() is not None:
+                return marker in self.log()
+            time.sleep(0.2)
+        return False
+
+    def cmd(self, name, **args):
+        return self.qmp.cmd(name, **args)
+
+    def stats(self):
+        return self.cmd("qom-get", path="/machine/peripheral/iommu",
+                        property="stats")
+
+    def checksums(self):
+        return dict(re.findall(r"IOGUARD-CHECKSUM (\S+) ([0-9a-f]{64})",
+                               self.log()))
+
+    def stop(self):
+        if self.qmp:
+            try:
+                self.qmp.cmd("quit")
+            except Exception:
+                pass
+            self.qmp.close()
+        if self.proc:
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def ioguard_args(*props):
+    """-device ioguard-iommu with id=iommu, so QMP can find it."""
+    return ["-device", ",".join(["ioguard-iommu", "id=iommu", *props])]
+
+
+STAT_ORDER = ["requesters", "translations", "passthrough", "iotlb-hits",
+              "iotlb-misses", "page-walks", "page-walk-levels", "faults",
+              "events-logged", "events-dropped", "commands", "invalidations",
+              "interrupts-remapped", "interrupts-blocked"]
+
+
+def format_stats(stats):
+    width = max(len(k) for k in STAT_ORDER)
+    return "\n".join(f"  {k:<{width}}  {stats[k]:>12,}" for k in STAT_ORDER
+                     if k in stats)
