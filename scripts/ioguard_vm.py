@@ -1,15 +1,15 @@
 """Run a q35 guest with ioguard and talk to it: serial log, QMP, disks.
 
-Used by scripts/demo and tests/guest. Speaks QMP through the Python
-library in QEMU's own tree (build/qemu-src/python).
+Used by scripts/demo and tests/guest.
 """
 
 import hashlib
+import json
 import os
 import random
 import re
+import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,8 +20,37 @@ QEMU = BUILD / "qemu" / "qemu-system-x86_64"
 GUEST = BUILD / "guest" / "default"
 FIRMWARE = BUILD / "firmware"
 
-sys.path.insert(0, str(BUILD / "qemu-src" / "python"))
-from qemu.qmp.legacy import QEMUMonitorProtocol  # noqa: E402
+
+class Qmp:
+    """A minimal synchronous QMP client (events are read and set aside)."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(60)
+        self.sock.connect(str(path))
+        self.stream = self.sock.makefile("rw")
+        self.events = []
+        json.loads(self.stream.readline())          # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.stream.write(json.dumps({"execute": name, "arguments": args}) +
+                          "\n")
+        self.stream.flush()
+        while True:
+            line = self.stream.readline()
+            if not line:
+                raise EOFError(f"QMP closed during {name}")
+            reply = json.loads(line)
+            if "event" in reply:
+                self.events.append(reply)
+            elif "error" in reply:
+                raise RuntimeError(f"{name}: {reply['error']['desc']}")
+            else:
+                return reply["return"]
+
+    def close(self):
+        self.sock.close()
 
 
 def firmware_dir():
@@ -129,8 +158,7 @@ class Vm:
             if time.time() > deadline:
                 raise RuntimeError("QEMU did not open its QMP socket")
             time.sleep(0.05)
-        self.qmp = QEMUMonitorProtocol(str(self.qmp_path))
-        self.qmp.connect()
+        self.qmp = Qmp(self.qmp_path)
         return self
 
     def log(self):

@@ -31,8 +31,7 @@ constexpr uint64_t kStatusW1C =
     MMIO_STATUS_PPR_INT_MASK | MMIO_STATUS_GALOG_OVERFLOW_MASK |
     MMIO_STATUS_GALOG_INT_MASK;
 
-// Identical faults closer together than this are one event: QEMU splits a
-// refused DMA into many small accesses, each of which would fault again.
+// Identical DMA-path events closer together than this are one event.
 constexpr uint64_t kFaultCoalesceNs = 1000000;
 
 } // namespace
@@ -52,7 +51,7 @@ void Iommu::reset()
     ga_log_base_ = ga_log_tail_addr_ = ga_head_ = ga_tail_ = 0;
     intcapxt_ = {};
     event_log_ = EventLog{};
-    last_fault_ = Event{};
+    last_dma_event_ = Event{};
     enabled_ = false;
     ga_enabled_ = false;
     dev_table_snapshot_ = 0;
@@ -243,27 +242,26 @@ void Iommu::raise_interrupt_locked(uint32_t status_bit)
     host_.raise_interrupt();
 }
 
+// Events of the DMA and interrupt paths. QEMU splits a refused DMA into
+// many small accesses that each fault again; real hardware reports the
+// transaction once, so identical events close together are one.
 void Iommu::log_event(const Event &ev)
 {
     std::lock_guard<std::mutex> guard(lock_);
+    const uint64_t now = host_.now_ns();
+    const Event &l = last_dma_event_;
+    if (l.dw[0] == ev.dw[0] && l.dw[1] == ev.dw[1] &&
+        (l.address() >> 12) == (ev.address() >> 12) &&
+        now - last_dma_event_ns_ < kFaultCoalesceNs) {
+        return;
+    }
+    last_dma_event_ = ev;
+    last_dma_event_ns_ = now;
     log_event_locked(ev);
 }
 
 void Iommu::log_event_locked(const Event &ev)
 {
-    const bool is_fault = ev.type() == EVENT_TYPE_IO_FAULT;
-    if (is_fault) {
-        const uint64_t now = host_.now_ns();
-        const Event &l = last_fault_;
-        if (l.dw[0] == ev.dw[0] && l.dw[1] == ev.dw[1] &&
-            (l.address() >> 12) == (ev.address() >> 12) &&
-            now - last_fault_ns_ < kFaultCoalesceNs) {
-            return;
-        }
-        last_fault_ = ev;
-        last_fault_ns_ = now;
-    }
-
     if (!test(control_, CONTROL_EVT_LOG_EN) ||
         !(status_ & MMIO_STATUS_EVT_RUN_MASK)) {
         counters_.events_dropped++;

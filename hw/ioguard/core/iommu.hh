@@ -65,8 +65,8 @@ private:
     void invalidate_iommu_all();
 
     // Events (iommu.cc)
-    void log_event(const Event &ev);         // takes lock_
-    void log_event_locked(const Event &ev);
+    void log_event(const Event &ev);         // DMA path: takes lock_, coalesces
+    void log_event_locked(const Event &ev);  // command path
     void raise_interrupt_locked(uint32_t status_bit);
     void guest_error(const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -93,8 +93,8 @@ private:
     uint64_t ga_log_base_ = 0, ga_log_tail_addr_ = 0, ga_head_ = 0, ga_tail_ = 0;
     std::array<uint64_t, 3> intcapxt_{};
     EventLog event_log_;
-    Event last_fault_;
-    uint64_t last_fault_ns_ = 0;
+    Event last_dma_event_;
+    uint64_t last_dma_event_ns_ = 0;
 
     // Read on the DMA path without lock_.
     std::atomic<bool> enabled_{false};

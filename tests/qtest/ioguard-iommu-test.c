@@ -1,0 +1,356 @@
+/*
+ * qtests for ioguard-iommu: program the IOMMU through its registers and
+ * tables in guest memory, then make QEMU's edu device DMA through it.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "libqos/pci-pc.h"
+#include "qemu/bswap.h"
+#include "standard-headers/linux/pci_regs.h"
+#include "hw/ioguard/amd-vi-regs.h"
+
+#define EDU_DEVFN       QPCI_DEVFN(4, 0)
+#define EDU_DEVID       EDU_DEVFN            /* bus 0 */
+#define EDU_DMA_BUF     0x40000              /* edu's internal buffer */
+#define EDU_DMA_TO_RAM  0x2
+#define EDU_DMA_RUN     0x1
+
+/* Guest-physical layout of the tables this test builds */
+#define DEV_TABLE       0x1000000            /* 2 MiB: every requester */
+#define CMD_BUF         0x1200000            /* 256 entries */
+#define EVENT_LOG       0x1210000            /* 256 entries */
+#define SEMAPHORE       0x1220000
+#define PT_ROOT         0x1300000            /* level 3 */
+#define PT_L2           0x1301000
+#define PT_L1           0x1302000
+#define DOMAIN          0x42
+
+typedef struct Fixture {
+    QTestState *qts;
+    QPCIBus *pcibus;
+    QPCIDevice *edu;
+    QPCIBar edu_bar;
+    uint64_t cmd_tail;
+    uint64_t event_head;
+    uint64_t sem;
+} Fixture;
+
+static uint64_t reg_read(Fixture *f, uint64_t off)
+{
+    return qtest_readq(f->qts, IOGUARD_MMIO_BASE + off);
+}
+
+static void reg_write(Fixture *f, uint64_t off, uint64_t v)
+{
+    qtest_writeq(f->qts, IOGUARD_MMIO_BASE + off, v);
+}
+
+static void fixture_init(Fixture *f)
+{
+    const char *fw = g_getenv("IOGUARD_FIRMWARE");
+
+    memset(f, 0, sizeof(*f));
+    f->qts = qtest_initf("%s%s -M q35 -m 256M -nodefaults -device ioguard-iommu "
+                         "-device edu,addr=0x4", fw ? "-L " : "",
+                         fw ? fw : "");
+    f->pcibus = qpci_new_pc(f->qts, NULL);
+    f->edu = qpci_device_find(f->pcibus, EDU_DEVFN);
+    g_assert(f->edu);
+    qpci_device_enable(f->edu);
+    f->edu_bar = qpci_iomap(f->edu, 0, NULL);
+
+    /* As Linux: tables first, then the enables. */
+    reg_write(f, MMIO_DEV_TABLE_OFFSET, DEV_TABLE | 0x1ff);
+    reg_write(f, MMIO_CMD_BUF_OFFSET, CMD_BUF | (8ULL << 56));
+    reg_write(f, MMIO_EVT_BUF_OFFSET, EVENT_LOG | (8ULL << 56));
+    reg_write(f, MMIO_CONTROL_OFFSET,
+              1ULL << CONTROL_IOMMU_EN | 1ULL << CONTROL_EVT_LOG_EN |
+              1ULL << CONTROL_CMDBUF_EN);
+}
+
+static void fixture_free(Fixture *f)
+{
+    g_free(f->edu);
+    qpci_free_pc(f->pcibus);
+    qtest_quit(f->qts);
+}
+
+static void queue_command(Fixture *f, uint32_t dw0, uint32_t dw1,
+                          uint32_t dw2, uint32_t dw3)
+{
+    uint32_t cmd[4] = { cpu_to_le32(dw0), cpu_to_le32(dw1),
+                        cpu_to_le32(dw2), cpu_to_le32(dw3) };
+
+    qtest_memwrite(f->qts, CMD_BUF + f->cmd_tail, cmd, sizeof(cmd));
+    f->cmd_tail = (f->cmd_tail + 16) % (256 * 16);
+    qtest_writel(f->qts, IOGUARD_MMIO_BASE + MMIO_CMD_TAIL_OFFSET, f->cmd_tail);
+}
+
+static void completion_wait(Fixture *f)
+{
+    f->sem++;
+    queue_command(f, SEMAPHORE | CMD_COMPL_WAIT_STORE_MASK,
+                  CMD_COMPL_WAIT << 28, f->sem, 0);
+    g_assert_cmphex(qtest_readq(f->qts, SEMAPHORE), ==, f->sem);
+}
+
+static void set_dte(Fixture *f, uint16_t devid, uint64_t q0, uint64_t q1)
+{
+    qtest_writeq(f->qts, DEV_TABLE + devid * 32, q0);
+    qtest_writeq(f->qts, DEV_TABLE + devid * 32 + 8, q1);
+}
+
+/* A 3-level table with one level-1 table covering IOVA 0..2 MiB. */
+static void build_tables(Fixture *f)
+{
+    uint64_t pde = IOMMU_PTE_PR | IOMMU_PTE_IR | IOMMU_PTE_IW;
+
+    qtest_memset(f->qts, PT_ROOT, 0, 3 * 4096);
+    qtest_writeq(f->qts, PT_ROOT, PT_L2 | pde | 2ULL << 9);
+    qtest_writeq(f->qts, PT_L2, PT_L1 | pde | 1ULL << 9);
+    set_dte(f, EDU_DEVID, DTE_FLAG_V | DTE_FLAG_TV | 3ULL << DTE_MODE_SHIFT |
+            PT_ROOT | DTE_FLAG_IR | DTE_FLAG_IW, DOMAIN);
+}
+
+static void map_page(Fixture *f, uint64_t iova, uint64_t gpa, bool write)
+{
+    qtest_writeq(f->qts, PT_L1 + ((iova >> 12) & 0x1ff) * 8,
+                 gpa | IOMMU_PTE_PR | IOMMU_PTE_FC | IOMMU_PTE_IR |
+                 (write ? IOMMU_PTE_IW : 0));
+}
+
+/* edu: copy len bytes between its buffer and a DMA address. */
+static void edu_dma(Fixture *f, uint64_t dma_addr, uint32_t len, bool to_ram)
+{
+    uint64_t src = to_ram ? EDU_DMA_BUF : dma_addr;
+    uint64_t dst = to_ram ? dma_addr : EDU_DMA_BUF;
+
+    qpci_io_writeq(f->edu, f->edu_bar, 0x80, src);
+    qpci_io_writeq(f->edu, f->edu_bar, 0x88, dst);
+    qpci_io_writeq(f->edu, f->edu_bar, 0x90, len);
+    qpci_io_writeq(f->edu, f->edu_bar, 0x98,
+                   EDU_DMA_RUN | (to_ram ? EDU_DMA_TO_RAM : 0));
+    qtest_clock_step(f->qts, 200 * 1000 * 1000);   /* edu's 100 ms timer */
+}
+
+typedef struct Event {
+    uint32_t dw[4];
+} Event;
+
+static int read_events(Fixture *f, Event *out, int max)
+{
+    uint64_t tail = qtest_readl(f->qts, IOGUARD_MMIO_BASE +
+                                MMIO_EVT_TAIL_OFFSET);
+    int n = 0;
+
+    while (f->event_head != tail && n < max) {
+        qtest_memread(f->qts, EVENT_LOG + f->event_head, out[n].dw, 16);
+        for (int i = 0; i < 4; i++) {
+            out[n].dw[i] = le32_to_cpu(out[n].dw[i]);
+        }
+        f->event_head = (f->event_head + 16) % (256 * 16);
+        n++;
+    }
+    qtest_writel(f->qts, IOGUARD_MMIO_BASE + MMIO_EVT_HEAD_OFFSET,
+                 f->event_head);
+    return n;
+}
+
+static void test_registers(void)
+{
+    Fixture f;
+    uint64_t efr;
+
+    fixture_init(&f);
+    efr = reg_read(&f, MMIO_EXT_FEATURES);
+    g_assert_true(efr & FEATURE_IA);
+    g_assert_false(efr & FEATURE_PREFETCH);
+    g_assert_cmphex(reg_read(&f, MMIO_EXT_FEATURES2), ==, 0);
+    /* Linux writes base registers as two 32-bit halves, low first. */
+    qtest_writel(f.qts, IOGUARD_MMIO_BASE + MMIO_EVT_BUF_OFFSET, 0x00600000);
+    qtest_writel(f.qts, IOGUARD_MMIO_BASE + MMIO_EVT_BUF_OFFSET + 4,
+                 0x08000000);
+    g_assert_cmphex(reg_read(&f, MMIO_EVT_BUF_OFFSET), ==,
+                    0x0800000000600000ULL);
+    g_assert_cmphex(qtest_readb(f.qts, IOGUARD_MMIO_BASE + MMIO_CONTROL_OFFSET),
+                    ==, 1 << CONTROL_IOMMU_EN | 1 << CONTROL_EVT_LOG_EN);
+    completion_wait(&f);
+    fixture_free(&f);
+}
+
+static void test_pci_function(void)
+{
+    Fixture f;
+    QPCIDevice *iommu;
+    uint8_t cap;
+    uint32_t header;
+
+    fixture_init(&f);
+    iommu = qpci_device_find(f.pcibus, QPCI_DEVFN(1, 0));
+    g_assert(iommu);
+    g_assert_cmphex(qpci_config_readw(iommu, PCI_VENDOR_ID), ==,
+                    IOGUARD_PCI_VENDOR_ID);
+    g_assert_cmphex(qpci_config_readw(iommu, PCI_CLASS_DEVICE), ==,
+                    IOGUARD_PCI_CLASS_IOMMU);
+    cap = qpci_find_capability(iommu, IOGUARD_CAP_ID, 0);
+    g_assert_cmpint(cap, !=, 0);
+    header = qpci_config_readl(iommu, cap);
+    g_assert_true(header & 1u << IOMMU_CAP_EFR);
+    g_assert_false(header & 1u << IOMMU_CAP_NPCACHE);
+    g_assert_false(header & 1u << IOMMU_CAP_IOTLB);
+    g_assert_cmpint(qpci_find_capability(iommu, PCI_CAP_ID_MSI, 0), !=, 0);
+    g_free(iommu);
+    fixture_free(&f);
+}
+
+static void test_translated_dma_round_trip(void)
+{
+    Fixture f;
+    uint8_t pattern[256], back[256];
+
+    fixture_init(&f);
+    build_tables(&f);
+    map_page(&f, 0x10000, 0x2000000, false);    /* source: read-only */
+    map_page(&f, 0x11000, 0x2800000, true);     /* destination */
+    for (int i = 0; i < sizeof(pattern); i++) {
+        pattern[i] = i * 7 + 3;
+    }
+    qtest_memwrite(f.qts, 0x2000000 + 0x80, pattern, sizeof(pattern));
+    qtest_memset(f.qts, 0x2800000, 0, 4096);
+
+    edu_dma(&f, 0x10080, sizeof(pattern), false);   /* RAM -> edu */
+    edu_dma(&f, 0x11100, sizeof(pattern), true);    /* edu -> RAM */
+    qtest_memread(f.qts, 0x2800000 + 0x100, back, sizeof(back));
+    g_assert_cmpmem(back, sizeof(back), pattern, sizeof(pattern));
+    g_assert_cmpint(read_events(&f, (Event[4]){}, 4), ==, 0);
+    fixture_free(&f);
+}
+
+static void test_unmapped_write_is_blocked_and_logged(void)
+{
+    Fixture f;
+    Event ev[8];
+    uint8_t zero[64] = { 0 }, back[64];
+    int n;
+
+    fixture_init(&f);
+    build_tables(&f);
+    map_page(&f, 0x10000, 0x2000000, false);
+    qtest_memset(f.qts, 0x2000000, 0, 4096);
+
+    /* A write to a read-only page and a write to a page never mapped. */
+    edu_dma(&f, 0x10000, 64, true);
+    edu_dma(&f, 0x55000, 64, true);
+    qtest_memread(f.qts, 0x2000000, back, sizeof(back));
+    g_assert_cmpmem(back, sizeof(back), zero, sizeof(zero));
+
+    n = read_events(&f, ev, 8);
+    g_assert_cmpint(n, ==, 2);
+    for (int i = 0; i < n; i++) {
+        g_assert_cmpuint(ev[i].dw[1] >> 28, ==, EVENT_TYPE_IO_FAULT);
+        g_assert_cmphex(ev[i].dw[0] & 0xffff, ==, EDU_DEVID);
+        g_assert_cmphex(ev[i].dw[1] & 0xffff, ==, DOMAIN);
+        g_assert_true((ev[i].dw[1] >> 16) & EVENT_FLAG_RW);
+        g_assert_false((ev[i].dw[1] >> 16) & EVENT_FLAG_I);
+    }
+    g_assert_cmphex(ev[0].dw[2], ==, 0x10000);
+    g_assert_true((ev[0].dw[1] >> 16) & EVENT_FLAG_PR);
+    g_assert_cmphex(ev[1].dw[2], ==, 0x55000);
+    g_assert_false((ev[1].dw[1] >> 16) & EVENT_FLAG_PR);
+    fixture_free(&f);
+}
+
+static void test_invalidation_is_exact(void)
+{
+    Fixture f;
+
+    fixture_init(&f);
+    build_tables(&f);
+    map_page(&f, 0x20000, 0x3000000, true);
+    qtest_memset(f.qts, 0x3000000, 0, 4096);
+    qtest_memset(f.qts, 0x3100000, 0, 4096);
+    qtest_writeq(f.qts, 0x2000000, 0x1122334455667788ULL);
+    map_page(&f, 0x10000, 0x2000000, false);
+    edu_dma(&f, 0x10000, 8, false);
+
+    edu_dma(&f, 0x20000, 8, true);
+    g_assert_cmphex(qtest_readq(f.qts, 0x3000000), ==, 0x1122334455667788ULL);
+
+    /* Remap without invalidating: the cached translation still holds. */
+    map_page(&f, 0x20000, 0x3100000, true);
+    qtest_writeq(f.qts, 0x3000000, 0);
+    edu_dma(&f, 0x20000, 8, true);
+    g_assert_cmphex(qtest_readq(f.qts, 0x3000000), ==, 0x1122334455667788ULL);
+    g_assert_cmphex(qtest_readq(f.qts, 0x3100000), ==, 0);
+
+    /* INVALIDATE_IOMMU_PAGES + COMPLETION_WAIT: the new mapping only. */
+    queue_command(&f, 0, CMD_INV_IOMMU_PAGES << 28 | DOMAIN,
+                  0x20000 | CMD_INV_IOMMU_PAGES_PDE_MASK, 0);
+    completion_wait(&f);
+    qtest_writeq(f.qts, 0x3000000, 0);
+    edu_dma(&f, 0x20000, 8, true);
+    g_assert_cmphex(qtest_readq(f.qts, 0x3100000), ==, 0x1122334455667788ULL);
+    g_assert_cmphex(qtest_readq(f.qts, 0x3000000), ==, 0);
+    fixture_free(&f);
+}
+
+static void test_blocked_device(void)
+{
+    Fixture f;
+    Event ev[4];
+
+    fixture_init(&f);
+    /* What Linux writes for a device it has not attached. */
+    set_dte(&f, EDU_DEVID, DTE_FLAG_V | DTE_FLAG_TV, 0);
+    qtest_writeq(f.qts, 0x2000000, 0);
+    edu_dma(&f, 0x2000000, 8, true);
+    g_assert_cmphex(qtest_readq(f.qts, 0x2000000), ==, 0);
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 1);
+    g_assert_cmpuint(ev[0].dw[1] >> 28, ==, EVENT_TYPE_IO_FAULT);
+    fixture_free(&f);
+}
+
+static void test_hostile_table_addresses(void)
+{
+    Fixture f;
+    Event ev[4];
+
+    fixture_init(&f);
+    /* A command buffer on top of the IOMMU's own registers. */
+    reg_write(&f, MMIO_CMD_BUF_OFFSET, IOGUARD_MMIO_BASE | (8ULL << 56));
+    qtest_writel(f.qts, IOGUARD_MMIO_BASE + MMIO_CMD_TAIL_OFFSET, 0x40);
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 1);
+    g_assert_cmpuint(ev[0].dw[1] >> 28, ==, EVENT_TYPE_CMD_HARD_ERR);
+    g_assert_cmphex(((uint64_t)ev[0].dw[3] << 32) | ev[0].dw[2], ==,
+                    IOGUARD_MMIO_BASE);
+
+    /* A device table in the MMIO hole: a DEV_TAB_HARDWARE_ERROR. */
+    reg_write(&f, MMIO_DEV_TABLE_OFFSET, 0xfe000000 | 0x1ff);
+    edu_dma(&f, 0x1000, 8, true);
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 1);
+    g_assert_cmpuint(ev[0].dw[1] >> 28, ==, EVENT_TYPE_DEV_TAB_ERR);
+
+    /* QEMU still answers. */
+    g_assert_true(reg_read(&f, MMIO_STATUS_OFFSET) & MMIO_STATUS_EVT_RUN_MASK);
+    fixture_free(&f);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/ioguard-iommu/registers", test_registers);
+    qtest_add_func("/ioguard-iommu/pci-function", test_pci_function);
+    qtest_add_func("/ioguard-iommu/dma/translated-round-trip",
+                   test_translated_dma_round_trip);
+    qtest_add_func("/ioguard-iommu/dma/unmapped-write-blocked",
+                   test_unmapped_write_is_blocked_and_logged);
+    qtest_add_func("/ioguard-iommu/dma/invalidation-exact",
+                   test_invalidation_is_exact);
+    qtest_add_func("/ioguard-iommu/dma/blocked-device", test_blocked_device);
+    qtest_add_func("/ioguard-iommu/hostile/table-addresses",
+                   test_hostile_table_addresses);
+    return g_test_run();
+}
