@@ -1,0 +1,131 @@
+"""Whole-VM DMA benchmark: guest-measured read throughput with no IOMMU,
+QEMU's amd-iommu, intel-iommu and ioguard-iommu (lazy, strict, passthrough),
+interleaved in one invocation, each reported as a ratio to the no-IOMMU run
+of the same batch (median over the batches).
+
+    /usr/bin/python3 tests/bench/dma_bench.py [--batches 3] [--only a,b]
+
+Workloads, all sequential with O_DIRECT (tests/guest/readbench.cc):
+NVMe 1 MiB reads, NVMe 4 KiB reads, virtio-blk (iommu_platform=on) 1 MiB
+reads. The disks sit on the root bus so that amd-iommu can drive them too.
+Machines are noisy: read the ratios, not single numbers, and never turn
+this into a test assertion.
+"""
+
+import argparse
+import re
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import ioguard_vm as ivm  # noqa: E402
+
+WORK = ivm.BUILD / "bench"
+DISK_MIB = 64
+
+WORKLOADS = [
+    # (name, disk, block bytes, total bytes)
+    ("nvme-1M", "nvme0n1", 1 << 20, DISK_MIB << 20),
+    ("nvme-4K", "nvme0n1", 4096, 16 << 20),
+    ("virtio-blk-1M", "vda", 1 << 20, DISK_MIB << 20),
+]
+
+CONFIGS = {
+    "none": ([], ""),
+    "amd-iommu": (["-device", "amd-iommu,intremap=on"], ""),
+    "intel-iommu": (["-M", "q35,kernel-irqchip=split",
+                     "-device", "intel-iommu,intremap=on"],
+                    "intel_iommu=on"),
+    "ioguard-lazy": (ivm.ioguard_args(), ""),
+    "ioguard-strict": (ivm.ioguard_args(), "iommu.strict=1"),
+    "ioguard-pt": (ivm.ioguard_args(), "iommu=pt"),
+}
+
+
+def disks():
+    WORK.mkdir(parents=True, exist_ok=True)
+    nvme, vblk = WORK / "nvme.img", WORK / "vblk.img"
+    sums = [ivm.make_disk(p, DISK_MIB, seed=s) for p, s in ((nvme, 21), (vblk, 22))]
+    return [
+        ivm.Disk("nvme0n1", nvme, sums[0], [
+            "-drive", f"file={nvme},if=none,id=nvme0,format=raw,cache=none,aio=threads",
+            "-device", "nvme,drive=nvme0,serial=bench,bus=pcie.0,addr=0x4"]),
+        ivm.Disk("vda", vblk, sums[1], [
+            "-drive", f"file={vblk},if=none,id=vblk0,format=raw,cache=none,aio=threads",
+            "-device", "virtio-blk-pci,drive=vblk0,bus=pcie.0,addr=0x5,"
+                       "iommu_platform=on,disable-legacy=on"]),
+    ]
+
+
+def run_one(config, disk_list, tag):
+    args, append = CONFIGS[config]
+    bench = ",".join(f"{d}:{b}:{t}" for _, d, b, t in WORKLOADS)
+    vm = ivm.Vm(args, disk_list, append=f"{append} ioguard.bench={bench}",
+                workdir=WORK / f"{config}-{tag}")
+    with vm:
+        if not vm.wait_for("IOGUARD-DONE", timeout=1800):
+            raise RuntimeError(f"{config}: guest did not finish ({vm.serial})")
+        stats = vm.stats() if config.startswith("ioguard") else None
+    log = vm.log()
+    for d in disk_list:
+        if vm.checksums().get(d.guest_name) != d.sha256:
+            raise RuntimeError(f"{config}: {d.guest_name} read wrong data")
+    results = {}
+    for name, disk, block, _ in WORKLOADS:
+        m = re.search(rf"IOGUARD-BENCH /dev/{disk} {block} (\d+) (\d+)", log)
+        if not m:
+            raise RuntimeError(f"{config}: no result for {name} ({vm.serial})")
+        results[name] = int(m.group(1)) / (int(m.group(2)) / 1e9) / (1 << 20)
+    return results, stats
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=3)
+    ap.add_argument("--only", help="comma-separated configurations")
+    opts = ap.parse_args()
+    configs = list(CONFIGS)
+    if opts.only:
+        configs = ["none"] + [c for c in opts.only.split(",") if c != "none"]
+        for c in configs:
+            if c not in CONFIGS:
+                ap.error(f"unknown configuration {c!r}; known: {', '.join(CONFIGS)}")
+    disk_list = disks()
+    mibs = {c: {w[0]: [] for w in WORKLOADS} for c in configs}
+    ratios = {c: {w[0]: [] for w in WORKLOADS} for c in configs}
+    last_stats = {}
+    for batch in range(opts.batches):
+        batch_result = {}
+        for config in configs:
+            res, stats = run_one(config, disk_list, f"b{batch}")
+            batch_result[config] = res
+            if stats:
+                last_stats[config] = stats
+            print(f"batch {batch + 1}/{opts.batches} {config:<15} " +
+                  "  ".join(f"{k} {v:8.1f} MiB/s" for k, v in res.items()),
+                  flush=True)
+        for config in configs:
+            for w, v in batch_result[config].items():
+                mibs[config][w].append(v)
+                ratios[config][w].append(v / batch_result["none"][w])
+
+    print(f"\nMedian of {opts.batches} batches; ratio = throughput / no-IOMMU "
+          "throughput of the same batch (median of the per-batch ratios)\n")
+    header = f"{'configuration':<15}" + "".join(f"{w[0]:>26}" for w in WORKLOADS)
+    print(header)
+    for config in configs:
+        cells = "".join(
+            f"{statistics.median(mibs[config][w[0]]):>12.1f} MiB/s {statistics.median(ratios[config][w[0]]):>6.2f}x"
+            for w in WORKLOADS)
+        print(f"{config:<15}{cells}")
+    for config, stats in last_stats.items():
+        walks = stats["page-walks"]
+        print(f"\n{config} (last batch): translations {stats['translations']:,}, "
+              f"IOTLB hits {stats['iotlb-hits']:,}, misses {stats['iotlb-misses']:,}, "
+              f"page walks {walks:,}, passthrough {stats['passthrough']:,}, "
+              f"invalidations {stats['invalidations']:,}")
+
+
+if __name__ == "__main__":
+    main()

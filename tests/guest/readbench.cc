@@ -1,0 +1,64 @@
+// ioguard-readbench: guest-side read throughput of a block device.
+//
+//   ioguard-readbench DEVICE BLOCK_BYTES TOTAL_BYTES
+//
+// Reads TOTAL_BYTES sequentially in BLOCK_BYTES requests with O_DIRECT (so
+// each request reaches the device as it is, past the page cache) and prints
+//   IOGUARD-BENCH DEVICE BLOCK_BYTES BYTES NANOSECONDS
+// Built static by scripts/build-guest and run by the guest's init.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+static long long now_ns()
+{
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s DEVICE BLOCK_BYTES TOTAL_BYTES\n", argv[0]);
+        return 2;
+    }
+    const char *dev = argv[1];
+    const long long block = atoll(argv[2]);
+    const long long total = atoll(argv[3]);
+    if (block <= 0 || block % 4096 || total < block) {
+        fprintf(stderr, "block must be a positive multiple of 4096 and "
+                        "at most total\n");
+        return 2;
+    }
+    int fd = open(dev, O_RDONLY | O_DIRECT);
+    if (fd < 0) {
+        fprintf(stderr, "open %s: %s\n", dev, strerror(errno));
+        return 1;
+    }
+    void *buf = nullptr;
+    if (posix_memalign(&buf, 4096, block)) {
+        return 1;
+    }
+    long long done = 0;
+    const long long start = now_ns();
+    while (done + block <= total) {
+        ssize_t n = pread(fd, buf, block, done);
+        if (n != block) {
+            fprintf(stderr, "read %s at %lld: %s\n", dev, done,
+                    n < 0 ? strerror(errno) : "short read");
+            return 1;
+        }
+        done += n;
+    }
+    const long long elapsed = now_ns() - start;
+    printf("IOGUARD-BENCH %s %lld %lld %lld\n", dev, block, done, elapsed);
+    free(buf);
+    close(fd);
+    return 0;
+}
