@@ -124,8 +124,8 @@ class Vm:
         self.serial = self.workdir / "serial.log"
         self.qmp_path = self.workdir / "qmp.sock"
         names = ",".join(d.guest_name for d in disks)
-        cmdline = (f"console=ttyS0 panic=-1 ioguard.disks={names} {append}"
-                   .strip())
+        cmdline = (f"console=ttyS0 panic=-1 ioguard.disks={names} "
+                   f"ioguard.hold=60 {append}".strip())
         self.args = [
             str(QEMU), "-L", str(firmware_dir()),
             "-M", "q35", "-accel", "tcg", "-m", memory, "-smp", str(smp),
@@ -215,7 +215,8 @@ def ioguard_args(*props):
     return ["-device", ",".join(["ioguard-iommu", "id=iommu", *props])]
 
 
-STAT_ORDER = ["requesters", "translations", "passthrough", "iotlb-hits",
+STAT_ORDER = ["requesters", "identity-requesters", "translations",
+              "passthrough", "iotlb-hits",
               "iotlb-misses", "page-walks", "page-walk-levels", "faults",
               "events-logged", "events-dropped", "commands", "invalidations",
               "interrupts-remapped", "interrupts-blocked"]

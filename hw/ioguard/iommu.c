@@ -33,9 +33,11 @@ typedef struct IoguardDeviceSpace {
     PCIBus *bus;
     int devfn;
     IOMMUMemoryRegion translated;   /* everything but the MSI window */
+    MemoryRegion direct;            /* instead, while DMA is identity */
     MemoryRegion interrupts;        /* 0xfee00000..0xfeefffff */
     MemoryRegion root;
     AddressSpace as;
+    bool identity;
 } IoguardDeviceSpace;
 
 /* The bus number is read at each use: firmware numbers buses after boot. */
@@ -113,6 +115,43 @@ static void ioguard_irt_invalidated(void *opaque, int devid)
     x86_iommu_iec_notify_all(X86_IOMMU_DEVICE(s), devid < 0, 0, 0);
 }
 
+/*
+ * A requester whose DMA is identity (IOMMU off, DTE V=0, passthrough with
+ * IR=IW=1) sees system memory directly, so that it pays nothing for
+ * translation; the engine says when that may have changed.
+ */
+static void ioguard_space_update(IoguardDeviceSpace *ds)
+{
+    bool identity = ioguard_iommu_dma_is_identity(ds->iommu->engine,
+                                                  ioguard_space_devid(ds));
+
+    if (identity != ds->identity) {
+        ds->identity = identity;
+        memory_region_transaction_begin();
+        memory_region_set_enabled(&ds->direct, identity);
+        memory_region_set_enabled(MEMORY_REGION(&ds->translated), !identity);
+        memory_region_transaction_commit();
+        trace_ioguard_space_identity(ioguard_space_devid(ds), identity);
+    }
+}
+
+static void ioguard_device_table_changed(void *opaque, int devid)
+{
+    IoguardIommuState *s = opaque;
+    GHashTableIter iter;
+    IoguardDeviceSpace **spaces;
+
+    g_hash_table_iter_init(&iter, s->bus_spaces);
+    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
+        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
+            if (spaces[devfn] &&
+                (devid < 0 || ioguard_space_devid(spaces[devfn]) == devid)) {
+                ioguard_space_update(spaces[devfn]);
+            }
+        }
+    }
+}
+
 static uint64_t ioguard_now_ns(void *opaque)
 {
     return qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
@@ -124,6 +163,7 @@ static const IoguardHostOps ioguard_host_ops = {
     .raise_interrupt = ioguard_raise_interrupt,
     .guest_error = ioguard_guest_error,
     .interrupt_table_invalidated = ioguard_irt_invalidated,
+    .device_table_changed = ioguard_device_table_changed,
     .now_ns = ioguard_now_ns,
 };
 
@@ -282,14 +322,21 @@ static AddressSpace *ioguard_get_address_space(PCIBus *bus, void *opaque,
                              name, UINT64_MAX);
     memory_region_add_subregion_overlap(&ds->root, 0,
                                         MEMORY_REGION(&ds->translated), 0);
+    memory_region_init_alias(&ds->direct, OBJECT(s), "ioguard-direct",
+                             get_system_memory(), 0, UINT64_MAX);
+    memory_region_add_subregion_overlap(&ds->root, 0, &ds->direct, 0);
     memory_region_init_io(&ds->interrupts, OBJECT(s), &ioguard_interrupt_ops,
                           ds, "ioguard-interrupts", IOGUARD_MSI_ADDR_SIZE);
     memory_region_add_subregion_overlap(&ds->root, IOGUARD_MSI_ADDR_FIRST,
                                         &ds->interrupts, 1);
+    /* Start as "translated" and let the engine decide. */
+    memory_region_set_enabled(&ds->direct, false);
+    ds->identity = false;
     address_space_init(&ds->as, &ds->root, name);
     trace_ioguard_device_space(PCI_BUILD_BDF(pci_bus_num(bus), devfn), name);
 
     spaces[devfn] = ds;
+    ioguard_space_update(ds);
     return &ds->as;
 }
 
@@ -353,6 +400,7 @@ static void ioguard_iommu_reset_hold(Object *obj, ResetType type)
 
     if (s->engine) {
         ioguard_iommu_reset(s->engine);
+        ioguard_device_table_changed(s, -1);
     }
 }
 
@@ -365,8 +413,18 @@ static void ioguard_iommu_get_stats_prop(Object *obj, Visitor *v,
     IoguardStats st = { 0 };
     bool ok;
 
+    uint64_t identity_requesters = 0;
+    GHashTableIter iter;
+    IoguardDeviceSpace **spaces;
+
     if (s->engine) {
         ioguard_iommu_get_stats(s->engine, &st);
+        g_hash_table_iter_init(&iter, s->bus_spaces);
+        while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
+            for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
+                identity_requesters += spaces[devfn] && spaces[devfn]->identity;
+            }
+        }
     }
     if (!visit_start_struct(v, name, NULL, 0, errp)) {
         return;
@@ -374,6 +432,8 @@ static void ioguard_iommu_get_stats_prop(Object *obj, Visitor *v,
     ok = visit_type_uint64(v, "requesters", &st.requesters, errp) &&
          visit_type_uint64(v, "translations", &st.translations, errp) &&
          visit_type_uint64(v, "passthrough", &st.passthrough, errp) &&
+         visit_type_uint64(v, "identity-requesters", &identity_requesters,
+                           errp) &&
          visit_type_uint64(v, "iotlb-hits", &st.iotlb_hits, errp) &&
          visit_type_uint64(v, "iotlb-misses", &st.iotlb_misses, errp) &&
          visit_type_uint64(v, "page-walks", &st.page_walks, errp) &&

@@ -97,10 +97,13 @@ static void completion_wait(Fixture *f)
     g_assert_cmphex(qtest_readq(f->qts, SEMAPHORE), ==, f->sem);
 }
 
+/* Writes a DTE and invalidates it, as a driver must. */
 static void set_dte(Fixture *f, uint16_t devid, uint64_t q0, uint64_t q1)
 {
-    qtest_writeq(f->qts, DEV_TABLE + devid * 32, q0);
     qtest_writeq(f->qts, DEV_TABLE + devid * 32 + 8, q1);
+    qtest_writeq(f->qts, DEV_TABLE + devid * 32, q0);
+    queue_command(f, devid, CMD_INV_DEV_ENTRY << 28, 0, 0);
+    completion_wait(f);
 }
 
 /* A 3-level table with one level-1 table covering IOVA 0..2 MiB. */
@@ -313,6 +316,27 @@ static void test_blocked_device(void)
     fixture_free(&f);
 }
 
+static void test_passthrough_device(void)
+{
+    Fixture f;
+
+    fixture_init(&f);
+    /* What Linux writes for an identity domain (iommu=pt). */
+    set_dte(&f, EDU_DEVID, DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR |
+            DTE_FLAG_IW, 7);
+    qtest_writeq(f.qts, 0x2000000, 0xfeedfacecafef00dULL);
+    edu_dma(&f, 0x2000000, 8, false);
+    edu_dma(&f, 0x2400000, 8, true);
+    g_assert_cmphex(qtest_readq(f.qts, 0x2400000), ==, 0xfeedfacecafef00dULL);
+
+    /* Back to blocked: DMA stops at once after the invalidation. */
+    set_dte(&f, EDU_DEVID, DTE_FLAG_V | DTE_FLAG_TV, 0);
+    qtest_writeq(f.qts, 0x2800000, 0);
+    edu_dma(&f, 0x2800000, 8, true);
+    g_assert_cmphex(qtest_readq(f.qts, 0x2800000), ==, 0);
+    fixture_free(&f);
+}
+
 static void test_hostile_table_addresses(void)
 {
     Fixture f;
@@ -350,6 +374,8 @@ int main(int argc, char **argv)
     qtest_add_func("/ioguard-iommu/dma/invalidation-exact",
                    test_invalidation_is_exact);
     qtest_add_func("/ioguard-iommu/dma/blocked-device", test_blocked_device);
+    qtest_add_func("/ioguard-iommu/dma/passthrough-device",
+                   test_passthrough_device);
     qtest_add_func("/ioguard-iommu/hostile/table-addresses",
                    test_hostile_table_addresses);
     return g_test_run();

@@ -118,3 +118,39 @@ TEST_F(DteTest, CachedUntilInvalidated)
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(DteTest, IdentityAnswerFollowsTheDeviceTable)
+{
+    Machine m2;
+    Driver d2{m2};
+    EXPECT_TRUE(ioguard_iommu_dma_is_identity(m2.iommu, kDev)) << "IOMMU off";
+    d2.enable();
+    ASSERT_FALSE(m2.devtab_changes.empty());
+    EXPECT_EQ(m2.devtab_changes.back(), -1);
+
+    d2.set_dte(kDev, 0);
+    EXPECT_TRUE(ioguard_iommu_dma_is_identity(m2.iommu, kDev)) << "V=0";
+    d2.set_dte(kDev, DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR | DTE_FLAG_IW, 5);
+    d2.inv_dte(kDev);
+    EXPECT_EQ(m2.devtab_changes.back(), kDev);
+    EXPECT_TRUE(ioguard_iommu_dma_is_identity(m2.iommu, kDev)) << "pt";
+
+    d2.set_dte(kDev, DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR, 5);
+    d2.inv_dte(kDev);
+    EXPECT_FALSE(ioguard_iommu_dma_is_identity(m2.iommu, kDev)) << "read-only";
+    d2.set_dte(kDev, Driver::dte_translated(d2.alloc_table(), 3), 5);
+    d2.inv_dte(kDev);
+    EXPECT_FALSE(ioguard_iommu_dma_is_identity(m2.iommu, kDev));
+    d2.set_dte(kDev, DTE_FLAG_V | 1ULL << 3);
+    d2.inv_dte(kDev);
+    EXPECT_FALSE(ioguard_iommu_dma_is_identity(m2.iommu, kDev)) << "illegal";
+    EXPECT_TRUE(d2.events().empty()) << "asking logs nothing";
+
+    m2.mmio_write(MMIO_DEV_TABLE_OFFSET, 0x7000000000ULL | 0x1ff);
+    EXPECT_FALSE(ioguard_iommu_dma_is_identity(m2.iommu, kDev));
+    EXPECT_TRUE(d2.events().empty());
+}
+
+} // namespace

@@ -22,6 +22,7 @@ struct Machine {
     int interrupts = 0;
     std::vector<std::string> guest_errors;
     std::vector<int> irt_invalidations;
+    std::vector<int> devtab_changes;
     uint64_t now = 0;
     IoguardIommu *iommu = nullptr;
 
@@ -56,13 +57,18 @@ struct Machine {
     {
         static_cast<Machine *>(o)->irt_invalidations.push_back(devid);
     }
+    static void devtab_changed(void *o, int devid)
+    {
+        static_cast<Machine *>(o)->devtab_changes.push_back(devid);
+    }
     static uint64_t now_ns(void *o) { return static_cast<Machine *>(o)->now; }
 
     explicit Machine(IoguardConfig config = {true, true, false})
     {
         static const IoguardHostOps ops = {read_ram, write_ram,
                                            raise_interrupt, guest_error,
-                                           irt_invalidated, now_ns};
+                                           irt_invalidated, devtab_changed,
+                                           now_ns};
         iommu = ioguard_iommu_new(&ops, this, &config);
     }
     ~Machine() { ioguard_iommu_free(iommu); }

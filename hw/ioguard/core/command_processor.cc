@@ -105,6 +105,7 @@ void Iommu::invalidate_devtab_entry(uint16_t devid)
 {
     counters_.invalidations++;
     dte_cache_.erase(devid);
+    host_.device_table_changed(devid);
 }
 
 void Iommu::invalidate_iommu_pages(const uint32_t cmd[4])
@@ -145,6 +146,7 @@ void Iommu::invalidate_iommu_all()
     dte_cache_.clear();
     iotlb_.invalidate_iommu_all();
     host_.interrupt_table_invalidated(-1);
+    host_.device_table_changed(-1);
 }
 
 } // namespace ioguard

@@ -34,6 +34,12 @@ public:
             ops_.interrupt_table_invalidated(opaque_, devid);
         }
     }
+    void device_table_changed(int devid) override
+    {
+        if (ops_.device_table_changed) {
+            ops_.device_table_changed(opaque_, devid);
+        }
+    }
     uint64_t now_ns() override
     {
         return ops_.now_ns ? ops_.now_ns(opaque_) : 0;
@@ -101,6 +107,11 @@ bool ioguard_iommu_remap_msi(IoguardIommu *iommu, uint16_t devid,
                              const IoguardMsi *in, IoguardMsi *out)
 {
     return iommu->iommu.remap_msi(devid, *in, *out);
+}
+
+bool ioguard_iommu_dma_is_identity(IoguardIommu *iommu, uint16_t devid)
+{
+    return iommu->iommu.dma_is_identity(devid);
 }
 
 void ioguard_iommu_get_stats(IoguardIommu *iommu, IoguardStats *stats)

@@ -15,6 +15,7 @@ public:
     virtual void raise_interrupt() = 0;
     virtual void guest_error(const std::string &message) = 0;
     virtual void interrupt_table_invalidated(int devid) = 0;
+    virtual void device_table_changed(int devid) = 0;
     virtual uint64_t now_ns() = 0;
 };
 

@@ -152,6 +152,7 @@ void Iommu::write_register(uint64_t offset, uint64_t value, uint64_t written)
                                    IOGUARD_DEV_TABLE_SIZE_MASK);
         dev_table_snapshot_ = dev_table_base_;
         dte_cache_.clear();
+        host_.device_table_changed(-1);
         break;
     case MMIO_CMD_BUF_OFFSET:
         cmd_base_ = value & (IOGUARD_BASE_ADDR_MASK | (0xfULL << 56));
@@ -219,6 +220,7 @@ void Iommu::write_control(uint64_t value)
         dte_cache_.clear();
         iotlb_.invalidate_iommu_all();
         enabled_ = test(value, CONTROL_IOMMU_EN);
+        host_.device_table_changed(-1);
     }
     ga_enabled_ = test(value, CONTROL_GA_EN);
     if (rose(CONTROL_EVT_LOG_EN)) {

@@ -43,6 +43,7 @@ public:
     IoguardTranslation translate(uint16_t devid, uint64_t iova,
                                  unsigned perm);
     bool remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out);
+    bool dma_is_identity(uint16_t devid);
 
     IoguardStats stats() const;
     size_t iotlb_size() const { return iotlb_.size(); }
@@ -73,6 +74,8 @@ private:
     // Translation (translate.cc)
     std::optional<DeviceTableEntry> fetch_dte(uint16_t devid, uint64_t addr,
                                               unsigned flags);
+    std::optional<DeviceTableEntry> read_dte(uint16_t devid,
+                                             uint64_t &dte_addr);
     IoguardTranslation fault(uint16_t devid, uint16_t domain, uint64_t iova,
                              unsigned flags, unsigned perm);
     void note_requester(uint16_t devid);

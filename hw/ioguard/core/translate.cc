@@ -45,10 +45,11 @@ void Iommu::note_requester(uint16_t devid)
     }
 }
 
-// The DTE of devid, from the cache or guest memory. On failure the
-// architected event has been logged and nullopt comes back.
-std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
-                                                 unsigned flags)
+// The DTE of devid, from the cache or guest memory, without reporting
+// anything. On failure dte_addr says where the entry would be (0: beyond
+// the table).
+std::optional<DeviceTableEntry> Iommu::read_dte(uint16_t devid,
+                                                uint64_t &dte_addr)
 {
     if (auto cached = dte_cache_.lookup(devid)) {
         return cached;
@@ -57,19 +58,13 @@ std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
     const uint64_t dtb = dev_table_snapshot_.load(std::memory_order_acquire);
     const uint64_t table_bytes = ((dtb & IOGUARD_DEV_TABLE_SIZE_MASK) + 1) *
                                  4096;
+    dte_addr = 0;
     if (uint64_t{devid} * DTE_ENTRY_SIZE >= table_bytes) {
-        guest_error("requester %04x is beyond the device table (%llu bytes)",
-                    devid, (unsigned long long)table_bytes);
-        log_event(Event::illegal_dev_table_entry(devid, addr, flags));
         return std::nullopt;
     }
-    const uint64_t dte_addr = (dtb & IOGUARD_BASE_ADDR_MASK) +
-                              uint64_t{devid} * DTE_ENTRY_SIZE;
+    dte_addr = (dtb & IOGUARD_BASE_ADDR_MASK) + uint64_t{devid} * DTE_ENTRY_SIZE;
     uint8_t buf[DTE_ENTRY_SIZE];
     if (!host_.read_ram(dte_addr, buf, sizeof(buf))) {
-        guest_error("device table entry of %04x at 0x%llx is not in RAM",
-                    devid, (unsigned long long)dte_addr);
-        log_event(Event::dev_tab_hardware_error(devid, dte_addr, flags));
         return std::nullopt;
     }
     uint64_t raw[4];
@@ -79,6 +74,42 @@ std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
     DeviceTableEntry dte = DeviceTableEntry::decode(raw);
     dte_cache_.insert(devid, dte, filled_at);
     return dte;
+}
+
+// The DTE of devid for a request at addr. On failure the architected event
+// has been logged and nullopt comes back.
+std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
+                                                 unsigned flags)
+{
+    uint64_t dte_addr;
+    auto dte = read_dte(devid, dte_addr);
+    if (dte) {
+        return dte;
+    }
+    if (dte_addr == 0) {
+        guest_error("requester %04x is beyond the device table", devid);
+        log_event(Event::illegal_dev_table_entry(devid, addr, flags));
+    } else {
+        guest_error("device table entry of %04x at 0x%llx is not in RAM",
+                    devid, (unsigned long long)dte_addr);
+        log_event(Event::dev_tab_hardware_error(devid, dte_addr, flags));
+    }
+    return std::nullopt;
+}
+
+bool Iommu::dma_is_identity(uint16_t devid)
+{
+    if (!enabled_.load(std::memory_order_acquire)) {
+        return true;
+    }
+    uint64_t dte_addr;
+    const auto dte = read_dte(devid, dte_addr);
+    if (!dte || dte->illegal) {
+        return false;
+    }
+    return !dte->valid ||
+           ((!dte->translation_valid || dte->mode == 0) &&
+            dte->read_allowed && dte->write_allowed);
 }
 
 IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,

@@ -39,6 +39,13 @@ typedef struct IoguardHostOps {
     void (*guest_error)(void *opaque, const char *message);
     /* INVALIDATE_INTERRUPT_TABLE for devid (or all of them: devid < 0). */
     void (*interrupt_table_invalidated)(void *opaque, int devid);
+    /*
+     * What ioguard_iommu_dma_is_identity() answers for devid (all of them:
+     * devid < 0) may have changed: a DTE invalidation, the IOMMU switched
+     * on or off, a new device table. Called with the engine's lock held:
+     * it may call ioguard_iommu_dma_is_identity(), nothing else.
+     */
+    void (*device_table_changed)(void *opaque, int devid);
     /* Virtual time in nanoseconds (for event de-duplication). */
     uint64_t (*now_ns)(void *opaque);
 } IoguardHostOps;
@@ -113,6 +120,15 @@ void ioguard_iommu_translate(IoguardIommu *iommu, uint16_t devid,
  */
 bool ioguard_iommu_remap_msi(IoguardIommu *iommu, uint16_t devid,
                              const IoguardMsi *in, IoguardMsi *out);
+
+/*
+ * True when DMA from devid passes untranslated with full access (IOMMU off,
+ * DTE V=0, or a passthrough DTE with IR=IW=1), so that the host may skip
+ * ioguard_iommu_translate() for it until device_table_changed says
+ * otherwise. Never logs an event: a DTE it cannot read is "not identity",
+ * and the DMA path reports it.
+ */
+bool ioguard_iommu_dma_is_identity(IoguardIommu *iommu, uint16_t devid);
 
 void ioguard_iommu_get_stats(IoguardIommu *iommu, IoguardStats *stats);
 
