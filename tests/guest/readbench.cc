@@ -3,7 +3,8 @@
 //   ioguard-readbench DEVICE BLOCK_BYTES TOTAL_BYTES
 //
 // Reads TOTAL_BYTES sequentially in BLOCK_BYTES requests with O_DIRECT (so
-// each request reaches the device as it is, past the page cache) and prints
+// each request reaches the device as it is, past the page cache), starting
+// over at the end of the device, and prints
 //   IOGUARD-BENCH DEVICE BLOCK_BYTES BYTES NANOSECONDS
 // Built static by scripts/build-guest and run by the guest's init.
 #include <fcntl.h>
@@ -41,6 +42,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "open %s: %s\n", dev, strerror(errno));
         return 1;
     }
+    const long long device_bytes = lseek(fd, 0, SEEK_END) / block * block;
+    if (device_bytes < block) {
+        fprintf(stderr, "%s is smaller than one block\n", dev);
+        return 1;
+    }
     void *buf = nullptr;
     if (posix_memalign(&buf, 4096, block)) {
         return 1;
@@ -48,9 +54,10 @@ int main(int argc, char **argv)
     long long done = 0;
     const long long start = now_ns();
     while (done + block <= total) {
-        ssize_t n = pread(fd, buf, block, done);
+        const long long offset = done % device_bytes;
+        ssize_t n = pread(fd, buf, block, offset);
         if (n != block) {
-            fprintf(stderr, "read %s at %lld: %s\n", dev, done,
+            fprintf(stderr, "read %s at %lld: %s\n", dev, offset,
                     n < 0 ? strerror(errno) : "short read");
             return 1;
         }
