@@ -50,6 +50,38 @@ void BM_TranslateMiss4Level(benchmark::State &state)
 }
 BENCHMARK(BM_TranslateMiss4Level);
 
+// Strict mode: one INVALIDATE_IOMMU_PAGES of one page per unmap.
+void BM_InvalidateOnePage(benchmark::State &state)
+{
+    Machine m;
+    Driver d{m};
+    d.enable();
+    const uint64_t root = d.alloc_table();
+    d.set_dte(kDev, Driver::dte_translated(root, 3), 1);
+    for (uint64_t i = 0; i < 1024; i++) {
+        d.map(root, 3, i << 12, 0x1000000 + (i << 12), true, true);
+        IoguardTranslation t;
+        ioguard_iommu_translate(m.iommu, kDev, i << 12, IOGUARD_PERM_READ, &t);
+    }
+    uint64_t i = 0;
+    for (auto _ : state) {
+        d.inv_pages(1, (i++ & 1023) << 12, false);
+    }
+}
+BENCHMARK(BM_InvalidateOnePage);
+
+// Lazy mode: the flush queue invalidates the whole domain.
+void BM_InvalidateDomain(benchmark::State &state)
+{
+    Machine m;
+    Driver d{m};
+    d.enable();
+    for (auto _ : state) {
+        d.inv_domain(1);
+    }
+}
+BENCHMARK(BM_InvalidateDomain);
+
 void BM_TranslateIommuOff(benchmark::State &state)
 {
     Machine m;

@@ -1,5 +1,7 @@
-// A bounded hash cache split into independently locked shards, so that
-// lookups from many threads do not serialise on one lock.
+// A bounded cache split into independently locked shards, so that lookups
+// from many threads do not serialise on one lock. Each shard is a small
+// fully associative set of slots: no allocation on the DMA path, and a
+// lookup compares a handful of keys.
 //
 // Invalidation is exact: every invalidation bumps an epoch before it erases.
 // A filler reads the epoch before it reads guest tables and inserts only if
@@ -13,12 +15,11 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 
 namespace ioguard {
 
-template <typename Key, typename Value, typename Hash, size_t Shards = 64,
-          size_t PerShard = 64>
+template <typename Key, typename Value, typename Hash, size_t Shards = 256,
+          size_t Ways = 8>
 class ShardedCache {
 public:
     uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
@@ -27,11 +28,12 @@ public:
     {
         const Shard &s = shard(key);
         std::lock_guard<std::mutex> guard(s.lock);
-        auto it = s.map.find(key);
-        if (it == s.map.end()) {
-            return std::nullopt;
+        for (const Slot &slot : s.slots) {
+            if (slot.valid && slot.key == key) {
+                return slot.value;
+            }
         }
-        return it->second;
+        return std::nullopt;
     }
 
     // Inserts unless an invalidation happened after filled_at was read.
@@ -42,10 +44,21 @@ public:
         if (epoch_.load(std::memory_order_acquire) != filled_at) {
             return;
         }
-        if (s.map.size() >= PerShard && !s.map.count(key)) {
-            s.map.erase(s.map.begin());
+        Slot *target = nullptr;
+        for (Slot &slot : s.slots) {
+            if (slot.valid && slot.key == key) {
+                target = &slot;
+                break;
+            }
+            if (!slot.valid && !target) {
+                target = &slot;
+            }
         }
-        s.map.insert_or_assign(key, value);
+        if (!target) {
+            target = &s.slots[s.next_victim];     // round-robin replacement
+            s.next_victim = (s.next_victim + 1) % Ways;
+        }
+        *target = Slot{true, key, value};
     }
 
     void erase(const Key &key)
@@ -53,7 +66,11 @@ public:
         epoch_.fetch_add(1, std::memory_order_acq_rel);
         Shard &s = shard(key);
         std::lock_guard<std::mutex> guard(s.lock);
-        s.map.erase(key);
+        for (Slot &slot : s.slots) {
+            if (slot.valid && slot.key == key) {
+                slot.valid = false;
+            }
+        }
     }
 
     template <typename Predicate> void erase_if(Predicate pred)
@@ -61,9 +78,10 @@ public:
         epoch_.fetch_add(1, std::memory_order_acq_rel);
         for (Shard &s : shards_) {
             std::lock_guard<std::mutex> guard(s.lock);
-            for (auto it = s.map.begin(); it != s.map.end();) {
-                it = pred(it->first, it->second) ? s.map.erase(it)
-                                                 : std::next(it);
+            for (Slot &slot : s.slots) {
+                if (slot.valid && pred(slot.key, slot.value)) {
+                    slot.valid = false;
+                }
             }
         }
     }
@@ -78,15 +96,25 @@ public:
         size_t n = 0;
         for (const Shard &s : shards_) {
             std::lock_guard<std::mutex> guard(s.lock);
-            n += s.map.size();
+            for (const Slot &slot : s.slots) {
+                n += slot.valid;
+            }
         }
         return n;
     }
 
+    static constexpr size_t capacity() { return Shards * Ways; }
+
 private:
+    struct Slot {
+        bool valid = false;
+        Key key{};
+        Value value{};
+    };
     struct Shard {
         mutable std::mutex lock;
-        std::unordered_map<Key, Value, Hash> map;
+        std::array<Slot, Ways> slots{};
+        size_t next_victim = 0;
     };
 
     const Shard &shard(const Key &key) const

@@ -208,9 +208,8 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
             return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
                                       IOGUARD_PERM_NONE};
         }
-        entry.iova_base = iova & ~(walk.page_size - 1);
         entry.page_base = walk.page_base;
-        entry.page_size = walk.page_size;
+        entry.page_shift = __builtin_ctzll(walk.page_size);
         entry.read = walk.read && dte->read_allowed;
         entry.write = walk.write && dte->write_allowed;
         iotlb_.insert(domain, iova, entry, filled_at);
@@ -220,7 +219,8 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
         return fault(devid, domain, iova,
                      flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm);
     }
-    return IoguardTranslation{entry.page_base, entry.page_size - 1,
+    return IoguardTranslation{entry.page_base,
+                              (uint64_t{1} << entry.page_shift) - 1,
                               perm_of(entry.read, entry.write)};
 }
 
