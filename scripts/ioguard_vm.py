@@ -105,6 +105,17 @@ def ahci(image, sha256):
     ])
 
 
+def virtio_blk_behind_pci_bridge(image, sha256, bridge_addr="0x4"):
+    """A conventional PCI device behind a PCIe-to-PCI bridge: its DMA reaches
+    the IOMMU with the bridge's secondary-bus alias, not its own ID."""
+    return Disk("vda", image, sha256, [
+        "-device", f"pcie-pci-bridge,id=br-vblk,bus=pcie.0,addr={bridge_addr}",
+        "-drive", f"file={image},if=none,id=vblk0,format=raw",
+        "-device", "virtio-blk-pci,drive=vblk0,bus=br-vblk,addr=0x1,"
+                   "iommu_platform=on,disable-legacy=on",
+    ])
+
+
 def virtio_blk(image, sha256, port_addr="0x3"):
     return Disk("vda", image, sha256, [
         "-device", f"pcie-root-port,id=rp-vblk,bus=pcie.0,chassis=2,addr={port_addr}",

@@ -52,27 +52,24 @@ static uint16_t ioguard_space_devid(IoguardDeviceSpace *ds)
  * The IOMMU's own accesses (tables, command buffer, event log, completion
  * stores) are untranslated and must land in RAM: a table the guest points
  * at MMIO (our own registers included) or at nothing is a hardware error.
+ * Reads are the page walks, on the DMA path: they copy from the RAM block
+ * directly. Writes are rare and take the full path (dirty tracking).
  */
-static bool ioguard_ram_rw(uint64_t addr, void *buf, uint64_t len,
-                           bool is_write)
+static bool ioguard_read_ram(void *opaque, uint64_t addr, void *buf,
+                             uint64_t len)
 {
+    RCU_READ_LOCK_GUARD();
+
     while (len) {
         hwaddr xlat, chunk = len;
-        MemTxResult res;
-        MemoryRegion *mr;
+        MemoryRegion *mr = address_space_translate(&address_space_memory, addr,
+                                                   &xlat, &chunk, false,
+                                                   MEMTXATTRS_UNSPECIFIED);
 
-        RCU_READ_LOCK_GUARD();
-        mr = address_space_translate(&address_space_memory, addr, &xlat,
-                                     &chunk, is_write,
-                                     MEMTXATTRS_UNSPECIFIED);
-        if (!memory_access_is_direct(mr, is_write, MEMTXATTRS_UNSPECIFIED)) {
+        if (!memory_access_is_direct(mr, false, MEMTXATTRS_UNSPECIFIED)) {
             return false;
         }
-        res = address_space_rw(&address_space_memory, addr,
-                               MEMTXATTRS_UNSPECIFIED, buf, chunk, is_write);
-        if (res != MEMTX_OK) {
-            return false;
-        }
+        memcpy(buf, (uint8_t *)memory_region_get_ram_ptr(mr) + xlat, chunk);
         addr += chunk;
         buf = (uint8_t *)buf + chunk;
         len -= chunk;
@@ -80,16 +77,28 @@ static bool ioguard_ram_rw(uint64_t addr, void *buf, uint64_t len,
     return true;
 }
 
-static bool ioguard_read_ram(void *opaque, uint64_t addr, void *buf,
-                             uint64_t len)
-{
-    return ioguard_ram_rw(addr, buf, len, false);
-}
-
 static bool ioguard_write_ram(void *opaque, uint64_t addr, const void *buf,
                               uint64_t len)
 {
-    return ioguard_ram_rw(addr, (void *)buf, len, true);
+    RCU_READ_LOCK_GUARD();
+
+    while (len) {
+        hwaddr xlat, chunk = len;
+        MemoryRegion *mr = address_space_translate(&address_space_memory, addr,
+                                                   &xlat, &chunk, true,
+                                                   MEMTXATTRS_UNSPECIFIED);
+
+        if (!memory_access_is_direct(mr, true, MEMTXATTRS_UNSPECIFIED) ||
+            address_space_write(&address_space_memory, addr,
+                                MEMTXATTRS_UNSPECIFIED, buf, chunk) !=
+            MEMTX_OK) {
+            return false;
+        }
+        addr += chunk;
+        buf = (const uint8_t *)buf + chunk;
+        len -= chunk;
+    }
+    return true;
 }
 
 static void ioguard_raise_interrupt(void *opaque)
@@ -222,9 +231,11 @@ static int ioguard_notify_flag_changed(IOMMUMemoryRegion *iommu_mr,
                                        IOMMUNotifierFlag old,
                                        IOMMUNotifierFlag new, Error **errp)
 {
-    if (new & IOMMU_NOTIFIER_MAP) {
-        error_setg(errp, "ioguard-iommu does not support devices that need "
-                   "MAP notifications (vfio-pci) yet");
+    /* No MAP/UNMAP notifications are sent yet, so no user may rely on them. */
+    if (new != IOMMU_NOTIFIER_NONE) {
+        error_setg(errp, "ioguard-iommu does not send IOMMU notifications "
+                   "yet: devices that need them (vfio-pci, vhost) cannot be "
+                   "behind it");
         return -EINVAL;
     }
     return 0;

@@ -49,10 +49,10 @@ def disks():
     sums = [ivm.make_disk(p, DISK_MIB, seed=s) for p, s in ((nvme, 21), (vblk, 22))]
     return [
         ivm.Disk("nvme0n1", nvme, sums[0], [
-            "-drive", f"file={nvme},if=none,id=nvme0,format=raw,cache=none,aio=threads",
+            "-drive", f"file={nvme},if=none,id=nvme0,format=raw",
             "-device", "nvme,drive=nvme0,serial=bench,bus=pcie.0,addr=0x4"]),
         ivm.Disk("vda", vblk, sums[1], [
-            "-drive", f"file={vblk},if=none,id=vblk0,format=raw,cache=none,aio=threads",
+            "-drive", f"file={vblk},if=none,id=vblk0,format=raw",
             "-device", "virtio-blk-pci,drive=vblk0,bus=pcie.0,addr=0x5,"
                        "iommu_platform=on,disable-legacy=on"]),
     ]

@@ -93,3 +93,17 @@ def test_32bit_interrupt_remapping_entries(disks):
     assert_read_everything(disks, checksums)
     assert stats["interrupts-remapped"] > 0
     assert stats["interrupts-blocked"] == 0
+
+
+def test_device_behind_a_pcie_to_pci_bridge(disks):
+    """virtio-blk behind a pcie-pci-bridge: Linux programs the alias the
+    IVRS names (secondary bus, devfn 0), which is the ID its DMA carries."""
+    image = WORK / "bridged.img"
+    bridged = ivm.virtio_blk_behind_pci_bridge(
+        image, ivm.make_disk(image, 8, seed=13))
+    log, checksums, stats = boot("bridge", [disks[0], bridged])
+    assert_healthy(log)
+    assert_read_everything([disks[0], bridged], checksums)
+    assert stats["faults"] == 0
+    assert stats["events-logged"] == 0
+    assert stats["page-walks"] > 0

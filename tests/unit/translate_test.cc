@@ -201,3 +201,54 @@ TEST_F(IotlbTest, ConcurrentTranslationsAndInvalidations)
 }
 
 } // namespace
+
+namespace {
+
+// The page directory cache (the walk cache behind the PDE bit).
+TEST_F(IotlbTest, NeighbouringPagesWalkOnlyTheLastLevel)
+{
+    d.map(root, 3, 0x1000, 0x5000, true, true);
+    d.map(root, 3, 0x2000, 0x6000, true, true);
+    d.translate(kDev, 0x1000, IOGUARD_PERM_READ);
+    EXPECT_EQ(d.stats().page_walk_levels, 3u);
+    EXPECT_EQ(d.translate(kDev, 0x2000, IOGUARD_PERM_READ).translated_addr,
+              0x6000u);
+    EXPECT_EQ(d.stats().page_walk_levels, 4u) << "one entry read";
+}
+
+TEST_F(IotlbTest, DirectoryEntriesGoWithPdeInvalidation)
+{
+    d.map(root, 3, 0x1000, 0x5000, true, true);
+    d.translate(kDev, 0x1000, IOGUARD_PERM_READ);
+    // Move the region to a new level-1 table, as a driver replacing tables.
+    const uint64_t l2 = m.r64(root) & IOMMU_PTE_ADDR_MASK;
+    const uint64_t new_l1 = d.alloc_table();
+    m.w64(new_l1 + 2 * 8, 0x9000 | IOMMU_PTE_PR | IOMMU_PTE_IR | IOMMU_PTE_IW);
+    m.w64(l2, new_l1 | IOMMU_PTE_PR | IOMMU_PTE_IR | IOMMU_PTE_IW | 1ULL << 9);
+    // PDE=0 drops the leaf only: the cached directory still leads to the
+    // old table, where 0x2000 is not mapped.
+    d.inv_pages(kDomain, 0x2000, false, false);
+    ASSERT_TRUE(d.completion_wait());
+    EXPECT_EQ(d.translate(kDev, 0x2000, IOGUARD_PERM_READ).perm, 0u);
+    d.inv_pages(kDomain, 0x2000, false, true);
+    ASSERT_TRUE(d.completion_wait());
+    EXPECT_EQ(d.translate(kDev, 0x2000, IOGUARD_PERM_READ).translated_addr,
+              0x9000u);
+}
+
+TEST_F(IotlbTest, DirectoryEntriesAreTaggedWithTheRoot)
+{
+    d.map(root, 3, 0x1000, 0x5000, true, true);
+    d.translate(kDev, 0x1000, IOGUARD_PERM_READ);
+    // Same domain, other tables: another device of the domain, or a DTE
+    // rewritten with a new root.
+    const uint64_t other_root = d.alloc_table();
+    d.map(other_root, 3, 0x2000, 0x7000, true, true);
+    d.set_dte(kDev, Driver::dte_translated(other_root, 3), kDomain);
+    d.inv_dte(kDev);
+    ASSERT_TRUE(d.completion_wait());
+    EXPECT_EQ(d.translate(kDev, 0x2000, IOGUARD_PERM_READ).translated_addr,
+              0x7000u);
+}
+
+} // namespace

@@ -114,22 +114,26 @@ void Iommu::invalidate_iommu_pages(const uint32_t cmd[4])
     const uint16_t domain = cmd[1] & 0xffff;
     const uint64_t address =
         (uint64_t(cmd[3]) << 32 | cmd[2]) & ~uint64_t{0xfff};
-    if (!(cmd[2] & CMD_INV_IOMMU_PAGES_SIZE_MASK)) {
-        iotlb_.invalidate_iommu_pages(domain, address, address + 0xfff);
-        return;
+    uint64_t first = address, last = address + 0xfff;
+    if (cmd[2] & CMD_INV_IOMMU_PAGES_SIZE_MASK) {
+        // S=1: the lowest 0 bit at or above bit 12 at position n makes the
+        // range the naturally aligned 2^(n+1) bytes around address. The
+        // invalidate-all encoding (0x7fff_ffff_ffff_f000) has n = 63.
+        const uint64_t ones = ~(address >> 12);
+        const unsigned n = ones ? 12 + __builtin_ctzll(ones) : 64;
+        if (n + 1 >= 64) {
+            first = 0;
+            last = ~uint64_t{0};
+        } else {
+            const uint64_t size = uint64_t{1} << (n + 1);
+            first = address & ~(size - 1);
+            last = first + (size - 1);
+        }
     }
-    // S=1: the lowest 0 bit at or above bit 12 at position n makes the range
-    // the naturally aligned 2^(n+1) bytes around address. The invalidate-all
-    // encoding (0x7fff_ffff_ffff_f000) has n = 63: everything.
-    const uint64_t ones = ~(address >> 12);
-    const unsigned n = ones ? 12 + __builtin_ctzll(ones) : 64;
-    if (n + 1 >= 64) {
-        iotlb_.invalidate_iommu_pages(domain, 0, ~uint64_t{0});
-        return;
+    iotlb_.invalidate_iommu_pages(domain, first, last);
+    if (cmd[2] & CMD_INV_IOMMU_PAGES_PDE_MASK) {
+        directory_cache_.invalidate_iommu_pages(domain, first, last);
     }
-    const uint64_t size = uint64_t{1} << (n + 1);
-    const uint64_t first = address & ~(size - 1);
-    iotlb_.invalidate_iommu_pages(domain, first, first + (size - 1));
 }
 
 void Iommu::invalidate_interrupt_table(uint16_t devid)
@@ -145,6 +149,7 @@ void Iommu::invalidate_iommu_all()
     counters_.invalidations++;
     dte_cache_.clear();
     iotlb_.invalidate_iommu_all();
+    directory_cache_.invalidate_iommu_all();
     host_.interrupt_table_invalidated(-1);
     host_.device_table_changed(-1);
 }

@@ -57,6 +57,7 @@ void Iommu::reset()
     dev_table_snapshot_ = 0;
     dte_cache_.clear();
     iotlb_.invalidate_iommu_all();
+    directory_cache_.invalidate_iommu_all();
 }
 
 void Iommu::guest_error(const char *fmt, ...)
@@ -219,6 +220,7 @@ void Iommu::write_control(uint64_t value)
         // Nothing cached while the IOMMU was off (or before) may be used.
         dte_cache_.clear();
         iotlb_.invalidate_iommu_all();
+        directory_cache_.invalidate_iommu_all();
         enabled_ = test(value, CONTROL_IOMMU_EN);
         host_.device_table_changed(-1);
     }

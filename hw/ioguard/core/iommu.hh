@@ -17,6 +17,7 @@
 #include "host.hh"
 #include "hw/ioguard/iommu-engine.h"
 #include "iotlb.hh"
+#include "page_directory_cache.hh"
 #include "sharded_cache.hh"
 
 namespace ioguard {
@@ -75,6 +76,7 @@ private:
     std::optional<DeviceTableEntry> fetch_dte(uint16_t devid, uint64_t addr,
                                               unsigned flags);
     std::optional<DeviceTableEntry> read_dte(uint16_t devid,
+                                             bool &beyond_table,
                                              uint64_t &dte_addr);
     IoguardTranslation fault(uint16_t devid, uint16_t domain, uint64_t iova,
                              unsigned flags, unsigned perm);
@@ -106,6 +108,7 @@ private:
 
     ShardedCache<uint16_t, DeviceTableEntry, DevidHash> dte_cache_;
     Iotlb iotlb_;
+    PageDirectoryCache directory_cache_;
 
     struct Counters {
         std::atomic<uint64_t> translations{0}, iotlb_hits{0}, iotlb_misses{0},

@@ -22,20 +22,12 @@ uint64_t large_page_size(uint64_t pte)
     return n + 1 >= 64 ? 0 : uint64_t{1} << (n + 1);
 }
 
-} // namespace
-
-WalkResult walk_v1(Host &host, uint64_t root, unsigned mode, uint64_t iova)
+WalkResult walk(Host &host, uint64_t table, unsigned level, bool read,
+                bool write, uint64_t iova)
 {
     WalkResult r;
-    r.read = r.write = true;
-
-    if (mode < 6 && (iova >> index_shift(mode + 1)) != 0) {
-        r.status = WalkResult::Status::OutOfRange;
-        return r;
-    }
-
-    uint64_t table = root;
-    unsigned level = mode;
+    r.read = read;
+    r.write = write;
     while (level >= 1) {
         const uint64_t index = (iova >> index_shift(level)) & 0x1ff;
         const uint64_t entry_addr = table + index * 8;
@@ -89,10 +81,33 @@ WalkResult walk_v1(Host &host, uint64_t root, unsigned mode, uint64_t iova)
             return r;
         }
         table = pte & IOMMU_PTE_ADDR_MASK;
+        if (level == 2 && next == 1) {
+            r.l1_table = table;
+            r.l1_read = r.read;
+            r.l1_write = r.write;
+        }
         level = next;
     }
     r.status = WalkResult::Status::NotPresent;
     return r;
+}
+
+} // namespace
+
+WalkResult walk_v1(Host &host, uint64_t root, unsigned mode, uint64_t iova)
+{
+    if (mode < 6 && (iova >> index_shift(mode + 1)) != 0) {
+        WalkResult r;
+        r.status = WalkResult::Status::OutOfRange;
+        return r;
+    }
+    return walk(host, root, mode, true, true, iova);
+}
+
+WalkResult walk_v1_from_l1(Host &host, uint64_t l1_table, bool read,
+                           bool write, uint64_t iova)
+{
+    return walk(host, l1_table, 1, read, write, iova);
 }
 
 } // namespace ioguard

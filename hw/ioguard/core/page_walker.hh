@@ -23,6 +23,12 @@ struct WalkResult {
     bool write = false;
     unsigned entries_read = 0;
     uint64_t error_address = 0; // the entry that could not be read
+
+    // The level-1 table the walk reached through a level-2 PDE, and the
+    // permissions granted above it: what a page directory cache keeps.
+    uint64_t l1_table = 0;
+    bool l1_read = false;
+    bool l1_write = false;
 };
 
 // Size in bytes that one entry of a level-L table maps by default.
@@ -34,5 +40,10 @@ constexpr uint64_t level_entry_size(unsigned level)
 // Walks the tables rooted at root with the DTE's Mode (1..6). Reads at most
 // one entry per level, so it is bounded whatever the guest wrote.
 WalkResult walk_v1(Host &host, uint64_t root, unsigned mode, uint64_t iova);
+
+// Finishes a walk in a level-1 table reached earlier (see l1_table) with
+// the permissions granted above it.
+WalkResult walk_v1_from_l1(Host &host, uint64_t l1_table, bool read,
+                           bool write, uint64_t iova);
 
 } // namespace ioguard

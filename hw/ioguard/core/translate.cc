@@ -46,9 +46,9 @@ void Iommu::note_requester(uint16_t devid)
 }
 
 // The DTE of devid, from the cache or guest memory, without reporting
-// anything. On failure dte_addr says where the entry would be (0: beyond
-// the table).
+// anything. On failure, beyond_table or the entry's address say why.
 std::optional<DeviceTableEntry> Iommu::read_dte(uint16_t devid,
+                                                bool &beyond_table,
                                                 uint64_t &dte_addr)
 {
     if (auto cached = dte_cache_.lookup(devid)) {
@@ -58,8 +58,8 @@ std::optional<DeviceTableEntry> Iommu::read_dte(uint16_t devid,
     const uint64_t dtb = dev_table_snapshot_.load(std::memory_order_acquire);
     const uint64_t table_bytes = ((dtb & IOGUARD_DEV_TABLE_SIZE_MASK) + 1) *
                                  4096;
-    dte_addr = 0;
-    if (uint64_t{devid} * DTE_ENTRY_SIZE >= table_bytes) {
+    beyond_table = uint64_t{devid} * DTE_ENTRY_SIZE >= table_bytes;
+    if (beyond_table) {
         return std::nullopt;
     }
     dte_addr = (dtb & IOGUARD_BASE_ADDR_MASK) + uint64_t{devid} * DTE_ENTRY_SIZE;
@@ -81,12 +81,13 @@ std::optional<DeviceTableEntry> Iommu::read_dte(uint16_t devid,
 std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
                                                  unsigned flags)
 {
-    uint64_t dte_addr;
-    auto dte = read_dte(devid, dte_addr);
+    bool beyond_table = false;
+    uint64_t dte_addr = 0;
+    auto dte = read_dte(devid, beyond_table, dte_addr);
     if (dte) {
         return dte;
     }
-    if (dte_addr == 0) {
+    if (beyond_table) {
         guest_error("requester %04x is beyond the device table", devid);
         log_event(Event::illegal_dev_table_entry(devid, addr, flags));
     } else {
@@ -102,8 +103,9 @@ bool Iommu::dma_is_identity(uint16_t devid)
     if (!enabled_.load(std::memory_order_acquire)) {
         return true;
     }
-    uint64_t dte_addr;
-    const auto dte = read_dte(devid, dte_addr);
+    bool beyond_table = false;
+    uint64_t dte_addr = 0;
+    const auto dte = read_dte(devid, beyond_table, dte_addr);
     if (!dte || dte->illegal) {
         return false;
     }
@@ -181,8 +183,21 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
     } else {
         counters_.iotlb_misses++;
         counters_.page_walks++;
-        const WalkResult walk =
-            walk_v1(host_, dte->page_table_root, dte->mode, iova);
+        const uint64_t root = dte->page_table_root;
+        const uint64_t directory_filled_at = directory_cache_.epoch();
+        WalkResult walk;
+        if (auto dir = directory_cache_.lookup(domain, root, dte->mode, iova)) {
+            walk = walk_v1_from_l1(host_, dir->l1_table, dir->read, dir->write,
+                                   iova);
+        } else {
+            walk = walk_v1(host_, root, dte->mode, iova);
+            if (walk.l1_table) {
+                directory_cache_.insert(domain, iova,
+                                        {root, dte->mode, walk.l1_table,
+                                         walk.l1_read, walk.l1_write},
+                                        directory_filled_at);
+            }
+        }
         counters_.page_walk_levels += walk.entries_read;
         switch (walk.status) {
         case WalkResult::Status::Ok:
