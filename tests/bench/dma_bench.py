@@ -58,11 +58,11 @@ def disks():
     ]
 
 
-def run_one(config, disk_list, tag):
+def run_one(config, disk_list, tag, smp):
     args, append = CONFIGS[config]
     bench = ",".join(f"{d}:{b}:{t}" for _, d, b, t in WORKLOADS)
     vm = ivm.Vm(args, disk_list, append=f"{append} ioguard.bench={bench}",
-                workdir=WORK / f"{config}-{tag}")
+                smp=smp, workdir=WORK / f"{config}-{tag}")
     with vm:
         if not vm.wait_for("IOGUARD-DONE", timeout=1800):
             raise RuntimeError(f"{config}: guest did not finish ({vm.serial})")
@@ -84,6 +84,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--only", help="comma-separated configurations")
+    ap.add_argument("--smp", type=int, default=1,
+                    help="guest vCPUs (default 1: one TCG thread and the I/O "
+                         "thread fit a 2-core host, which keeps noise down)")
     opts = ap.parse_args()
     configs = list(CONFIGS)
     if opts.only:
@@ -95,18 +98,29 @@ def main():
     mibs = {c: {w[0]: [] for w in WORKLOADS} for c in configs}
     ratios = {c: {w[0]: [] for w in WORKLOADS} for c in configs}
     last_stats = {}
+    failures = []
     for batch in range(opts.batches):
         batch_result = {}
         for config in configs:
-            res, stats = run_one(config, disk_list, f"b{batch}")
+            try:
+                res, stats = run_one(config, disk_list, f"b{batch}", opts.smp)
+            except RuntimeError as e:
+                # A configuration that crashes its guest or reads wrong data
+                # is reported, not averaged.
+                failures.append(f"batch {batch + 1}: {e}")
+                print(f"batch {batch + 1}/{opts.batches} {config:<15} FAILED: {e}",
+                      flush=True)
+                continue
             batch_result[config] = res
             if stats:
                 last_stats[config] = stats
             print(f"batch {batch + 1}/{opts.batches} {config:<15} " +
                   "  ".join(f"{k} {v:8.1f} MiB/s" for k, v in res.items()),
                   flush=True)
-        for config in configs:
-            for w, v in batch_result[config].items():
+        if "none" not in batch_result:
+            continue
+        for config, res in batch_result.items():
+            for w, v in res.items():
                 mibs[config][w].append(v)
                 ratios[config][w].append(v / batch_result["none"][w])
 
@@ -115,10 +129,15 @@ def main():
     header = f"{'configuration':<15}" + "".join(f"{w[0]:>26}" for w in WORKLOADS)
     print(header)
     for config in configs:
+        if not mibs[config][WORKLOADS[0][0]]:
+            print(f"{config:<15}  (no successful run)")
+            continue
         cells = "".join(
             f"{statistics.median(mibs[config][w[0]]):>12.1f} MiB/s {statistics.median(ratios[config][w[0]]):>6.2f}x"
             for w in WORKLOADS)
         print(f"{config:<15}{cells}")
+    for failure in failures:
+        print("FAILED", failure)
     for config, stats in last_stats.items():
         walks = stats["page-walks"]
         print(f"\n{config} (last batch): translations {stats['translations']:,}, "
