@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("IOGUARD_BUILD", ROOT / "build"))
 QEMU = BUILD / "qemu" / "qemu-system-x86_64"
-GUEST = BUILD / "guest" / "default"
+GUEST = BUILD / "guest" / "default"          # Debian's 6.12
+GUEST_6_1 = BUILD / "guest" / "6.1"          # Debian's 6.1 (bookworm)
 FIRMWARE = BUILD / "firmware"
 
 
@@ -129,7 +130,7 @@ class Vm:
     """One QEMU process running the project's guest kernel and initramfs."""
 
     def __init__(self, iommu_args, disks, append="", memory="1G", smp=2,
-                 workdir=None, extra_args=()):
+                 workdir=None, extra_args=(), guest=GUEST):
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ioguard-vm-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.serial = self.workdir / "serial.log"
@@ -142,8 +143,8 @@ class Vm:
             "-M", "q35", "-accel", "tcg", "-m", memory, "-smp", str(smp),
             "-nodefaults", "-vga", "none", "-display", "none",
             "-no-reboot", "-no-shutdown",
-            "-kernel", str(GUEST / "vmlinuz"),
-            "-initrd", str(GUEST / "initramfs.cpio.gz"),
+            "-kernel", str(Path(guest) / "vmlinuz"),
+            "-initrd", str(Path(guest) / "initramfs.cpio.gz"),
             "-append", cmdline,
             "-serial", f"file:{self.serial}",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
