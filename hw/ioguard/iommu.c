@@ -21,6 +21,8 @@
 #include "hw/pci/msi.h"
 #include "hw/pci/pci_bus.h"
 #include "hw/qdev-properties.h"
+#include "system/kvm.h"
+#include "kvm/kvm_i386.h"
 #include "migration/vmstate.h"
 #include "hw/ioguard/amd-vi-regs.h"
 #include "hw/ioguard/iommu-engine.h"
@@ -111,6 +113,12 @@ static void ioguard_raise_interrupt(void *opaque)
     }
 }
 
+static void ioguard_deliver_msi(void *opaque, uint64_t address, uint32_t data)
+{
+    apic_get_class(NULL)->send_msi(&(MSIMessage) {
+        .address = address, .data = data });
+}
+
 static void ioguard_guest_error(void *opaque, const char *message)
 {
     qemu_log_mask(LOG_GUEST_ERROR, "ioguard-iommu: %s\n", message);
@@ -170,6 +178,7 @@ static const IoguardHostOps ioguard_host_ops = {
     .read_ram = ioguard_read_ram,
     .write_ram = ioguard_write_ram,
     .raise_interrupt = ioguard_raise_interrupt,
+    .deliver_msi = ioguard_deliver_msi,
     .guest_error = ioguard_guest_error,
     .interrupt_table_invalidated = ioguard_irt_invalidated,
     .device_table_changed = ioguard_device_table_changed,
@@ -258,8 +267,7 @@ static MemTxResult ioguard_interrupt_write(void *opaque, hwaddr addr,
     if (!deliver) {
         return MEMTX_ERROR;
     }
-    apic_get_class(NULL)->send_msi(&(MSIMessage) {
-        .address = out.address, .data = out.data });
+    ioguard_deliver_msi(s, out.address, out.data);
     return MEMTX_OK;
 }
 
@@ -375,14 +383,20 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
                    "(no ATS: the IOMMU capability has IotlbSup=0)");
         return;
     }
-    if (s->xtsup) {
-        error_setg(errp, "ioguard-iommu: xtsup=on is not supported yet "
-                   "(x2APIC interrupt destinations); use xtsup=off");
+    if (s->xtsup && !s->ga) {
+        error_setg(errp, "ioguard-iommu: xtsup=on needs ga=on (x2APIC "
+                   "destinations only fit 128-bit remapping entries)");
         return;
     }
-    if (x86ms->apic_id_limit > 255) {
+    if (x86ms->apic_id_limit > 255 && !s->xtsup) {
         error_setg(errp, "ioguard-iommu: more than 255 APIC IDs need "
-                   "xtsup=on, which is not supported yet");
+                   "xtsup=on (x2APIC interrupt destinations)");
+        return;
+    }
+    if (s->xtsup && kvm_enabled() && kvm_irqchip_is_split() &&
+        !kvm_enable_x2apic()) {
+        error_setg(errp, "ioguard-iommu: xtsup=on needs x2APIC support "
+                   "from KVM");
         return;
     }
 

@@ -24,9 +24,9 @@ def disks():
             ivm.ahci(sata, ivm.make_disk(sata, 16, seed=12))]
 
 
-def boot(name, disks, append="", props=(), guest=ivm.GUEST):
+def boot(name, disks, append="", props=(), guest=ivm.GUEST, extra_args=()):
     vm = ivm.Vm(ivm.ioguard_args(*props), disks, append=append,
-                workdir=WORK / name, guest=guest)
+                workdir=WORK / name, guest=guest, extra_args=extra_args)
     with vm:
         finished = vm.wait_for("IOGUARD-DONE", timeout=900)
         stats = vm.stats()
@@ -123,3 +123,16 @@ def test_debian_6_1_kernel(disks):
     assert stats["events-logged"] == 0
     assert stats["page-walks"] > 1000
     assert stats["interrupts-remapped"] > 0
+
+
+def test_x2apic_interrupt_destinations(disks):
+    """xtsup=on with an x2APIC CPU: Linux runs the IOMMU in XT mode (32-bit
+    destinations in the IRTEs, its own interrupt through INTCAPXT)."""
+    log, checksums, stats = boot("xtsup", disks, props=["xtsup=on"],
+                                 extra_args=["-cpu", "qemu64,+x2apic"])
+    assert_healthy(log)
+    assert "AMD-Vi: X2APIC enabled" in log
+    assert "x2apic enabled" in log.lower()
+    assert_read_everything(disks, checksums)
+    assert stats["interrupts-remapped"] > 0
+    assert stats["interrupts-blocked"] == 0

@@ -143,6 +143,25 @@ TEST_F(EventLogTest, ExtendedFeaturesAreReadOnlyAndHonest)
     EXPECT_EQ(m.mmio_read(MMIO_EXT_FEATURES2), 0u);
 }
 
+TEST_F(EventLogTest, X2apicModeInterruptGoesThroughIntcapxt)
+{
+    Machine mxt({true, true, true});
+    Driver dxt{mxt};
+    // As Linux's intcapxt_unmask_irq: destination 0x1234 (x2APIC), vector
+    // 0x25, physical; then IntCapXTEn.
+    mxt.mmio_write(MMIO_INTCAPXT_EVT_OFFSET,
+                   0x34ULL << 8 | 0x12ULL << 16 | 0x25ULL << 32);
+    dxt.enable(1ULL << CONTROL_XT_EN | 1ULL << CONTROL_INTCAPXT_EN |
+               1ULL << CONTROL_GA_EN);
+    EXPECT_TRUE(ioguard_iommu_efr(mxt.iommu) & FEATURE_X2APIC);
+    dxt.set_dte(kDev, DTE_FLAG_V | DTE_FLAG_TV);
+    dxt.translate(kDev, 0x1000, IOGUARD_PERM_WRITE);
+    EXPECT_EQ(mxt.interrupts, 0) << "not through the PCI function's MSI";
+    ASSERT_EQ(mxt.messages.size(), 1u);
+    EXPECT_EQ(mxt.messages[0].first, 0xfee34000ULL | 0x1200ULL << 32);
+    EXPECT_EQ(mxt.messages[0].second, 0x25u);
+}
+
 TEST_F(EventLogTest, ResetClearsEverything)
 {
     fault(0x1000);

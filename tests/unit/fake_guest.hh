@@ -20,6 +20,7 @@ constexpr uint64_t kRamSize = 32ULL << 20;
 struct Machine {
     std::vector<uint8_t> ram = std::vector<uint8_t>(kRamSize);
     int interrupts = 0;
+    std::vector<std::pair<uint64_t, uint32_t>> messages;
     std::vector<std::string> guest_errors;
     std::vector<int> irt_invalidations;
     std::vector<int> devtab_changes;
@@ -49,6 +50,10 @@ struct Machine {
     {
         static_cast<Machine *>(o)->interrupts++;
     }
+    static void deliver_msi(void *o, uint64_t address, uint32_t data)
+    {
+        static_cast<Machine *>(o)->messages.push_back({address, data});
+    }
     static void guest_error(void *o, const char *msg)
     {
         static_cast<Machine *>(o)->guest_errors.push_back(msg);
@@ -66,7 +71,8 @@ struct Machine {
     explicit Machine(IoguardConfig config = {true, true, false})
     {
         static const IoguardHostOps ops = {read_ram, write_ram,
-                                           raise_interrupt, guest_error,
+                                           raise_interrupt, deliver_msi,
+                                           guest_error,
                                            irt_invalidated, devtab_changed,
                                            now_ns};
         iommu = ioguard_iommu_new(&ops, this, &config);

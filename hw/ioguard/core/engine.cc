@@ -22,6 +22,10 @@ public:
         return ops_.write_ram(opaque_, addr, buf, len);
     }
     void raise_interrupt() override { ops_.raise_interrupt(opaque_); }
+    void deliver_msi(uint64_t address, uint32_t data) override
+    {
+        ops_.deliver_msi(opaque_, address, data);
+    }
     void guest_error(const std::string &message) override
     {
         if (ops_.guest_error) {

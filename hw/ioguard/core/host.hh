@@ -13,6 +13,7 @@ public:
     virtual bool read_ram(uint64_t addr, void *buf, uint64_t len) = 0;
     virtual bool write_ram(uint64_t addr, const void *buf, uint64_t len) = 0;
     virtual void raise_interrupt() = 0;
+    virtual void deliver_msi(uint64_t address, uint32_t data) = 0;
     virtual void guest_error(const std::string &message) = 0;
     virtual void interrupt_table_invalidated(int devid) = 0;
     virtual void device_table_changed(int devid) = 0;

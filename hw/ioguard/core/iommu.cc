@@ -240,10 +240,22 @@ void Iommu::write_control(uint64_t value)
     }
 }
 
+// The IOMMU's own interrupt: its PCI function's MSI, or in x2APIC mode
+// (IntCapXTEn) the message INTCAPXT (event log) describes: DM in bit 2,
+// destination 31:8 and 63:56, vector 39:32, fixed and edge-triggered.
 void Iommu::raise_interrupt_locked(uint32_t status_bit)
 {
     status_ |= status_bit;
-    host_.raise_interrupt();
+    if (!test(control_, CONTROL_INTCAPXT_EN)) {
+        host_.raise_interrupt();
+        return;
+    }
+    const uint64_t xt = intcapxt_[0];
+    const uint32_t dest = uint32_t(bits(xt, 31, 8) | bits(xt, 63, 56) << 24);
+    const uint64_t address = IOGUARD_MSI_ADDR_FIRST |
+                             uint64_t(dest & 0xff) << 12 | (xt & 4) |
+                             uint64_t(dest & 0xffffff00) << 32;
+    host_.deliver_msi(address, uint32_t(bits(xt, 39, 32)));
 }
 
 // Events of the DMA and interrupt paths. QEMU splits a refused DMA into

@@ -35,6 +35,11 @@ typedef struct IoguardHostOps {
                       uint64_t len);
     /* Raise the IOMMU's own interrupt (event log, completion wait). */
     void (*raise_interrupt)(void *opaque);
+    /*
+     * Deliver an interrupt message directly to the CPUs: the IOMMU's own
+     * interrupt in x2APIC mode (IntCapXTEn), programmed through INTCAPXT.
+     */
+    void (*deliver_msi)(void *opaque, uint64_t address, uint32_t data);
     /* A guest programming mistake, worth a LOG_GUEST_ERROR line. */
     void (*guest_error)(void *opaque, const char *message);
     /* INVALIDATE_INTERRUPT_TABLE for devid (or all of them: devid < 0). */
