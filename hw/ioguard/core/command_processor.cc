@@ -47,7 +47,7 @@ Iommu::CommandResult Iommu::execute_command(const uint32_t cmd[4],
     const unsigned opcode = cmd[1] >> 28;
     switch (opcode) {
     case CMD_COMPL_WAIT:
-        return completion_wait(cmd, addr);
+        return completion_wait(cmd);
     case CMD_INV_DEV_ENTRY:
         invalidate_devtab_entry(cmd[0] & 0xffff);
         return CommandResult::Done;
@@ -73,8 +73,7 @@ Iommu::CommandResult Iommu::execute_command(const uint32_t cmd[4],
     }
 }
 
-Iommu::CommandResult Iommu::completion_wait(const uint32_t cmd[4],
-                                            uint64_t addr)
+Iommu::CommandResult Iommu::completion_wait(const uint32_t cmd[4])
 {
     // Every earlier command has already taken effect: they run in order.
     if (cmd[0] & CMD_COMPL_WAIT_STORE_MASK) {
@@ -90,7 +89,6 @@ Iommu::CommandResult Iommu::completion_wait(const uint32_t cmd[4],
             return CommandResult::Stop;
         }
     }
-    (void)addr;
     if (cmd[0] & CMD_COMPL_WAIT_INT_MASK) {
         if (test(control_, CONTROL_COMWAIT_EN)) {
             raise_interrupt_locked(MMIO_STATUS_COM_WAIT_INT_MASK);

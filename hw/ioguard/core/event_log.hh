@@ -30,7 +30,7 @@ struct Event {
 
 class EventLog {
 public:
-    enum class Outcome { Logged, Disabled, Overflow, WriteError };
+    enum class Outcome { Logged, Overflow, WriteError };
 
     // Register state, owned here and exposed through the MMIO file.
     uint64_t base_register = 0;   // MMIO 0x10

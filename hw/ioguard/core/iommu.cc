@@ -302,7 +302,6 @@ void Iommu::log_event_locked(const Event &ev)
         }
         break;
     case EventLog::Outcome::WriteError:
-    case EventLog::Outcome::Disabled:
         counters_.events_dropped++;
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
         guest_error("event log at 0x%llx is not in RAM: event log stopped",

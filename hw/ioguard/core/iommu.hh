@@ -47,7 +47,6 @@ public:
     bool dma_is_identity(uint16_t devid);
 
     IoguardStats stats() const;
-    size_t iotlb_size() const { return iotlb_.size(); }
 
 private:
     // Register file (iommu.cc)
@@ -60,7 +59,7 @@ private:
     void process_commands();
     enum class CommandResult { Done, Stop };
     CommandResult execute_command(const uint32_t cmd[4], uint64_t addr);
-    CommandResult completion_wait(const uint32_t cmd[4], uint64_t addr);
+    CommandResult completion_wait(const uint32_t cmd[4]);
     void invalidate_devtab_entry(uint16_t devid);
     void invalidate_iommu_pages(const uint32_t cmd[4]);
     void invalidate_interrupt_table(uint16_t devid);
