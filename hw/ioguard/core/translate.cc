@@ -17,6 +17,13 @@ IoguardTranslation identity(uint64_t iova, unsigned perm)
     return IoguardTranslation{iova & ~kIdentityMask, kIdentityMask, perm};
 }
 
+// A refused access: no permission on the 4 KiB page holding iova.
+IoguardTranslation blocked(uint64_t iova)
+{
+    return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
+                              IOGUARD_PERM_NONE};
+}
+
 unsigned request_flags(unsigned perm)
 {
     return (perm & IOGUARD_PERM_WRITE) ? EVENT_FLAG_RW : 0;
@@ -121,8 +128,7 @@ IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,
     if (perm != IOGUARD_PERM_NONE) {
         log_event(Event::io_page_fault(devid, domain, iova, flags));
     }
-    return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
-                              IOGUARD_PERM_NONE};
+    return blocked(iova);
 }
 
 IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
@@ -143,8 +149,7 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
     const auto dte = fetch_dte(devid, iova, flags);
     if (!dte) {
         counters_.faults++;
-        return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
-                                  IOGUARD_PERM_NONE};
+        return blocked(iova);
     }
     if (!dte->valid) {
         counters_.passthrough++;
@@ -162,8 +167,7 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
             log_event(Event::illegal_dev_table_entry(devid, iova,
                                                      flags | EVENT_FLAG_RZ));
         }
-        return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
-                                  IOGUARD_PERM_NONE};
+        return blocked(iova);
     }
     const uint16_t domain = dte->domain_id;
     if (!dte->translation_valid || dte->mode == 0) {
@@ -220,8 +224,7 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
                 log_event(Event::page_tab_hardware_error(
                     devid, domain, walk.error_address, flags));
             }
-            return IoguardTranslation{iova & ~uint64_t{0xfff}, 0xfff,
-                                      IOGUARD_PERM_NONE};
+            return blocked(iova);
         }
         entry.page_base = walk.page_base;
         entry.page_shift = __builtin_ctzll(walk.page_size);
