@@ -1,6 +1,8 @@
-"""The main job: boot Linux on q35 with ioguard-iommu, read an NVMe disk
-(behind a PCIe root port) and an AHCI disk through it, check what the guest
-read, and show what the IOMMU did."""
+"""The main job: boot Linux on q35 with 6 GiB, ioguard-iommu and ioguard-nic;
+read an NVMe disk (behind a PCIe root port) and an AHCI disk through the
+IOMMU, fetch a file over the NIC and send frames round its loopback, have
+the NIC DMA to an address that was never mapped; check what the guest read
+and show what the IOMMU did."""
 
 import re
 import sys
@@ -9,7 +11,7 @@ import ioguard_vm as ivm
 
 GUEST_LINES = re.compile(
     r"AMD-Vi|iommu|IOMMU|DMA domain|Default domain|Firmware Bug|Event logged|"
-    r"nvme nvme0|ata1.00: ATA|Completion-Wait")
+    r"nvme nvme0|ata1.00: ATA|Completion-Wait|ioguard_nic|bounce buffering")
 
 
 def main():
@@ -21,8 +23,15 @@ def main():
     disks = [ivm.nvme_behind_root_port(work / "nvme.img", nvme_sum),
              ivm.ahci(work / "ahci.img", ahci_sum)]
 
-    print("== Booting Debian's Linux on q35 with -device ioguard-iommu (TCG)")
-    vm = ivm.Vm(ivm.ioguard_args(), disks, workdir=work / "vm")
+    server = ivm.FileServer(work / "http", 4 << 20, seed=3)
+
+    print("== Booting Debian's Linux on q35 (6 GiB) with -device ioguard-iommu "
+          "and -device ioguard-nic (TCG)")
+    vm = ivm.Vm(ivm.ioguard_args(), disks, memory="6G",
+                append=f"ioguard.net=10.0.2.15/24 ioguard.fetch={server.url} "
+                       "ioguard.nicloop=1500:2000 "
+                       "ioguard.dmatest=write:0x10000:4096:0xa5",
+                workdir=work / "vm", extra_args=ivm.nic())
     with vm:
         if not vm.wait_for("IOGUARD-DONE", timeout=900):
             print("The guest did not finish; its log is in", vm.serial)
@@ -43,6 +52,31 @@ def main():
         ok &= good
         print(f"  /dev/{d.guest_name:<8} {got or 'not read':<64}  "
               f"{'OK' if good else 'MISMATCH, expected ' + d.sha256}")
+
+    log = vm.log()
+    fetched = re.search(r"IOGUARD-FETCH \S+ (\S+)", log)
+    good = bool(fetched) and fetched.group(1) == server.sha256
+    ok &= good
+    server.close()
+    print(f"  {server.url} over ioguard-nic  "
+          f"{fetched.group(1) if fetched else 'not fetched'}  "
+          f"{'OK' if good else 'MISMATCH, expected ' + server.sha256}")
+
+    print("\n== ioguard-nic: a 32-bit bus master reaching memory above 4 GiB")
+    for line in re.findall(r"IOGUARD-NICLOOP (.*)", log):
+        print("  loopback " + line.split(" ns=")[0])
+    stats_nic = dict(re.findall(r"IOGUARD-NICSTAT eth0 (\S+) (\d+)", log))
+    for k in ("rx_packets", "tx_packets", "buffers_above_4g", "dma_errors"):
+        print(f"  {k:<18} {stats_nic.get(k, '?'):>10}")
+    swiotlb = re.search(r"IOGUARD-SWIOTLB (.*)", log)
+    print("  guest swiotlb (bounce buffers): " +
+          (swiotlb.group(1) if swiotlb else "?"))
+
+    print("\n== The NIC asked to DMA to 0x10000, which was never mapped")
+    for line in log.splitlines():
+        if "IOGUARD-DMATEST" in line or "IO_PAGE_FAULT" in line or \
+           "DMA error" in line:
+            print("  " + line.strip())
 
     print("\n== What ioguard-iommu did (qom-get /machine/peripheral/iommu stats)")
     print(ivm.format_stats(stats))

@@ -3,7 +3,9 @@
 Used by scripts/demo and tests/guest.
 """
 
+import functools
 import hashlib
+import http.server
 import json
 import os
 import random
@@ -11,6 +13,7 @@ import re
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -78,6 +81,35 @@ def make_disk(path, size_mib, seed):
             digest.update(chunk)
             f.write(chunk)
     return digest.hexdigest()
+
+
+class FileServer:
+    """An HTTP server on the host's 127.0.0.1, which a guest on -netdev user
+    reaches as 10.0.2.2, serving one file of seeded random bytes."""
+
+    def __init__(self, root, size, seed):
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        data = random.Random(seed).randbytes(size)
+        (root / "blob").write_bytes(data)
+        self.size = size
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                    directory=str(root))
+        handler.log_message = lambda *a: None
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      handler)
+        self.url = f"http://10.0.2.2:{self.server.server_address[1]}/blob"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def nic(netdev="user,id=n0", addr="0x5", props=()):
+    """-netdev and -device ioguard-nic; the guest's driver names it eth0."""
+    return ["-netdev", netdev, "-device",
+            ",".join(["ioguard-nic", "netdev=n0", f"addr={addr}", *props])]
 
 
 class Disk:

@@ -103,14 +103,24 @@ static bool ioguard_write_ram(void *opaque, uint64_t addr, const void *buf,
     return true;
 }
 
+/*
+ * The IOMMU's own MSI. Not msi_notify(): that goes through bus-master
+ * memory, and Linux never sets Bus Master Enable on the IOMMU function.
+ * The message goes out as the IOMMU's requester, so interrupt remapping
+ * applies to it exactly as the guest set up the IOMMU's own DTE.
+ */
 static void ioguard_raise_interrupt(void *opaque)
 {
     IoguardIommuState *s = opaque;
     PCIDevice *pdev = PCI_DEVICE(&s->pci);
+    MSIMessage msg;
 
-    if (msi_enabled(pdev)) {
-        msi_notify(pdev, 0);
+    if (!msi_enabled(pdev) || msi_is_masked(pdev, 0)) {
+        return;
     }
+    msg = msi_get_message(pdev, 0);
+    address_space_stl_le(pci_device_iommu_address_space(pdev), msg.address,
+                         msg.data, MEMTXATTRS_UNSPECIFIED, NULL);
 }
 
 static void ioguard_deliver_msi(void *opaque, uint64_t address, uint32_t data)

@@ -537,7 +537,8 @@ static void nic_te_start(IoguardNicState *s, uint32_t op)
     if (op < NIC_TE_OP_READ || op > NIC_TE_OP_COPY || len == 0 ||
         len > NIC_TE_MAX_LEN || !range_ok) {
         s->te_status = NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR;
-        nic_guest_error(s, NIC_ERR_TE_ARGS, s->te_src,
+        nic_guest_error(s, NIC_ERR_TE_ARGS,
+                        op == NIC_TE_OP_WRITE ? s->te_dst : s->te_src,
                         "test engine command with a bad op, length or range");
         nic_raise(s, NIC_INT_TEST_DONE);
         return;

@@ -1,15 +1,18 @@
-"""Whole-VM DMA benchmark: guest-measured read throughput with no IOMMU,
+"""Whole-VM DMA benchmark: guest-measured throughput with no IOMMU,
 QEMU's amd-iommu, intel-iommu and ioguard-iommu (lazy, strict, passthrough),
 interleaved in one invocation, each reported as a ratio to the no-IOMMU run
 of the same batch (median over the batches).
 
     /usr/bin/python3 tests/bench/dma_bench.py [--batches 3] [--only a,b]
+                                              [--workloads nic-64B,...]
 
-Workloads, all sequential with O_DIRECT (tests/guest/readbench.cc):
-NVMe 1 MiB reads, NVMe 4 KiB reads, virtio-blk (iommu_platform=on) 1 MiB
-reads. The disks sit on the root bus so that amd-iommu can drive them too.
-Machines are noisy: read the ratios, not single numbers, and never turn
-this into a test assertion.
+Workloads: disk reads, sequential with O_DIRECT (tests/guest/readbench.cc):
+NVMe 1 MiB, NVMe 4 KiB, virtio-blk (iommu_platform=on) 1 MiB; and
+ioguard-nic internal loopback with 64- and 1500-byte frames through the
+driver and an AF_PACKET socket (tests/guest/nictool.cc), every frame
+checked. The devices sit on the root bus so that amd-iommu can drive them
+too. Machines are noisy: read the ratios, not single numbers, and never
+turn this into a test assertion.
 """
 
 import argparse
@@ -25,11 +28,16 @@ WORK = ivm.BUILD / "bench"
 DISK_MIB = 64
 
 WORKLOADS = [
-    # (name, disk, block bytes, total bytes: several seconds of reading)
+    # (name, device, block or frame bytes, total bytes or frames: several
+    # seconds each)
     ("nvme-1M", "nvme0n1", 1 << 20, 1024 << 20),
     ("nvme-4K", "nvme0n1", 4096, 32 << 20),
     ("virtio-blk-1M", "vda", 1 << 20, 1024 << 20),
+    ("nic-64B", "nic", 64, 20000),
+    ("nic-1500B", "nic", 1500, 20000),
 ]
+NIC_ARGS = ["-netdev", "hubport,hubid=0,id=n0",
+            "-device", "ioguard-nic,netdev=n0,bus=pcie.0,addr=0x6"]
 
 CONFIGS = {
     "none": ([], ""),
@@ -58,10 +66,12 @@ def disks():
     ]
 
 
-def run_one(config, disk_list, tag, smp):
+def run_one(config, workloads, disk_list, tag, smp):
     args, append = CONFIGS[config]
-    bench = ",".join(f"{d}:{b}:{t}" for _, d, b, t in WORKLOADS)
-    vm = ivm.Vm(args, disk_list, append=f"{append} ioguard.bench={bench}",
+    bench = ",".join(f"{d}:{b}:{t}" for _, d, b, t in workloads if d != "nic")
+    loops = ",".join(f"{b}:{t}" for _, d, b, t in workloads if d == "nic")
+    vm = ivm.Vm(args, disk_list, extra_args=NIC_ARGS if loops else [],
+                append=f"{append} ioguard.bench={bench} ioguard.nicloop={loops}",
                 smp=smp, workdir=WORK / f"{config}-{tag}")
     with vm:
         if not vm.wait_for("IOGUARD-DONE", timeout=1800):
@@ -72,11 +82,23 @@ def run_one(config, disk_list, tag, smp):
         if vm.checksums().get(d.guest_name) != d.sha256:
             raise RuntimeError(f"{config}: {d.guest_name} read wrong data")
     results = {}
-    for name, disk, block, _ in WORKLOADS:
-        m = re.search(rf"IOGUARD-BENCH /dev/{disk} {block} (\d+) (\d+)", log)
-        if not m:
-            raise RuntimeError(f"{config}: no result for {name} ({vm.serial})")
-        results[name] = int(m.group(1)) / (int(m.group(2)) / 1e9) / (1 << 20)
+    for name, dev, block, _ in workloads:
+        if dev == "nic":
+            m = re.search(rf"IOGUARD-NICLOOP eth0 {block} sent=(\d+) "
+                          r"received=(\d+) corrupt=0 lost=0 duplicate=0 "
+                          r"ns=(\d+) .*sha256=(\S+) sent_sha256=(\S+)", log)
+            if not m or m.group(4) != m.group(5):
+                raise RuntimeError(f"{config}: {name} lost or corrupted "
+                                   f"frames ({vm.serial})")
+            nbytes, ns = int(m.group(2)) * block, int(m.group(3))
+        else:
+            m = re.search(rf"IOGUARD-BENCH /dev/{dev} {block} (\d+) (\d+)",
+                          log)
+            if not m:
+                raise RuntimeError(f"{config}: no result for {name} "
+                                   f"({vm.serial})")
+            nbytes, ns = int(m.group(1)), int(m.group(2))
+        results[name] = nbytes / (ns / 1e9) / (1 << 20)
     return results, stats
 
 
@@ -84,6 +106,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--only", help="comma-separated configurations")
+    ap.add_argument("--workloads", help="comma-separated workloads; known: " +
+                    ", ".join(w[0] for w in WORKLOADS))
     ap.add_argument("--smp", type=int, default=1,
                     help="guest vCPUs (default 1: one TCG thread and the I/O "
                          "thread fit a 2-core host, which keeps noise down)")
@@ -94,16 +118,25 @@ def main():
         for c in configs:
             if c not in CONFIGS:
                 ap.error(f"unknown configuration {c!r}; known: {', '.join(CONFIGS)}")
-    disk_list = disks()
-    mibs = {c: {w[0]: [] for w in WORKLOADS} for c in configs}
-    ratios = {c: {w[0]: [] for w in WORKLOADS} for c in configs}
+    workloads = WORKLOADS
+    if opts.workloads:
+        known = {w[0]: w for w in WORKLOADS}
+        for w in opts.workloads.split(","):
+            if w not in known:
+                ap.error(f"unknown workload {w!r}; known: {', '.join(known)}")
+        workloads = [known[w] for w in opts.workloads.split(",")]
+    used = {w[1] for w in workloads}
+    disk_list = [d for d in disks() if d.guest_name in used]
+    mibs = {c: {w[0]: [] for w in workloads} for c in configs}
+    ratios = {c: {w[0]: [] for w in workloads} for c in configs}
     last_stats = {}
     failures = []
     for batch in range(opts.batches):
         batch_result = {}
         for config in configs:
             try:
-                res, stats = run_one(config, disk_list, f"b{batch}", opts.smp)
+                res, stats = run_one(config, workloads, disk_list, f"b{batch}",
+                                     opts.smp)
             except RuntimeError as e:
                 # A configuration that crashes its guest or reads wrong data
                 # is reported, not averaged.
@@ -126,15 +159,15 @@ def main():
 
     print(f"\nMedian of {opts.batches} batches; ratio = throughput / no-IOMMU "
           "throughput of the same batch (median of the per-batch ratios)\n")
-    header = f"{'configuration':<15}" + "".join(f"{w[0]:>26}" for w in WORKLOADS)
+    header = f"{'configuration':<15}" + "".join(f"{w[0]:>26}" for w in workloads)
     print(header)
     for config in configs:
-        if not mibs[config][WORKLOADS[0][0]]:
+        if not mibs[config][workloads[0][0]]:
             print(f"{config:<15}  (no successful run)")
             continue
         cells = "".join(
             f"{statistics.median(mibs[config][w[0]]):>12.1f} MiB/s {statistics.median(ratios[config][w[0]]):>6.2f}x"
-            for w in WORKLOADS)
+            for w in workloads)
         print(f"{config:<15}{cells}")
     for failure in failures:
         print("FAILED", failure)

@@ -528,7 +528,8 @@ static void test_hostile_rings(void)
                0);
         g_assert_cmphex(rd(&n, NIC_REG_TE_STATUS), ==,
                         NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR);
-        assert_error(&n, NIC_ERR_TE_ARGS, te_bad[i].src);
+        assert_error(&n, NIC_ERR_TE_ARGS, te_bad[i].op == NIC_TE_OP_WRITE ?
+                     te_bad[i].dst : te_bad[i].src);
     }
 
     /* An RX descriptor with a zero-length buffer. */

@@ -1,0 +1,2020 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * ioguard_nic: Linux driver for ioguard-nic (PCI 1234:10a1), the 32-bit
+ * bus-master NIC of the ioguard project.
+ *
+ * The device can only produce 32-bit DMA addresses. Every buffer goes through
+ * the DMA API with a 32-bit mask, so behind an IOMMU (ioguard-iommu) the
+ * device reaches memory above 4 GiB through IOVAs and, without one, the DMA
+ * layer bounces. The driver counts the packet buffers it maps above 4 GiB
+ * (buffers_above_4g) so that a test can see which of the two happened.
+ *
+ * What the driver does:
+ *  - one TX and one RX descriptor ring (coherent memory), NAPI for RX and TX
+ *    completion, one interrupt (MSI, or INTx with use_msi=0);
+ *  - TX scatter/gather: one descriptor per skb piece when the device has
+ *    NIC_CAP_SG; without it, the pieces are mapped as a scatterlist and sent
+ *    as one descriptor when the IOMMU merged them into one IOVA range,
+ *    otherwise the skb is linearized;
+ *  - RX into whole pages, attached to the skb as a fragment (small frames
+ *    are copied and the page is kept);
+ *  - internal loopback as NETIF_F_LOOPBACK;
+ *  - device errors: logged with the device's code and address, counted, and
+ *    a ring the device stopped is recovered by a reset from a workqueue;
+ *  - the device's DMA test engine through debugfs
+ *    (/sys/kernel/debug/ioguard_nic/<pci device>/dma_test).
+ *
+ * The register map and the descriptor format are the contract shared with
+ * the device model: include/hw/ioguard/nic-regs.h.
+ */
+
+#include <linux/completion.h>
+#include <linux/crc32.h>
+#include <linux/debugfs.h>
+#include <linux/dma-mapping.h>
+#include <linux/etherdevice.h>
+#include <linux/ethtool.h>
+#include <linux/interrupt.h>
+#include <linux/iommu.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/netdevice.h>
+#include <linux/pci.h>
+#include <linux/ratelimit.h>
+#include <linux/rtnetlink.h>
+#include <linux/scatterlist.h>
+#include <linux/sizes.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
+#include <linux/timer.h>
+#include <linux/u64_stats_sync.h>
+#include <linux/uaccess.h>
+#include <linux/workqueue.h>
+
+#include "hw/ioguard/nic-regs.h"
+
+#define DRV_NAME "ioguard_nic"
+
+static_assert(sizeof(struct ioguard_nic_desc) == NIC_DESC_SIZE);
+
+/* 6.10 renamed the legacy interrupt flag; 6.1 only knows the old name. */
+#ifndef PCI_IRQ_INTX
+#define PCI_IRQ_INTX PCI_IRQ_LEGACY
+#endif
+
+static bool use_msi = true;
+module_param(use_msi, bool, 0444);
+MODULE_PARM_DESC(use_msi, "Use MSI (default 1); 0 forces the INTx interrupt");
+
+static unsigned int rx_ring = 256;
+module_param(rx_ring, uint, 0444);
+MODULE_PARM_DESC(rx_ring, "RX ring size in descriptors (default 256)");
+
+static unsigned int tx_ring = 256;
+module_param(tx_ring, uint, 0444);
+MODULE_PARM_DESC(tx_ring, "TX ring size in descriptors (default 256)");
+
+/*
+ * One RX buffer is one page, so the largest frame (MTU + Ethernet header +
+ * a VLAN tag) must fit in 4 KiB: hence the MTU limit.
+ */
+#define IOGUARD_MIN_MTU         ETH_MIN_MTU
+#define IOGUARD_MAX_MTU         3800
+#define IOGUARD_RX_BUF_LEN      PAGE_SIZE
+/* Frames up to this size are copied into a small skb and the page kept. */
+#define IOGUARD_RX_COPYBREAK    256
+/* Linear part of an skb that gets its payload as a page fragment. */
+#define IOGUARD_RX_HDR_LEN      256
+/* Smallest ring that still holds one maximal TX packet next to the unused slot. */
+#define IOGUARD_MIN_RING        (NIC_MAX_FRAGS + 2)
+/* Scatterlist entries of one TX skb without CAP.SG: the head and its frags. */
+#define IOGUARD_TX_SG_MAX       (MAX_SKB_FRAGS + 1)
+/* The test engine is given this long before we declare it stuck. */
+#define IOGUARD_TE_TIMEOUT      (5 * HZ)
+/* The overrun test keeps looking this long for a guard page (see there). */
+#define IOGUARD_GUARD_TRIES     4096
+#define IOGUARD_SG_MAX_PAGES    64
+
+/* Interrupt causes handled by NAPI: masked while it polls. */
+#define IOGUARD_INT_NAPI        (NIC_INT_TX_DONE | NIC_INT_RX)
+/* Causes enabled for as long as the device is bound. */
+#define IOGUARD_INT_ALWAYS      (NIC_INT_ERROR | NIC_INT_TEST_DONE | NIC_INT_LINK)
+
+static const char *const ioguard_err_names[] = {
+	[NIC_ERR_NONE] = "none",
+	[NIC_ERR_TX_DMA] = "tx-dma",
+	[NIC_ERR_RX_DMA] = "rx-dma",
+	[NIC_ERR_RING_CONFIG] = "ring-config",
+	[NIC_ERR_RING_INDEX] = "ring-index",
+	[NIC_ERR_DESC_LEN] = "desc-len",
+	[NIC_ERR_DESC_CHAIN] = "desc-chain",
+	[NIC_ERR_NO_SG] = "no-sg",
+	[NIC_ERR_TE_ARGS] = "te-args",
+	[NIC_ERR_TE_DMA] = "te-dma",
+};
+
+static const char *ioguard_err_name(u32 code)
+{
+	return code < ARRAY_SIZE(ioguard_err_names) ? ioguard_err_names[code]
+						     : "unknown";
+}
+
+static bool ioguard_err_is_dma(u32 code)
+{
+	return code == NIC_ERR_TX_DMA || code == NIC_ERR_RX_DMA ||
+	       code == NIC_ERR_TE_DMA;
+}
+
+/* How a TX slot's buffer was mapped, so that completion unmaps it alike. */
+enum ioguard_tx_map {
+	IOGUARD_MAP_NONE,
+	IOGUARD_MAP_SINGLE,     /* dma_map_single of the skb head */
+	IOGUARD_MAP_PAGE,       /* skb_frag_dma_map of a fragment */
+	IOGUARD_MAP_SG,         /* dma_map_sg of the whole skb (no CAP.SG) */
+};
+
+struct ioguard_tx_slot {
+	struct sk_buff *skb;    /* on the packet's last slot only */
+	dma_addr_t dma;
+	unsigned int len;
+	unsigned int bytes;     /* BQL: what netdev_tx_sent_queue was told */
+	u8 map;                 /* enum ioguard_tx_map */
+	u8 nents;               /* IOGUARD_MAP_SG: entries given to dma_map_sg */
+};
+
+struct ioguard_rx_slot {
+	struct page *page;      /* mapped for the device while set */
+	dma_addr_t dma;
+};
+
+/*
+ * A descriptor ring. The device consumes from HEAD up to TAIL; we produce at
+ * next_to_use (what we write to TAIL) and reclaim at next_to_clean. One slot
+ * stays unused: HEAD == TAIL means empty, so the ring is full when
+ * next_to_use + 1 == next_to_clean.
+ */
+struct ioguard_ring {
+	struct ioguard_nic_desc *desc;
+	dma_addr_t desc_dma;
+	unsigned int size;
+	unsigned int next_to_use;
+	unsigned int next_to_clean;
+};
+
+/* Counters written by NAPI (RX and TX completion). */
+struct ioguard_napi_stats {
+	struct u64_stats_sync syncp;
+	u64_stats_t rx_packets, rx_bytes, rx_errors, rx_dropped, rx_copied;
+	u64_stats_t tx_packets, tx_bytes, tx_errors;
+	u64_stats_t above_4g;
+};
+
+/* Counters written by ndo_start_xmit (serialized by the TX queue lock). */
+struct ioguard_xmit_stats {
+	struct u64_stats_sync syncp;
+	u64_stats_t tx_dropped, sg_merged, linearized, above_4g;
+};
+
+/* The device's own counters, 32-bit registers extended to 64 bits. */
+enum {
+	IOGUARD_DEV_TX_PACKETS,
+	IOGUARD_DEV_RX_PACKETS,
+	IOGUARD_DEV_RX_DROPPED,
+	IOGUARD_DEV_DMA_ERRORS,
+	IOGUARD_DEV_NCOUNTERS,
+};
+
+static const u32 ioguard_dev_counter_regs[IOGUARD_DEV_NCOUNTERS] = {
+	NIC_REG_TX_PACKETS, NIC_REG_RX_PACKETS, NIC_REG_RX_DROPPED,
+	NIC_REG_DMA_ERRORS,
+};
+
+#define IOGUARD_ERRQ_LEN 16
+
+struct ioguard_err_record {
+	u32 code;
+	u32 addr;
+};
+
+struct ioguard_te_result {
+	u32 status;
+	u32 code;               /* NIC_ERR_TE_* when status has ERROR */
+	u32 crc;
+	u32 done;
+	u32 err_addr;
+};
+
+struct ioguard_nic {
+	struct net_device *netdev;
+	struct pci_dev *pdev;
+	struct device *dev;             /* &pdev->dev: the DMA device */
+	void __iomem *regs;
+	u32 cap;
+	bool has_sg;
+	unsigned int max_frags;         /* descriptors one TX packet may use */
+
+	struct napi_struct napi;
+	struct ioguard_ring tx, rx;
+	struct ioguard_tx_slot *tx_slots;
+	struct scatterlist *tx_sg;      /* no CAP.SG: IOGUARD_TX_SG_MAX per slot */
+	struct ioguard_rx_slot *rx_slots;
+	bool rings_up;                  /* rings programmed and enabled (rtnl) */
+	struct timer_list refill_timer; /* retries an RX refill that found no memory */
+
+	/* CTRL and INT_MASK are read-modify-written from several contexts. */
+	spinlock_t reg_lock;
+	u32 ctrl;
+	u32 int_mask;
+
+	/* Errors the interrupt handler took from the device, for err_work. */
+	spinlock_t err_lock;
+	struct ioguard_err_record errq[IOGUARD_ERRQ_LEN];
+	unsigned int errq_len;
+	unsigned int errq_lost;
+	bool reset_requested;
+	struct work_struct err_work;
+	struct ratelimit_state err_rs;
+
+	/* The test engine: one command at a time (te_lock). */
+	struct mutex te_lock;
+	struct completion te_done;
+	u32 te_err_code;                /* the TE_* error the IRQ handler saw */
+	char te_result[192];
+	struct dentry *debugfs;
+
+	struct ioguard_napi_stats nstats;
+	struct ioguard_xmit_stats xstats;
+	atomic64_t dma_errors;
+	atomic64_t error_events;
+	atomic64_t resets;
+
+	spinlock_t devctr_lock;
+	u32 devctr_last[IOGUARD_DEV_NCOUNTERS];
+	u64 devctr_total[IOGUARD_DEV_NCOUNTERS];
+};
+
+static struct dentry *ioguard_debugfs_root;
+
+static u32 ioguard_rd(struct ioguard_nic *nic, u32 reg)
+{
+	return ioread32(nic->regs + reg);
+}
+
+static void ioguard_wr(struct ioguard_nic *nic, u32 reg, u32 val)
+{
+	iowrite32(val, nic->regs + reg);
+}
+
+/*
+ * The descriptor's fields are declared as plain integers in the shared
+ * header; they are little-endian in memory.
+ */
+static void ioguard_desc_post(struct ioguard_nic_desc *d, dma_addr_t dma,
+			      unsigned int len, u16 flags)
+{
+	d->addr = (__force u32)cpu_to_le32(lower_32_bits(dma));
+	d->len = (__force u16)cpu_to_le16(len);
+	d->status = 0;
+	d->written_len = 0;
+	d->reserved = 0;
+	/* The device must never see OWN with a stale address or length. */
+	dma_wmb();
+	WRITE_ONCE(d->flags, (__force u16)cpu_to_le16(flags | NIC_DESC_OWN));
+}
+
+/*
+ * Has the device handed the descriptor back? If so, *status and *len are its
+ * write-back (the device writes them before it clears OWN).
+ */
+static bool ioguard_desc_done(struct ioguard_nic_desc *d, u16 *status,
+			      u16 *len)
+{
+	u16 flags = le16_to_cpu((__force __le16)READ_ONCE(d->flags));
+
+	if (flags & NIC_DESC_OWN)
+		return false;
+	dma_rmb();
+	*status = le16_to_cpu((__force __le16)READ_ONCE(d->status));
+	*len = le16_to_cpu((__force __le16)READ_ONCE(d->written_len));
+	return true;
+}
+
+static unsigned int ioguard_ring_next(const struct ioguard_ring *r,
+				      unsigned int i)
+{
+	return i + 1 == r->size ? 0 : i + 1;
+}
+
+/* Free slots, keeping the one that must stay unused. */
+static unsigned int ioguard_ring_free(const struct ioguard_ring *r)
+{
+	unsigned int ntc = READ_ONCE(r->next_to_clean);
+	unsigned int ntu = READ_ONCE(r->next_to_use);
+
+	return (ntc + r->size - ntu - 1) % r->size;
+}
+
+static void ioguard_count_high(u64_stats_t *ctr, phys_addr_t phys)
+{
+	if (phys >= SZ_4G)
+		u64_stats_inc(ctr);
+}
+
+/* Registers shared between contexts */
+
+static void ioguard_ctrl_update(struct ioguard_nic *nic, u32 clear, u32 set)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&nic->reg_lock, flags);
+	nic->ctrl = (nic->ctrl & ~clear) | set;
+	ioguard_wr(nic, NIC_REG_CTRL, nic->ctrl);
+	spin_unlock_irqrestore(&nic->reg_lock, flags);
+}
+
+static void ioguard_irq_update(struct ioguard_nic *nic, u32 clear, u32 set)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&nic->reg_lock, flags);
+	nic->int_mask = (nic->int_mask & ~clear) | set;
+	ioguard_wr(nic, NIC_REG_INT_MASK, nic->int_mask);
+	spin_unlock_irqrestore(&nic->reg_lock, flags);
+}
+
+/*
+ * Fold the device counters into 64-bit totals. Called often enough (every
+ * statistics read and before every reset) that a register cannot wrap twice
+ * in between.
+ */
+static void ioguard_devctr_fold(struct ioguard_nic *nic, bool reset)
+{
+	unsigned long flags;
+	int i;
+
+	spin_lock_irqsave(&nic->devctr_lock, flags);
+	for (i = 0; i < IOGUARD_DEV_NCOUNTERS; i++) {
+		u32 now = ioguard_rd(nic, ioguard_dev_counter_regs[i]);
+
+		nic->devctr_total[i] += (u32)(now - nic->devctr_last[i]);
+		/* NIC_CTRL_RESET clears the registers: start over from 0. */
+		nic->devctr_last[i] = reset ? 0 : now;
+	}
+	spin_unlock_irqrestore(&nic->devctr_lock, flags);
+}
+
+/*
+ * Back to the power-on state: rings stopped and forgotten, test engine idle.
+ * Only the bits that are configuration (loopback, promiscuous) and the
+ * always-on interrupts are restored; the rings are the caller's business.
+ */
+static void ioguard_hw_reset(struct ioguard_nic *nic)
+{
+	unsigned long flags;
+
+	ioguard_devctr_fold(nic, true);
+	spin_lock_irqsave(&nic->reg_lock, flags);
+	ioguard_wr(nic, NIC_REG_CTRL, NIC_CTRL_RESET);
+	nic->ctrl &= NIC_CTRL_LOOPBACK | NIC_CTRL_PROMISC;
+	ioguard_wr(nic, NIC_REG_CTRL, nic->ctrl);
+	nic->int_mask &= IOGUARD_INT_ALWAYS;
+	ioguard_wr(nic, NIC_REG_INT_MASK, nic->int_mask);
+	spin_unlock_irqrestore(&nic->reg_lock, flags);
+}
+
+/* TX */
+
+static void ioguard_tx_unmap(struct ioguard_nic *nic, unsigned int i)
+{
+	struct ioguard_tx_slot *slot = &nic->tx_slots[i];
+
+	switch (slot->map) {
+	case IOGUARD_MAP_SINGLE:
+		dma_unmap_single(nic->dev, slot->dma, slot->len, DMA_TO_DEVICE);
+		break;
+	case IOGUARD_MAP_PAGE:
+		dma_unmap_page(nic->dev, slot->dma, slot->len, DMA_TO_DEVICE);
+		break;
+	case IOGUARD_MAP_SG:
+		dma_unmap_sg(nic->dev, &nic->tx_sg[i * IOGUARD_TX_SG_MAX],
+			     slot->nents, DMA_TO_DEVICE);
+		break;
+	}
+	slot->map = IOGUARD_MAP_NONE;
+}
+
+static void ioguard_tx_slot_set(struct ioguard_nic *nic, unsigned int i,
+				u8 map, dma_addr_t dma, unsigned int len)
+{
+	struct ioguard_tx_slot *slot = &nic->tx_slots[i];
+
+	slot->map = map;
+	slot->dma = dma;
+	slot->len = len;
+	slot->skb = NULL;
+	slot->nents = 0;
+}
+
+static int ioguard_tx_map_linear(struct ioguard_nic *nic, struct sk_buff *skb,
+				 unsigned int i)
+{
+	dma_addr_t dma = dma_map_single(nic->dev, skb->data, skb_headlen(skb),
+					DMA_TO_DEVICE);
+
+	if (dma_mapping_error(nic->dev, dma))
+		return -ENOMEM;
+	ioguard_count_high(&nic->xstats.above_4g, virt_to_phys(skb->data));
+	ioguard_tx_slot_set(nic, i, IOGUARD_MAP_SINGLE, dma, skb_headlen(skb));
+	return 1;
+}
+
+/*
+ * With CAP.SG: the head and each fragment get a descriptor of their own.
+ * Returns the number of slots filled from next_to_use, or a negative errno
+ * with nothing left mapped.
+ */
+static int ioguard_tx_map_frags(struct ioguard_nic *nic, struct sk_buff *skb,
+				bool *linearized)
+{
+	struct ioguard_ring *r = &nic->tx;
+	unsigned int nfrags = skb_shinfo(skb)->nr_frags;
+	unsigned int i = r->next_to_use, used = 0, f;
+
+	if ((skb_headlen(skb) ? 1 : 0) + nfrags > nic->max_frags) {
+		if (skb_linearize(skb))
+			return -ENOMEM;
+		*linearized = true;
+		nfrags = 0;
+	}
+	if (skb_headlen(skb)) {
+		if (ioguard_tx_map_linear(nic, skb, i) < 0)
+			return -ENOMEM;
+		i = ioguard_ring_next(r, i);
+		used++;
+	}
+	for (f = 0; f < nfrags; f++) {
+		const skb_frag_t *frag = &skb_shinfo(skb)->frags[f];
+		unsigned int len = skb_frag_size(frag);
+		dma_addr_t dma;
+
+		if (!len)       /* the device refuses zero-length descriptors */
+			continue;
+		dma = skb_frag_dma_map(nic->dev, frag, 0, len, DMA_TO_DEVICE);
+		if (dma_mapping_error(nic->dev, dma))
+			goto unwind;
+		ioguard_count_high(&nic->xstats.above_4g,
+				   page_to_phys(skb_frag_page(frag)) +
+				   skb_frag_off(frag));
+		ioguard_tx_slot_set(nic, i, IOGUARD_MAP_PAGE, dma, len);
+		i = ioguard_ring_next(r, i);
+		used++;
+	}
+	return used;
+
+unwind:
+	for (i = r->next_to_use; used--; i = ioguard_ring_next(r, i))
+		ioguard_tx_unmap(nic, i);
+	return -ENOMEM;
+}
+
+/*
+ * Without CAP.SG a packet is exactly one descriptor. A nonlinear skb is
+ * mapped as a scatterlist first: an IOMMU that places the pieces in one
+ * contiguous IOVA range returns a single DMA segment, and the device can take
+ * it as it is. Only otherwise does the skb get copied into one buffer.
+ */
+static int ioguard_tx_map_nosg(struct ioguard_nic *nic, struct sk_buff *skb,
+			       bool *merged, bool *linearized)
+{
+	unsigned int i = nic->tx.next_to_use;
+	struct scatterlist *sg = &nic->tx_sg[i * IOGUARD_TX_SG_MAX];
+	struct scatterlist *s;
+	int nsg, count, k;
+
+	if (!skb_is_nonlinear(skb))
+		return ioguard_tx_map_linear(nic, skb, i);
+
+	nsg = -EMSGSIZE;
+	if (skb_shinfo(skb)->nr_frags + 1 <= IOGUARD_TX_SG_MAX) {
+		sg_init_table(sg, skb_shinfo(skb)->nr_frags + 1);
+		nsg = skb_to_sgvec(skb, sg, 0, skb->len);
+	}
+	if (nsg > 0) {
+		count = dma_map_sg(nic->dev, sg, nsg, DMA_TO_DEVICE);
+		if (!count)
+			return -ENOMEM;
+		if (count == 1) {
+			for_each_sg(sg, s, nsg, k)
+				ioguard_count_high(&nic->xstats.above_4g,
+						   sg_phys(s));
+			ioguard_tx_slot_set(nic, i, IOGUARD_MAP_SG,
+					    sg_dma_address(sg), sg_dma_len(sg));
+			nic->tx_slots[i].nents = nsg;
+			*merged = nsg > 1;
+			return 1;
+		}
+		dma_unmap_sg(nic->dev, sg, nsg, DMA_TO_DEVICE);
+	}
+	if (skb_linearize(skb))
+		return -ENOMEM;
+	*linearized = true;
+	return ioguard_tx_map_linear(nic, skb, i);
+}
+
+static netdev_tx_t ioguard_start_xmit(struct sk_buff *skb,
+				      struct net_device *netdev)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+	struct ioguard_ring *r = &nic->tx;
+	bool merged = false, linearized = false;
+	unsigned int i, last = 0, bytes;
+	int n, k;
+
+	/* Ethernet's minimum frame, as real NICs pad it. Frees skb on error. */
+	if (eth_skb_pad(skb))
+		goto dropped;
+	if (unlikely(skb->len > NIC_MAX_FRAME))
+		goto drop;
+
+	if (unlikely(ioguard_ring_free(r) < nic->max_frags)) {
+		/* The queue is stopped before this can happen: a bug if it does. */
+		netif_stop_queue(netdev);
+		netdev_err_once(netdev, "TX ring full with the queue awake\n");
+		return NETDEV_TX_BUSY;
+	}
+
+	if (nic->has_sg)
+		n = ioguard_tx_map_frags(nic, skb, &linearized);
+	else
+		n = ioguard_tx_map_nosg(nic, skb, &merged, &linearized);
+	if (n <= 0)
+		goto drop;
+
+	bytes = skb->len;
+	for (k = 0, i = r->next_to_use; k < n; k++, i = ioguard_ring_next(r, i)) {
+		struct ioguard_tx_slot *slot = &nic->tx_slots[i];
+
+		last = i;
+		ioguard_desc_post(&r->desc[i], slot->dma, slot->len,
+				  k + 1 == n ? NIC_DESC_EOP : 0);
+	}
+	nic->tx_slots[last].skb = skb;
+	nic->tx_slots[last].bytes = bytes;
+
+	u64_stats_update_begin(&nic->xstats.syncp);
+	if (merged)
+		u64_stats_inc(&nic->xstats.sg_merged);
+	if (linearized)
+		u64_stats_inc(&nic->xstats.linearized);
+	u64_stats_update_end(&nic->xstats.syncp);
+
+	/* The completion path reads next_to_use: publish the slots first. */
+	smp_store_release(&r->next_to_use, i);
+	skb_tx_timestamp(skb);
+
+	if (__netdev_tx_sent_queue(netdev_get_tx_queue(netdev, 0), bytes,
+				   netdev_xmit_more()))
+		ioguard_wr(nic, NIC_REG_TX_TAIL, i);    /* the doorbell */
+
+	if (unlikely(ioguard_ring_free(r) < nic->max_frags)) {
+		netif_stop_queue(netdev);
+		/* Completion may have freed slots before it saw the stop. */
+		smp_mb();
+		if (ioguard_ring_free(r) >= nic->max_frags)
+			netif_wake_queue(netdev);
+		else
+			/* a stopped queue gets no xmit_more: ring now */
+			ioguard_wr(nic, NIC_REG_TX_TAIL, i);
+	}
+	return NETDEV_TX_OK;
+
+drop:
+	dev_kfree_skb_any(skb);
+dropped:
+	u64_stats_update_begin(&nic->xstats.syncp);
+	u64_stats_inc(&nic->xstats.tx_dropped);
+	u64_stats_update_end(&nic->xstats.syncp);
+	return NETDEV_TX_OK;
+}
+
+/* Reclaim the descriptors the device handed back. From NAPI. */
+static void ioguard_tx_clean(struct ioguard_nic *nic, int budget)
+{
+	struct ioguard_ring *r = &nic->tx;
+	unsigned int i = r->next_to_clean;
+	unsigned int ntu = smp_load_acquire(&r->next_to_use);
+	unsigned int pkts = 0, bytes = 0;
+	u64 ok = 0, ok_bytes = 0, errors = 0;
+
+	while (i != ntu) {
+		struct ioguard_tx_slot *slot = &nic->tx_slots[i];
+		u16 status, len;
+
+		if (!ioguard_desc_done(&r->desc[i], &status, &len))
+			break;
+		ioguard_tx_unmap(nic, i);
+		if (slot->skb) {
+			u32 code = status >> NIC_DESC_ST_ERR_SHIFT;
+
+			if (status & NIC_DESC_ST_ERROR) {
+				errors++;
+				/* the device did not send it */
+				if (ioguard_err_is_dma(code))
+					atomic64_inc(&nic->dma_errors);
+			} else {
+				ok++;
+				ok_bytes += slot->skb->len;
+			}
+			pkts++;
+			bytes += slot->bytes;
+			napi_consume_skb(slot->skb, budget);
+			slot->skb = NULL;
+		}
+		i = ioguard_ring_next(r, i);
+	}
+	if (i == r->next_to_clean)
+		return;
+
+	u64_stats_update_begin(&nic->nstats.syncp);
+	u64_stats_add(&nic->nstats.tx_packets, ok);
+	u64_stats_add(&nic->nstats.tx_bytes, ok_bytes);
+	u64_stats_add(&nic->nstats.tx_errors, errors);
+	u64_stats_update_end(&nic->nstats.syncp);
+
+	netdev_completed_queue(nic->netdev, pkts, bytes);
+	smp_store_release(&r->next_to_clean, i);
+	/* Pairs with the barrier in start_xmit after it stopped the queue. */
+	smp_mb();
+	if (netif_queue_stopped(nic->netdev) &&
+	    ioguard_ring_free(r) >= nic->max_frags)
+		netif_wake_queue(nic->netdev);
+}
+
+/* RX */
+
+static void ioguard_rx_free_slot(struct ioguard_nic *nic,
+				 struct ioguard_rx_slot *slot)
+{
+	dma_unmap_page(nic->dev, slot->dma, IOGUARD_RX_BUF_LEN,
+		       DMA_FROM_DEVICE);
+	__free_page(slot->page);
+	slot->page = NULL;
+}
+
+/*
+ * Hand every free slot to the device, with a page for each slot that has
+ * none. Returns false if a page could not be allocated or mapped.
+ */
+static bool ioguard_rx_refill(struct ioguard_nic *nic, gfp_t gfp)
+{
+	struct ioguard_ring *r = &nic->rx;
+	unsigned int i = r->next_to_use;
+	bool ok = true, posted = false;
+
+	while (ioguard_ring_next(r, i) != r->next_to_clean) {
+		struct ioguard_rx_slot *slot = &nic->rx_slots[i];
+
+		if (!slot->page) {
+			struct page *page = alloc_page(gfp | __GFP_NOWARN);
+			dma_addr_t dma;
+
+			if (!page) {
+				ok = false;
+				break;
+			}
+			dma = dma_map_page(nic->dev, page, 0, IOGUARD_RX_BUF_LEN,
+					   DMA_FROM_DEVICE);
+			if (dma_mapping_error(nic->dev, dma)) {
+				__free_page(page);
+				ok = false;
+				break;
+			}
+			u64_stats_update_begin(&nic->nstats.syncp);
+			ioguard_count_high(&nic->nstats.above_4g,
+					   page_to_phys(page));
+			u64_stats_update_end(&nic->nstats.syncp);
+			slot->page = page;
+			slot->dma = dma;
+		}
+		ioguard_desc_post(&r->desc[i], slot->dma, IOGUARD_RX_BUF_LEN, 0);
+		i = ioguard_ring_next(r, i);
+		posted = true;
+	}
+	if (posted) {
+		r->next_to_use = i;
+		ioguard_wr(nic, NIC_REG_RX_TAIL, i);
+	}
+	return ok;
+}
+
+static struct sk_buff *ioguard_rx_skb(struct ioguard_nic *nic,
+				      struct ioguard_rx_slot *slot,
+				      unsigned int len, bool *copied)
+{
+	void *va = page_address(slot->page);
+	struct sk_buff *skb;
+	unsigned int hlen;
+
+	if (len <= IOGUARD_RX_COPYBREAK) {
+		/* Small: copy it and give the page straight back. */
+		skb = napi_alloc_skb(&nic->napi, len);
+		if (!skb)
+			return NULL;
+		dma_sync_single_for_cpu(nic->dev, slot->dma, len,
+					DMA_FROM_DEVICE);
+		skb_put_data(skb, va, len);
+		dma_sync_single_for_device(nic->dev, slot->dma, len,
+					   DMA_FROM_DEVICE);
+		*copied = true;
+		return skb;
+	}
+
+	skb = napi_alloc_skb(&nic->napi, IOGUARD_RX_HDR_LEN);
+	if (!skb)
+		return NULL;
+	dma_unmap_page(nic->dev, slot->dma, IOGUARD_RX_BUF_LEN,
+		       DMA_FROM_DEVICE);
+	/* Headers in the linear part, where the stack expects them. */
+	hlen = eth_get_headlen(nic->netdev, va,
+			       min_t(unsigned int, len, IOGUARD_RX_HDR_LEN));
+	skb_put_data(skb, va, hlen);
+	if (len > hlen)
+		skb_add_rx_frag(skb, 0, slot->page, hlen, len - hlen,
+				IOGUARD_RX_BUF_LEN);
+	else
+		__free_page(slot->page);
+	slot->page = NULL;
+	return skb;
+}
+
+static int ioguard_rx_poll(struct ioguard_nic *nic, int budget)
+{
+	struct ioguard_ring *r = &nic->rx;
+	u64 packets = 0, bytes = 0, errors = 0, dropped = 0, copies = 0;
+	int done = 0;
+
+	while (done < budget && r->next_to_clean != r->next_to_use) {
+		unsigned int i = r->next_to_clean;
+		struct ioguard_rx_slot *slot = &nic->rx_slots[i];
+		struct sk_buff *skb;
+		bool copied = false;
+		u16 status, len;
+
+		if (!ioguard_desc_done(&r->desc[i], &status, &len))
+			break;
+		r->next_to_clean = ioguard_ring_next(r, i);
+		done++;
+
+		if (!(status & NIC_DESC_ST_DONE) || (status & NIC_DESC_ST_ERROR) ||
+		    len < ETH_HLEN || len > IOGUARD_RX_BUF_LEN) {
+			u32 code = status >> NIC_DESC_ST_ERR_SHIFT;
+
+			errors++;
+			/*
+			 * A buffer the device could not write to is never
+			 * used again: a fresh page replaces it. A frame that
+			 * was too long never touched its buffer, which is
+			 * posted again as it is.
+			 */
+			if (code != NIC_ERR_DESC_LEN) {
+				if (ioguard_err_is_dma(code))
+					atomic64_inc(&nic->dma_errors);
+				ioguard_rx_free_slot(nic, slot);
+			}
+			continue;
+		}
+
+		skb = ioguard_rx_skb(nic, slot, len, &copied);
+		if (!skb) {
+			dropped++;      /* the page stays in its slot */
+			continue;
+		}
+		copies += copied;
+		skb->protocol = eth_type_trans(skb, nic->netdev);
+		packets++;
+		bytes += len;
+		napi_gro_receive(&nic->napi, skb);
+	}
+
+	u64_stats_update_begin(&nic->nstats.syncp);
+	u64_stats_add(&nic->nstats.rx_packets, packets);
+	u64_stats_add(&nic->nstats.rx_bytes, bytes);
+	u64_stats_add(&nic->nstats.rx_errors, errors);
+	u64_stats_add(&nic->nstats.rx_dropped, dropped);
+	u64_stats_add(&nic->nstats.rx_copied, copies);
+	u64_stats_update_end(&nic->nstats.syncp);
+
+	/*
+	 * Out of memory with nothing posted, the device has nowhere to put a
+	 * frame and will not interrupt us again: try later from a timer.
+	 */
+	if (!ioguard_rx_refill(nic, GFP_ATOMIC) &&
+	    r->next_to_clean == r->next_to_use)
+		mod_timer(&nic->refill_timer, jiffies + HZ / 10);
+	return done;
+}
+
+static void ioguard_refill_timer(struct timer_list *t)
+{
+	struct ioguard_nic *nic = from_timer(nic, t, refill_timer);
+
+	napi_schedule(&nic->napi);
+}
+
+static int ioguard_poll(struct napi_struct *napi, int budget)
+{
+	struct ioguard_nic *nic = container_of(napi, struct ioguard_nic, napi);
+	int done;
+
+	/*
+	 * Acknowledge before looking at the rings: a completion after this
+	 * sets the cause again and fires when we unmask.
+	 */
+	ioguard_wr(nic, NIC_REG_INT_STATUS, IOGUARD_INT_NAPI);
+	ioguard_tx_clean(nic, budget);
+	done = ioguard_rx_poll(nic, budget);
+	if (done < budget && napi_complete_done(napi, done))
+		ioguard_irq_update(nic, 0, IOGUARD_INT_NAPI);
+	return done;
+}
+
+/* Interrupts and errors */
+
+static void ioguard_update_link(struct ioguard_nic *nic)
+{
+	bool up = ioguard_rd(nic, NIC_REG_STATUS) & NIC_STATUS_LINK_UP;
+
+	if (up == netif_carrier_ok(nic->netdev))
+		return;
+	if (up)
+		netif_carrier_on(nic->netdev);
+	else
+		netif_carrier_off(nic->netdev);
+	netdev_info(nic->netdev, "link %s\n", up ? "up" : "down");
+}
+
+/*
+ * Take the latched error out of the device and clear it at once, so that
+ * the next one is latched too; err_work logs it and recovers.
+ */
+static void ioguard_capture_error(struct ioguard_nic *nic)
+{
+	u32 status = ioguard_rd(nic, NIC_REG_STATUS);
+
+	if (status & NIC_STATUS_ERROR) {
+		u32 code = ioguard_rd(nic, NIC_REG_ERR_CODE);
+		u32 addr = ioguard_rd(nic, NIC_REG_ERR_ADDR);
+
+		ioguard_wr(nic, NIC_REG_STATUS, NIC_STATUS_ERROR);
+		if (code == NIC_ERR_TE_ARGS || code == NIC_ERR_TE_DMA)
+			WRITE_ONCE(nic->te_err_code, code);
+		spin_lock(&nic->err_lock);
+		if (nic->errq_len < IOGUARD_ERRQ_LEN)
+			nic->errq[nic->errq_len++] =
+				(struct ioguard_err_record){ code, addr };
+		else
+			nic->errq_lost++;
+		spin_unlock(&nic->err_lock);
+	}
+	schedule_work(&nic->err_work);
+}
+
+static irqreturn_t ioguard_interrupt(int irq, void *data)
+{
+	struct ioguard_nic *nic = data;
+	u32 pending;
+
+	spin_lock(&nic->reg_lock);
+	pending = ioguard_rd(nic, NIC_REG_INT_STATUS) & nic->int_mask;
+	if (!pending) {
+		spin_unlock(&nic->reg_lock);
+		return IRQ_NONE;        /* a shared INTx line: not ours */
+	}
+	ioguard_wr(nic, NIC_REG_INT_STATUS, pending);
+	if (pending & IOGUARD_INT_NAPI) {
+		/* NAPI polls with these masked, and unmasks when done. */
+		nic->int_mask &= ~IOGUARD_INT_NAPI;
+		ioguard_wr(nic, NIC_REG_INT_MASK, nic->int_mask);
+	}
+	spin_unlock(&nic->reg_lock);
+
+	/* Before TEST_DONE: the test engine's waiter wants the error code. */
+	if (pending & NIC_INT_ERROR)
+		ioguard_capture_error(nic);
+	if (pending & NIC_INT_LINK)
+		ioguard_update_link(nic);
+	if (pending & NIC_INT_TEST_DONE)
+		complete(&nic->te_done);
+	if (pending & IOGUARD_INT_NAPI)
+		napi_schedule(&nic->napi);
+	return IRQ_HANDLED;
+}
+
+static int ioguard_datapath_start(struct ioguard_nic *nic);
+static void ioguard_datapath_stop(struct ioguard_nic *nic);
+
+/*
+ * Reset the device and bring back what was running. Under rtnl (against
+ * open/stop) and te_lock (the test engine is reset too).
+ */
+static void ioguard_reset(struct ioguard_nic *nic, const char *why)
+{
+	bool running = nic->rings_up;
+
+	ASSERT_RTNL();
+	lockdep_assert_held(&nic->te_lock);
+	atomic64_inc(&nic->resets);
+	netdev_warn(nic->netdev, "resetting the device: %s\n", why);
+	if (running)
+		ioguard_datapath_stop(nic);
+	ioguard_hw_reset(nic);
+	if (running && ioguard_datapath_start(nic))
+		netdev_err(nic->netdev, "cannot restart after the reset\n");
+}
+
+static void ioguard_err_work(struct work_struct *work)
+{
+	struct ioguard_nic *nic = container_of(work, struct ioguard_nic,
+					       err_work);
+	struct ioguard_err_record errs[IOGUARD_ERRQ_LEN];
+	unsigned int n, lost, k;
+	bool reset;
+	u32 want = NIC_STATUS_TX_RUNNING | NIC_STATUS_RX_RUNNING;
+
+	spin_lock_irq(&nic->err_lock);
+	n = nic->errq_len;
+	lost = nic->errq_lost;
+	memcpy(errs, nic->errq, n * sizeof(errs[0]));
+	nic->errq_len = 0;
+	nic->errq_lost = 0;
+	reset = nic->reset_requested;
+	nic->reset_requested = false;
+	spin_unlock_irq(&nic->err_lock);
+
+	for (k = 0; k < n; k++) {
+		atomic64_inc(&nic->error_events);
+		if (__ratelimit(&nic->err_rs))
+			netdev_err(nic->netdev, "%s error: %s at 0x%08x\n",
+				   ioguard_err_is_dma(errs[k].code) ? "DMA"
+								    : "device",
+				   ioguard_err_name(errs[k].code), errs[k].addr);
+	}
+	if (lost)
+		netdev_err(nic->netdev, "%u more device errors not recorded\n",
+			   lost);
+
+	/* Cheap check first: most errors leave both rings running. */
+	if (!reset && (!READ_ONCE(nic->rings_up) ||
+		       (ioguard_rd(nic, NIC_REG_STATUS) & want) == want))
+		return;
+
+	mutex_lock(&nic->te_lock);
+	rtnl_lock();
+	if (nic->rings_up) {
+		u32 status = ioguard_rd(nic, NIC_REG_STATUS);
+
+		if ((status & want) != want) {
+			/* the device could not reach its own descriptors */
+			atomic64_inc(&nic->dma_errors);
+			ioguard_reset(nic, !(status & NIC_STATUS_TX_RUNNING) ?
+					   "the TX ring stopped" :
+					   "the RX ring stopped");
+		} else if (reset) {
+			ioguard_reset(nic, "TX timeout");
+		}
+	}
+	rtnl_unlock();
+	mutex_unlock(&nic->te_lock);
+}
+
+/* Rings */
+
+static void ioguard_free_buffers(struct ioguard_nic *nic)
+{
+	unsigned int i;
+
+	for (i = 0; i < nic->tx.size; i++) {
+		struct ioguard_tx_slot *slot = &nic->tx_slots[i];
+
+		ioguard_tx_unmap(nic, i);
+		if (slot->skb) {
+			dev_kfree_skb_any(slot->skb);
+			slot->skb = NULL;
+			u64_stats_update_begin(&nic->xstats.syncp);
+			u64_stats_inc(&nic->xstats.tx_dropped);
+			u64_stats_update_end(&nic->xstats.syncp);
+		}
+	}
+	for (i = 0; i < nic->rx.size; i++)
+		if (nic->rx_slots[i].page)
+			ioguard_rx_free_slot(nic, &nic->rx_slots[i]);
+	netdev_reset_queue(nic->netdev);
+}
+
+static void ioguard_program_ring(struct ioguard_nic *nic,
+				 struct ioguard_ring *r, u32 base_reg)
+{
+	r->next_to_use = 0;
+	r->next_to_clean = 0;
+	memset(r->desc, 0, r->size * NIC_DESC_SIZE);
+	/* SIZE first: it resets the device's HEAD and TAIL. */
+	ioguard_wr(nic, base_reg + (NIC_REG_TX_RING_SIZE - NIC_REG_TX_RING_BASE),
+		   r->size);
+	ioguard_wr(nic, base_reg, lower_32_bits(r->desc_dma));
+}
+
+/* Program the rings, post RX buffers and start the device. Under rtnl. */
+static int ioguard_datapath_start(struct ioguard_nic *nic)
+{
+	u32 status, want = NIC_STATUS_TX_RUNNING | NIC_STATUS_RX_RUNNING;
+
+	ioguard_program_ring(nic, &nic->tx, NIC_REG_TX_RING_BASE);
+	ioguard_program_ring(nic, &nic->rx, NIC_REG_RX_RING_BASE);
+	if (!ioguard_rx_refill(nic, GFP_KERNEL) && !nic->rx.next_to_use) {
+		ioguard_free_buffers(nic);
+		return -ENOMEM;
+	}
+	ioguard_ctrl_update(nic, 0, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN);
+	status = ioguard_rd(nic, NIC_REG_STATUS);
+	if ((status & want) != want) {
+		netdev_err(nic->netdev, "the device refused the rings (STATUS 0x%08x)\n",
+			   status);
+		ioguard_ctrl_update(nic, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN, 0);
+		ioguard_free_buffers(nic);
+		return -EIO;
+	}
+	WRITE_ONCE(nic->rings_up, true);
+	napi_enable(&nic->napi);
+	ioguard_irq_update(nic, 0, IOGUARD_INT_NAPI);
+	netif_wake_queue(nic->netdev);
+	return 0;
+}
+
+/* Quiesce the device's rings and take all buffers back. Under rtnl. */
+static void ioguard_datapath_stop(struct ioguard_nic *nic)
+{
+	netif_tx_disable(nic->netdev);
+	/* The device touches neither ring once TX_EN/RX_EN are clear. */
+	ioguard_ctrl_update(nic, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN, 0);
+	ioguard_irq_update(nic, IOGUARD_INT_NAPI, 0);
+	ioguard_rd(nic, NIC_REG_STATUS);        /* flush the posted writes */
+	napi_disable(&nic->napi);
+	timer_delete_sync(&nic->refill_timer);
+	WRITE_ONCE(nic->rings_up, false);
+	ioguard_free_buffers(nic);
+}
+
+static void ioguard_free_rings(struct ioguard_nic *nic)
+{
+	if (nic->tx.desc)
+		dma_free_coherent(nic->dev, nic->tx.size * NIC_DESC_SIZE,
+				  nic->tx.desc, nic->tx.desc_dma);
+	if (nic->rx.desc)
+		dma_free_coherent(nic->dev, nic->rx.size * NIC_DESC_SIZE,
+				  nic->rx.desc, nic->rx.desc_dma);
+	nic->tx.desc = NULL;
+	nic->rx.desc = NULL;
+	kvfree(nic->tx_slots);
+	kvfree(nic->tx_sg);
+	kvfree(nic->rx_slots);
+	nic->tx_slots = NULL;
+	nic->tx_sg = NULL;
+	nic->rx_slots = NULL;
+}
+
+static int ioguard_alloc_rings(struct ioguard_nic *nic)
+{
+	nic->tx.size = clamp_t(unsigned int, tx_ring, IOGUARD_MIN_RING,
+			       NIC_RING_MAX_SIZE);
+	nic->rx.size = clamp_t(unsigned int, rx_ring, IOGUARD_MIN_RING,
+			       NIC_RING_MAX_SIZE);
+	/* The 32-bit coherent mask keeps the rings where the device reaches. */
+	nic->tx.desc = dma_alloc_coherent(nic->dev, nic->tx.size * NIC_DESC_SIZE,
+					  &nic->tx.desc_dma, GFP_KERNEL);
+	nic->rx.desc = dma_alloc_coherent(nic->dev, nic->rx.size * NIC_DESC_SIZE,
+					  &nic->rx.desc_dma, GFP_KERNEL);
+	nic->tx_slots = kvcalloc(nic->tx.size, sizeof(*nic->tx_slots),
+				 GFP_KERNEL);
+	nic->rx_slots = kvcalloc(nic->rx.size, sizeof(*nic->rx_slots),
+				 GFP_KERNEL);
+	if (!nic->has_sg)
+		nic->tx_sg = kvcalloc(nic->tx.size * IOGUARD_TX_SG_MAX,
+				      sizeof(*nic->tx_sg), GFP_KERNEL);
+	if (!nic->tx.desc || !nic->rx.desc || !nic->tx_slots ||
+	    !nic->rx_slots || (!nic->has_sg && !nic->tx_sg)) {
+		ioguard_free_rings(nic);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* net_device_ops */
+
+static int ioguard_open(struct net_device *netdev)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+	int err;
+
+	err = ioguard_alloc_rings(nic);
+	if (err)
+		return err;
+	err = ioguard_datapath_start(nic);
+	if (err) {
+		ioguard_free_rings(nic);
+		return err;
+	}
+	ioguard_update_link(nic);
+	return 0;
+}
+
+static int ioguard_stop(struct net_device *netdev)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+
+	if (nic->rings_up)
+		ioguard_datapath_stop(nic);
+	ioguard_free_rings(nic);
+	return 0;
+}
+
+static void ioguard_get_stats64(struct net_device *netdev,
+				struct rtnl_link_stats64 *s)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+	unsigned int start;
+
+	do {
+		start = u64_stats_fetch_begin(&nic->nstats.syncp);
+		s->rx_packets = u64_stats_read(&nic->nstats.rx_packets);
+		s->rx_bytes = u64_stats_read(&nic->nstats.rx_bytes);
+		s->rx_errors = u64_stats_read(&nic->nstats.rx_errors);
+		s->rx_dropped = u64_stats_read(&nic->nstats.rx_dropped);
+		s->tx_packets = u64_stats_read(&nic->nstats.tx_packets);
+		s->tx_bytes = u64_stats_read(&nic->nstats.tx_bytes);
+		s->tx_errors = u64_stats_read(&nic->nstats.tx_errors);
+	} while (u64_stats_fetch_retry(&nic->nstats.syncp, start));
+	do {
+		start = u64_stats_fetch_begin(&nic->xstats.syncp);
+		s->tx_dropped = u64_stats_read(&nic->xstats.tx_dropped);
+	} while (u64_stats_fetch_retry(&nic->xstats.syncp, start));
+}
+
+static int ioguard_change_mtu(struct net_device *netdev, int mtu)
+{
+	/* RX buffers are whole pages whatever the MTU: nothing to resize. */
+	WRITE_ONCE(netdev->mtu, mtu);
+	return 0;
+}
+
+static void ioguard_set_rx_mode(struct net_device *netdev)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+
+	/* The device always takes multicast and broadcast. */
+	if (netdev->flags & IFF_PROMISC)
+		ioguard_ctrl_update(nic, 0, NIC_CTRL_PROMISC);
+	else
+		ioguard_ctrl_update(nic, NIC_CTRL_PROMISC, 0);
+}
+
+static int ioguard_set_features(struct net_device *netdev,
+				netdev_features_t features)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+	netdev_features_t changed = netdev->features ^ features;
+
+	if (changed & NETIF_F_LOOPBACK) {
+		if (features & NETIF_F_LOOPBACK)
+			ioguard_ctrl_update(nic, 0, NIC_CTRL_LOOPBACK);
+		else
+			ioguard_ctrl_update(nic, NIC_CTRL_LOOPBACK, 0);
+		netdev_info(netdev, "internal loopback %s\n",
+			    features & NETIF_F_LOOPBACK ? "on" : "off");
+	}
+	return 0;
+}
+
+static void ioguard_tx_timeout(struct net_device *netdev, unsigned int queue)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+	unsigned long flags;
+
+	netdev_err(netdev, "TX timeout: HEAD %u TAIL %u STATUS 0x%08x\n",
+		   ioguard_rd(nic, NIC_REG_TX_HEAD),
+		   ioguard_rd(nic, NIC_REG_TX_TAIL),
+		   ioguard_rd(nic, NIC_REG_STATUS));
+	spin_lock_irqsave(&nic->err_lock, flags);
+	nic->reset_requested = true;
+	spin_unlock_irqrestore(&nic->err_lock, flags);
+	schedule_work(&nic->err_work);
+}
+
+static const struct net_device_ops ioguard_netdev_ops = {
+	.ndo_open = ioguard_open,
+	.ndo_stop = ioguard_stop,
+	.ndo_start_xmit = ioguard_start_xmit,
+	.ndo_get_stats64 = ioguard_get_stats64,
+	.ndo_change_mtu = ioguard_change_mtu,
+	.ndo_set_rx_mode = ioguard_set_rx_mode,
+	.ndo_set_features = ioguard_set_features,
+	.ndo_tx_timeout = ioguard_tx_timeout,
+	.ndo_validate_addr = eth_validate_addr,
+};
+
+/*
+ * ethtool statistics
+ *
+ * tx_/rx_packets, _bytes  frames the device sent / delivered to the stack
+ * tx_/rx_errors           frames the device completed with ST_ERROR
+ * tx_dropped              skbs dropped by the driver (no mapping, too long,
+ *                         in flight at a reset)
+ * rx_dropped              frames lost for want of an skb
+ * rx_copied               frames copied out of their page (<= 256 bytes)
+ * dma_errors              DMA failures the device reported to the driver:
+ *                         packets and frames completed with tx-dma/rx-dma,
+ *                         test-engine commands ended by te-dma, and rings
+ *                         the device stopped
+ * error_events            error reports (ERR_CODE/ERR_ADDR) taken and logged
+ * device_*                the device's own counters, extended to 64 bits
+ * tx_sg_merged            skbs of several pieces sent as one descriptor
+ *                         because the IOMMU mapped them as one range
+ *                         (devices without CAP.SG)
+ * tx_linearized           skbs copied into one buffer (too many pieces, or
+ *                         no CAP.SG and no merge)
+ * buffers_above_4g        packet buffers mapped whose CPU physical address
+ *                         is at or above 4 GiB
+ * resets                  device resets by the recovery path
+ */
+
+enum ioguard_stat {
+	ST_TX_PACKETS, ST_TX_BYTES, ST_RX_PACKETS, ST_RX_BYTES,
+	ST_TX_ERRORS, ST_RX_ERRORS, ST_TX_DROPPED, ST_RX_DROPPED, ST_RX_COPIED,
+	ST_DMA_ERRORS, ST_ERROR_EVENTS,
+	ST_DEV_TX_PACKETS, ST_DEV_RX_PACKETS, ST_DEV_RX_DROPPED,
+	ST_DEV_DMA_ERRORS,
+	ST_TX_SG_MERGED, ST_TX_LINEARIZED, ST_BUFFERS_ABOVE_4G, ST_RESETS,
+	ST_COUNT,
+};
+
+static const char ioguard_stat_names[ST_COUNT][ETH_GSTRING_LEN] = {
+	[ST_TX_PACKETS] = "tx_packets",
+	[ST_TX_BYTES] = "tx_bytes",
+	[ST_RX_PACKETS] = "rx_packets",
+	[ST_RX_BYTES] = "rx_bytes",
+	[ST_TX_ERRORS] = "tx_errors",
+	[ST_RX_ERRORS] = "rx_errors",
+	[ST_TX_DROPPED] = "tx_dropped",
+	[ST_RX_DROPPED] = "rx_dropped",
+	[ST_RX_COPIED] = "rx_copied",
+	[ST_DMA_ERRORS] = "dma_errors",
+	[ST_ERROR_EVENTS] = "error_events",
+	[ST_DEV_TX_PACKETS] = "device_tx_packets",
+	[ST_DEV_RX_PACKETS] = "device_rx_packets",
+	[ST_DEV_RX_DROPPED] = "device_rx_dropped",
+	[ST_DEV_DMA_ERRORS] = "device_dma_errors",
+	[ST_TX_SG_MERGED] = "tx_sg_merged",
+	[ST_TX_LINEARIZED] = "tx_linearized",
+	[ST_BUFFERS_ABOVE_4G] = "buffers_above_4g",
+	[ST_RESETS] = "resets",
+};
+
+static void ioguard_get_drvinfo(struct net_device *netdev,
+				struct ethtool_drvinfo *info)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+
+	strscpy(info->driver, DRV_NAME, sizeof(info->driver));
+	strscpy(info->bus_info, pci_name(nic->pdev), sizeof(info->bus_info));
+	snprintf(info->fw_version, sizeof(info->fw_version), "id %08x cap %08x",
+		 IOGUARD_NIC_ID, nic->cap);
+}
+
+static int ioguard_get_sset_count(struct net_device *netdev, int sset)
+{
+	return sset == ETH_SS_STATS ? ST_COUNT : -EOPNOTSUPP;
+}
+
+static void ioguard_get_strings(struct net_device *netdev, u32 sset, u8 *data)
+{
+	if (sset == ETH_SS_STATS)
+		memcpy(data, ioguard_stat_names, sizeof(ioguard_stat_names));
+}
+
+static void ioguard_get_ethtool_stats(struct net_device *netdev,
+				      struct ethtool_stats *stats, u64 *data)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+	u64 high_rx, high_tx;
+	unsigned int start;
+
+	do {
+		start = u64_stats_fetch_begin(&nic->nstats.syncp);
+		data[ST_TX_PACKETS] = u64_stats_read(&nic->nstats.tx_packets);
+		data[ST_TX_BYTES] = u64_stats_read(&nic->nstats.tx_bytes);
+		data[ST_TX_ERRORS] = u64_stats_read(&nic->nstats.tx_errors);
+		data[ST_RX_PACKETS] = u64_stats_read(&nic->nstats.rx_packets);
+		data[ST_RX_BYTES] = u64_stats_read(&nic->nstats.rx_bytes);
+		data[ST_RX_ERRORS] = u64_stats_read(&nic->nstats.rx_errors);
+		data[ST_RX_DROPPED] = u64_stats_read(&nic->nstats.rx_dropped);
+		data[ST_RX_COPIED] = u64_stats_read(&nic->nstats.rx_copied);
+		high_rx = u64_stats_read(&nic->nstats.above_4g);
+	} while (u64_stats_fetch_retry(&nic->nstats.syncp, start));
+	do {
+		start = u64_stats_fetch_begin(&nic->xstats.syncp);
+		data[ST_TX_DROPPED] = u64_stats_read(&nic->xstats.tx_dropped);
+		data[ST_TX_SG_MERGED] = u64_stats_read(&nic->xstats.sg_merged);
+		data[ST_TX_LINEARIZED] = u64_stats_read(&nic->xstats.linearized);
+		high_tx = u64_stats_read(&nic->xstats.above_4g);
+	} while (u64_stats_fetch_retry(&nic->xstats.syncp, start));
+	data[ST_BUFFERS_ABOVE_4G] = high_rx + high_tx;
+	data[ST_DMA_ERRORS] = atomic64_read(&nic->dma_errors);
+	data[ST_ERROR_EVENTS] = atomic64_read(&nic->error_events);
+	data[ST_RESETS] = atomic64_read(&nic->resets);
+
+	ioguard_devctr_fold(nic, false);
+	spin_lock_irq(&nic->devctr_lock);
+	data[ST_DEV_TX_PACKETS] = nic->devctr_total[IOGUARD_DEV_TX_PACKETS];
+	data[ST_DEV_RX_PACKETS] = nic->devctr_total[IOGUARD_DEV_RX_PACKETS];
+	data[ST_DEV_RX_DROPPED] = nic->devctr_total[IOGUARD_DEV_RX_DROPPED];
+	data[ST_DEV_DMA_ERRORS] = nic->devctr_total[IOGUARD_DEV_DMA_ERRORS];
+	spin_unlock_irq(&nic->devctr_lock);
+}
+
+static void ioguard_get_ringparam(struct net_device *netdev,
+				  struct ethtool_ringparam *ring,
+				  struct kernel_ethtool_ringparam *kring,
+				  struct netlink_ext_ack *extack)
+{
+	/* One slot of each ring always stays unused. */
+	ring->rx_max_pending = NIC_RING_MAX_SIZE - 1;
+	ring->tx_max_pending = NIC_RING_MAX_SIZE - 1;
+	ring->rx_pending = clamp_t(unsigned int, rx_ring, IOGUARD_MIN_RING,
+				   NIC_RING_MAX_SIZE) - 1;
+	ring->tx_pending = clamp_t(unsigned int, tx_ring, IOGUARD_MIN_RING,
+				   NIC_RING_MAX_SIZE) - 1;
+}
+
+static const struct ethtool_ops ioguard_ethtool_ops = {
+	.get_drvinfo = ioguard_get_drvinfo,
+	.get_link = ethtool_op_get_link,
+	.get_sset_count = ioguard_get_sset_count,
+	.get_strings = ioguard_get_strings,
+	.get_ethtool_stats = ioguard_get_ethtool_stats,
+	.get_ringparam = ioguard_get_ringparam,
+};
+
+/*
+ * The test engine (debugfs)
+ *
+ * Write a command to dma_test, read the file for the result of the last one:
+ *   read ADDR LEN            ok op=read len=N crc=0x........
+ *   write ADDR LEN PATTERN   ok op=write len=N crc=0x00000000
+ *   copy SRC DST LEN         ok op=copy len=N crc=0x........
+ *                            error op=OP code=N addr=0x........ done=N
+ *   overrun                  overrun iova=.. phys=.. done=N err_addr=..
+ *                                    first_page_written=0|1
+ *                                    second_page_intact=0|1
+ *   sg PAGES                 sg pages=N segments=M crc_ok=0|1 first_iova=..
+ *   ring-stop tx|rx          ring-stop tx|rx: recovery scheduled
+ * Addresses are the device's raw 32-bit DMA addresses. ring-stop disables a
+ * ring behind the driver's back, as the device does when it cannot reach a
+ * descriptor, so that the recovery path can be tested without an IOMMU
+ * fault-injection rule.
+ */
+
+static const char *const ioguard_te_op_names[] = {
+	[NIC_TE_OP_READ] = "read",
+	[NIC_TE_OP_WRITE] = "write",
+	[NIC_TE_OP_COPY] = "copy",
+};
+
+/*
+ * Run one engine command and wait for it. 0 with *res filled in (the
+ * command itself may have failed: res->status has ERROR), or -ETIMEDOUT
+ * after the device was reset. Under te_lock.
+ */
+static int ioguard_te_run(struct ioguard_nic *nic, u32 op, u32 src, u32 dst,
+			  u32 len, u32 pattern, struct ioguard_te_result *res)
+{
+	lockdep_assert_held(&nic->te_lock);
+	reinit_completion(&nic->te_done);
+	WRITE_ONCE(nic->te_err_code, NIC_ERR_NONE);
+	ioguard_wr(nic, NIC_REG_TE_SRC, src);
+	ioguard_wr(nic, NIC_REG_TE_DST, dst);
+	ioguard_wr(nic, NIC_REG_TE_LEN, len);
+	ioguard_wr(nic, NIC_REG_TE_PATTERN, pattern);
+	ioguard_wr(nic, NIC_REG_TE_CMD, op);
+
+	wait_for_completion_timeout(&nic->te_done, IOGUARD_TE_TIMEOUT);
+	/* TE_STATUS is the truth, even if the interrupt went missing. */
+	res->status = ioguard_rd(nic, NIC_REG_TE_STATUS);
+	if (!(res->status & NIC_TE_STATUS_DONE)) {
+		/*
+		 * The engine may still DMA into the caller's buffers: stop
+		 * it with a reset before they are unmapped and freed.
+		 */
+		rtnl_lock();
+		ioguard_reset(nic, "test engine timeout");
+		rtnl_unlock();
+		return -ETIMEDOUT;
+	}
+	res->crc = ioguard_rd(nic, NIC_REG_TE_CRC);
+	res->done = ioguard_rd(nic, NIC_REG_TE_DONE_LEN);
+	res->err_addr = ioguard_rd(nic, NIC_REG_TE_ERR_ADDR);
+	res->code = NIC_ERR_NONE;
+	if (res->status & NIC_TE_STATUS_ERROR) {
+		u64 end_src = (u64)src + len, end_dst = (u64)dst + len;
+		bool bad_args = op < NIC_TE_OP_READ || op > NIC_TE_OP_COPY ||
+				!len || len > NIC_TE_MAX_LEN ||
+				(op != NIC_TE_OP_WRITE && end_src > SZ_4G) ||
+				(op != NIC_TE_OP_READ && end_dst > SZ_4G);
+
+		/*
+		 * The interrupt handler took the code from ERR_CODE; if
+		 * another error was latched there first, tell from the
+		 * arguments, as the device does.
+		 */
+		res->code = READ_ONCE(nic->te_err_code);
+		if (res->code == NIC_ERR_NONE)
+			res->code = bad_args ? NIC_ERR_TE_ARGS : NIC_ERR_TE_DMA;
+		if (res->code == NIC_ERR_TE_DMA)
+			atomic64_inc(&nic->dma_errors);
+	}
+	return 0;
+}
+
+static void ioguard_te_raw(struct ioguard_nic *nic, u32 op, u32 src, u32 dst,
+			   u32 len, u32 pattern)
+{
+	struct ioguard_te_result res;
+	const char *name = ioguard_te_op_names[op];
+
+	if (ioguard_te_run(nic, op, src, dst, len, pattern, &res)) {
+		snprintf(nic->te_result, sizeof(nic->te_result), "error timeout");
+		return;
+	}
+	if (res.status & NIC_TE_STATUS_ERROR)
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error op=%s code=%u addr=0x%08x done=%u",
+			 name, res.code, res.err_addr, res.done);
+	else
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "ok op=%s len=%u crc=0x%08x", name, res.done, res.crc);
+}
+
+static bool ioguard_mem_is(const u8 *p, u8 val, size_t len)
+{
+	return !memchr_inv(p, val, len);
+}
+
+/*
+ * overrun: the engine writes 8 KiB from the start of a buffer of which only
+ * the first 4 KiB page is mapped. Behind an IOMMU the second page of the
+ * transfer must fault; without one the device silently writes the
+ * physically next page.
+ *
+ * The page after our IOVA must be one that no one else uses, or the overrun
+ * would land in someone else's buffer. The IOVA allocator gives no such
+ * promise, so we map a guard page (read-only for the device: its write
+ * faults, and the IOVA stays ours until the test is over) next to a mapping
+ * of our page, trying until one of our page's mappings sits right below one
+ * of the guard's (allocations go downwards, so that takes few tries once the
+ * allocator's caches are drained).
+ */
+static void ioguard_te_overrun(struct ioguard_nic *nic)
+{
+	struct device *dev = nic->dev;
+	struct iommu_domain *domain = iommu_get_domain_for_dev(dev);
+	dma_addr_t *buf_maps = NULL, *guard_maps = NULL, iova = 0;
+	unsigned int nbuf = 0, nguard = 0, i, j;
+	struct page *pair = NULL, *guard = NULL;
+	struct ioguard_te_result res;
+	phys_addr_t phys;
+	bool translated, found = false;
+	u8 *va;
+
+	/*
+	 * Below 4 GiB: without an IOMMU the DMA layer would otherwise bounce
+	 * a high page through swiotlb, and the overrun would hit the bounce
+	 * pool instead of our second page.
+	 */
+	pair = alloc_pages(GFP_KERNEL | GFP_DMA32 | __GFP_ZERO, 1);
+	guard = alloc_page(GFP_KERNEL | GFP_DMA32 | __GFP_ZERO);
+	buf_maps = kvcalloc(IOGUARD_GUARD_TRIES, sizeof(*buf_maps), GFP_KERNEL);
+	guard_maps = kvcalloc(IOGUARD_GUARD_TRIES, sizeof(*guard_maps),
+			      GFP_KERNEL);
+	if (!pair || !guard || !buf_maps || !guard_maps) {
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error overrun: out of memory");
+		goto out_free;
+	}
+	phys = page_to_phys(pair);
+	va = page_address(pair);
+
+	buf_maps[0] = dma_map_page(dev, pair, 0, PAGE_SIZE, DMA_BIDIRECTIONAL);
+	if (dma_mapping_error(dev, buf_maps[0]))
+		goto map_failed;
+	nbuf = 1;
+	iova = buf_maps[0];
+	/*
+	 * Only the DMA API's IOMMU domains allocate IOVAs; without one (or in
+	 * an identity domain) the DMA address is the physical one.
+	 */
+	translated = domain && iommu_is_dma_domain(domain);
+
+	while (translated && !found && nguard < IOGUARD_GUARD_TRIES) {
+		dma_addr_t g = dma_map_page(dev, guard, 0, PAGE_SIZE,
+					    DMA_TO_DEVICE);
+		dma_addr_t b;
+
+		if (dma_mapping_error(dev, g))
+			goto map_failed;
+		guard_maps[nguard++] = g;
+		for (i = 0; i < nbuf && !found; i++)
+			if (buf_maps[i] + PAGE_SIZE == g) {
+				iova = buf_maps[i];
+				found = true;
+			}
+		if (found || nbuf == IOGUARD_GUARD_TRIES)
+			break;
+		b = dma_map_page(dev, pair, 0, PAGE_SIZE, DMA_BIDIRECTIONAL);
+		if (dma_mapping_error(dev, b))
+			goto map_failed;
+		buf_maps[nbuf++] = b;
+		for (j = 0; j < nguard && !found; j++)
+			if (b + PAGE_SIZE == guard_maps[j]) {
+				iova = b;
+				found = true;
+			}
+	}
+	if (translated && !found) {
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error overrun: no free IOVA page next to the buffer");
+		goto out_unmap;
+	}
+	if (translated)
+		dev_dbg(dev, "overrun: buffer at 0x%llx, guard above it after %u tries\n",
+			(u64)iova, nguard);
+
+	if (ioguard_te_run(nic, NIC_TE_OP_WRITE, 0, lower_32_bits(iova),
+			   2 * PAGE_SIZE, 0x5a, &res)) {
+		snprintf(nic->te_result, sizeof(nic->te_result), "error timeout");
+		goto out_unmap;
+	}
+	for (i = 0; i < nbuf; i++)
+		dma_unmap_page(dev, buf_maps[i], PAGE_SIZE, DMA_BIDIRECTIONAL);
+	for (j = 0; j < nguard; j++)
+		dma_unmap_page(dev, guard_maps[j], PAGE_SIZE, DMA_TO_DEVICE);
+	nbuf = nguard = 0;
+
+	if (translated && !ioguard_mem_is(page_address(guard), 0, PAGE_SIZE))
+		dev_warn(dev, "overrun: the device wrote a page mapped read-only\n");
+	snprintf(nic->te_result, sizeof(nic->te_result),
+		 "overrun iova=0x%08llx phys=0x%llx done=%u err_addr=0x%08x first_page_written=%d second_page_intact=%d",
+		 (u64)iova, (u64)phys, res.done, res.err_addr,
+		 ioguard_mem_is(va, 0x5a, PAGE_SIZE),
+		 ioguard_mem_is(va + PAGE_SIZE, 0, PAGE_SIZE));
+	goto out_free;
+
+map_failed:
+	snprintf(nic->te_result, sizeof(nic->te_result),
+		 "error overrun: DMA mapping failed");
+out_unmap:
+	for (i = 0; i < nbuf; i++)
+		dma_unmap_page(dev, buf_maps[i], PAGE_SIZE, DMA_BIDIRECTIONAL);
+	for (j = 0; j < nguard; j++)
+		dma_unmap_page(dev, guard_maps[j], PAGE_SIZE, DMA_TO_DEVICE);
+out_free:
+	kvfree(buf_maps);
+	kvfree(guard_maps);
+	if (guard)
+		__free_page(guard);
+	if (pair)
+		__free_pages(pair, 1);
+}
+
+/* CRC-32 (zlib's) of bytes [off, off + len) of the pages laid end to end. */
+static u32 ioguard_pages_crc(struct page **pages, size_t off, size_t len)
+{
+	u32 crc = ~0u;
+
+	while (len) {
+		size_t in = off % PAGE_SIZE;
+		size_t n = min_t(size_t, len, PAGE_SIZE - in);
+
+		crc = crc32_le(crc, (u8 *)page_address(pages[off / PAGE_SIZE]) + in,
+			       n);
+		off += n;
+		len -= n;
+	}
+	return crc ^ ~0u;
+}
+
+/*
+ * sg: map PAGES separate, physically discontiguous pages as one scatterlist
+ * and read every resulting DMA segment with the engine. An IOMMU that
+ * translates puts them in one IOVA range: one segment.
+ */
+static void ioguard_te_sg(struct ioguard_nic *nic, unsigned int npages)
+{
+	struct device *dev = nic->dev;
+	struct page **pages, **spare;   /* spare: rejected, freed at the end */
+	unsigned int nspare = 0, i, k;
+	struct scatterlist *sgl = NULL, *s;
+	int count = 0;
+	bool crc_ok = true;
+	size_t off = 0;
+	u32 seed = 0x10a1u * npages;
+
+	pages = kcalloc(npages, sizeof(*pages), GFP_KERNEL);
+	spare = kcalloc(2 * npages, sizeof(*spare), GFP_KERNEL);
+	sgl = kcalloc(npages, sizeof(*sgl), GFP_KERNEL);
+	if (!pages || !spare || !sgl)
+		goto nomem;
+	for (i = 0; i < npages; i++) {
+		struct page *p = alloc_page(GFP_KERNEL);
+
+		while (p && i && page_to_pfn(p) == page_to_pfn(pages[i - 1]) + 1 &&
+		       nspare < 2 * npages) {
+			spare[nspare++] = p;
+			p = alloc_page(GFP_KERNEL);
+		}
+		if (!p)
+			goto nomem;
+		pages[i] = p;
+		/* A pattern of our own, so a CRC match means these bytes. */
+		for (k = 0; k < PAGE_SIZE / 4; k++) {
+			seed = seed * 1664525u + 1013904223u;
+			((u32 *)page_address(p))[k] = seed;
+		}
+	}
+	for (i = 1; i < npages; i++)
+		if (page_to_pfn(pages[i]) == page_to_pfn(pages[i - 1]) + 1)
+			dev_warn(dev, "sg: pages %u and %u are contiguous\n",
+				 i - 1, i);
+
+	sg_init_table(sgl, npages);
+	for (i = 0; i < npages; i++)
+		sg_set_page(&sgl[i], pages[i], PAGE_SIZE, 0);
+	count = dma_map_sg(dev, sgl, npages, DMA_TO_DEVICE);
+	if (!count) {
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error sg: DMA mapping failed");
+		goto out;
+	}
+
+	for_each_sg(sgl, s, count, k) {
+		struct ioguard_te_result res;
+		u32 len = sg_dma_len(s);
+		u32 want = ioguard_pages_crc(pages, off, len);
+
+		if (ioguard_te_run(nic, NIC_TE_OP_READ, lower_32_bits(sg_dma_address(s)),
+				   0, len, 0, &res)) {
+			dma_unmap_sg(dev, sgl, npages, DMA_TO_DEVICE);
+			snprintf(nic->te_result, sizeof(nic->te_result),
+				 "error timeout");
+			goto out;
+		}
+		if ((res.status & NIC_TE_STATUS_ERROR) || res.crc != want) {
+			dev_info(dev, "sg: segment %u at 0x%llx+%u: %s crc 0x%08x, CPU 0x%08x\n",
+				 k, (u64)sg_dma_address(s), len,
+				 res.status & NIC_TE_STATUS_ERROR ? "error," : "",
+				 res.crc, want);
+			crc_ok = false;
+		}
+		off += len;
+	}
+	if (off != (size_t)npages * PAGE_SIZE)
+		crc_ok = false;
+	snprintf(nic->te_result, sizeof(nic->te_result),
+		 "sg pages=%u segments=%d crc_ok=%d first_iova=0x%08llx",
+		 npages, count, crc_ok, (u64)sg_dma_address(sgl));
+	dma_unmap_sg(dev, sgl, npages, DMA_TO_DEVICE);
+	goto out;
+
+nomem:
+	snprintf(nic->te_result, sizeof(nic->te_result),
+		 "error sg: out of memory");
+out:
+	for (i = 0; pages && i < npages; i++)
+		if (pages[i])
+			__free_page(pages[i]);
+	for (i = 0; i < nspare; i++)
+		__free_page(spare[i]);
+	kfree(sgl);
+	kfree(spare);
+	kfree(pages);
+}
+
+static void ioguard_ring_stop(struct ioguard_nic *nic, bool tx)
+{
+	unsigned long flags;
+
+	if (!READ_ONCE(nic->rings_up)) {
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error ring-stop: the interface is down");
+		return;
+	}
+	spin_lock_irqsave(&nic->reg_lock, flags);
+	ioguard_wr(nic, NIC_REG_CTRL,
+		   nic->ctrl & ~(tx ? NIC_CTRL_TX_EN : NIC_CTRL_RX_EN));
+	spin_unlock_irqrestore(&nic->reg_lock, flags);
+	schedule_work(&nic->err_work);
+	snprintf(nic->te_result, sizeof(nic->te_result),
+		 "ring-stop %s: recovery scheduled", tx ? "tx" : "rx");
+}
+
+/* Numbers (0x-hex or decimal) separated by blanks; how many, or -EINVAL. */
+static int ioguard_parse_args(char *rest, u32 *args, int max)
+{
+	char *tok;
+	int n = 0;
+
+	while ((tok = strsep(&rest, " \t"))) {
+		if (!*tok)
+			continue;
+		if (n == max || kstrtou32(tok, 0, &args[n]))
+			return -EINVAL;
+		n++;
+	}
+	return n;
+}
+
+static ssize_t ioguard_dma_test_write(struct file *file,
+				      const char __user *ubuf, size_t count,
+				      loff_t *ppos)
+{
+	struct ioguard_nic *nic = file->private_data;
+	char line[96], *rest, *cmd;
+	u32 a[3] = {};
+	int n;
+
+	if (count >= sizeof(line))
+		return -EINVAL;
+	if (copy_from_user(line, ubuf, count))
+		return -EFAULT;
+	line[count] = 0;
+	rest = strim(line);
+	cmd = strsep(&rest, " \t");
+	rest = rest ? strim(rest) : "";
+
+	mutex_lock(&nic->te_lock);
+	if (!strcmp(cmd, "ring-stop")) {
+		n = !strcmp(rest, "tx") || !strcmp(rest, "rx") ? 0 : -EINVAL;
+		if (!n)
+			ioguard_ring_stop(nic, rest[0] == 't');
+		goto out;
+	}
+	n = ioguard_parse_args(rest, a, ARRAY_SIZE(a));
+	if (n == 2 && !strcmp(cmd, "read"))
+		ioguard_te_raw(nic, NIC_TE_OP_READ, a[0], 0, a[1], 0);
+	else if (n == 3 && !strcmp(cmd, "write"))
+		ioguard_te_raw(nic, NIC_TE_OP_WRITE, 0, a[0], a[1], a[2]);
+	else if (n == 3 && !strcmp(cmd, "copy"))
+		ioguard_te_raw(nic, NIC_TE_OP_COPY, a[0], a[1], a[2], 0);
+	else if (n == 0 && !strcmp(cmd, "overrun"))
+		ioguard_te_overrun(nic);
+	else if (n == 1 && !strcmp(cmd, "sg") && a[0] >= 1 &&
+		 a[0] <= IOGUARD_SG_MAX_PAGES)
+		ioguard_te_sg(nic, a[0]);
+	else
+		n = -EINVAL;
+out:
+	if (n < 0)
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error usage: read ADDR LEN | write ADDR LEN PATTERN | copy SRC DST LEN | overrun | sg PAGES(1..%d) | ring-stop tx|rx",
+			 IOGUARD_SG_MAX_PAGES);
+	mutex_unlock(&nic->te_lock);
+	return n < 0 ? -EINVAL : count;
+}
+
+static ssize_t ioguard_dma_test_read(struct file *file, char __user *ubuf,
+				     size_t count, loff_t *ppos)
+{
+	struct ioguard_nic *nic = file->private_data;
+	char line[sizeof(nic->te_result) + 1];
+	int len;
+
+	mutex_lock(&nic->te_lock);
+	len = scnprintf(line, sizeof(line), "%s\n", nic->te_result);
+	mutex_unlock(&nic->te_lock);
+	return simple_read_from_buffer(ubuf, count, ppos, line, len);
+}
+
+static const struct file_operations ioguard_dma_test_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = ioguard_dma_test_read,
+	.write = ioguard_dma_test_write,
+	.llseek = default_llseek,
+};
+
+/* PCI */
+
+static int ioguard_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct net_device *netdev;
+	struct ioguard_nic *nic;
+	u32 ident, lo, hi;
+	u8 mac[ETH_ALEN];
+	int err;
+
+	err = pci_enable_device_mem(pdev);
+	if (err)
+		return err;
+	err = pci_request_mem_regions(pdev, DRV_NAME);
+	if (err)
+		goto err_disable;
+	/* A 32-bit bus master: above 4 GiB only through an IOMMU. */
+	err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(32));
+	if (err) {
+		dev_err(&pdev->dev, "no usable 32-bit DMA\n");
+		goto err_release;
+	}
+	/*
+	 * The largest single DMA the device takes is the test engine's; a TX
+	 * segment is bounded by the frame length anyway. A smaller limit
+	 * would keep the IOMMU from merging a scatterlist into one segment.
+	 */
+	dma_set_max_seg_size(&pdev->dev, NIC_TE_MAX_LEN);
+	pci_set_master(pdev);
+
+	netdev = alloc_etherdev(sizeof(*nic));
+	if (!netdev) {
+		err = -ENOMEM;
+		goto err_release;
+	}
+	SET_NETDEV_DEV(netdev, &pdev->dev);
+	nic = netdev_priv(netdev);
+	nic->netdev = netdev;
+	nic->pdev = pdev;
+	nic->dev = &pdev->dev;
+	pci_set_drvdata(pdev, nic);
+	spin_lock_init(&nic->reg_lock);
+	spin_lock_init(&nic->err_lock);
+	spin_lock_init(&nic->devctr_lock);
+	mutex_init(&nic->te_lock);
+	init_completion(&nic->te_done);
+	INIT_WORK(&nic->err_work, ioguard_err_work);
+	ratelimit_state_init(&nic->err_rs, 5 * HZ, 20);
+	timer_setup(&nic->refill_timer, ioguard_refill_timer, 0);
+	u64_stats_init(&nic->nstats.syncp);
+	u64_stats_init(&nic->xstats.syncp);
+	snprintf(nic->te_result, sizeof(nic->te_result), "none");
+
+	nic->regs = pci_iomap(pdev, IOGUARD_NIC_BAR, IOGUARD_NIC_MMIO_SIZE);
+	if (!nic->regs) {
+		err = -ENOMEM;
+		goto err_free_netdev;
+	}
+	ident = ioguard_rd(nic, NIC_REG_ID);
+	if (ident != IOGUARD_NIC_ID) {
+		dev_err(&pdev->dev, "unknown device: ID 0x%08x, want 0x%08x\n",
+			ident, IOGUARD_NIC_ID);
+		err = -ENODEV;
+		goto err_unmap;
+	}
+	nic->cap = ioguard_rd(nic, NIC_REG_CAP);
+	nic->has_sg = nic->cap & NIC_CAP_SG;
+	nic->max_frags = (nic->cap & NIC_CAP_MAX_FRAGS_MASK) >>
+			 NIC_CAP_MAX_FRAGS_SHIFT;
+	nic->max_frags = clamp_t(unsigned int, nic->max_frags, 1,
+				 NIC_MAX_FRAGS);
+	if (!nic->has_sg)
+		nic->max_frags = 1;
+	ioguard_hw_reset(nic);
+
+	lo = ioguard_rd(nic, NIC_REG_MAC_LO);
+	hi = ioguard_rd(nic, NIC_REG_MAC_HI);
+	mac[0] = lo;
+	mac[1] = lo >> 8;
+	mac[2] = lo >> 16;
+	mac[3] = lo >> 24;
+	mac[4] = hi;
+	mac[5] = hi >> 8;
+	if (is_valid_ether_addr(mac)) {
+		eth_hw_addr_set(netdev, mac);
+	} else {
+		dev_warn(&pdev->dev, "invalid MAC %pM, using a random one\n",
+			 mac);
+		eth_hw_addr_random(netdev);
+	}
+
+	netdev->netdev_ops = &ioguard_netdev_ops;
+	netdev->ethtool_ops = &ioguard_ethtool_ops;
+	netdev->watchdog_timeo = 5 * HZ;
+	netdev->min_mtu = IOGUARD_MIN_MTU;
+	netdev->max_mtu = IOGUARD_MAX_MTU;
+	netdev->features = NETIF_F_SG | NETIF_F_HIGHDMA;
+	netdev->hw_features = NETIF_F_SG;
+	if (nic->cap & NIC_CAP_LOOPBACK)
+		netdev->hw_features |= NETIF_F_LOOPBACK;
+	netif_napi_add(netdev, &nic->napi, ioguard_poll);
+
+	err = pci_alloc_irq_vectors(pdev, 1, 1, use_msi ?
+				    PCI_IRQ_MSI | PCI_IRQ_INTX : PCI_IRQ_INTX);
+	if (err < 0)
+		goto err_napi;
+	err = request_irq(pci_irq_vector(pdev, 0), ioguard_interrupt,
+			  pdev->msi_enabled ? 0 : IRQF_SHARED, DRV_NAME, nic);
+	if (err)
+		goto err_vectors;
+	/* Errors and the test engine work whether or not the link is up. */
+	ioguard_irq_update(nic, 0, IOGUARD_INT_ALWAYS);
+
+	netif_carrier_off(netdev);
+	err = register_netdev(netdev);
+	if (err)
+		goto err_irq;
+
+	if (nic->cap & NIC_CAP_TEST_ENGINE) {
+		nic->debugfs = debugfs_create_dir(pci_name(pdev),
+						  ioguard_debugfs_root);
+		debugfs_create_file("dma_test", 0600, nic->debugfs, nic,
+				    &ioguard_dma_test_fops);
+	}
+
+	netdev_info(netdev, "ioguard-nic at %s: MAC %pM, %s, %s, rings %u/%u\n",
+		    pci_name(pdev), netdev->dev_addr,
+		    pdev->msi_enabled ? "MSI" : "INTx",
+		    nic->has_sg ? "scatter/gather" : "no scatter/gather",
+		    clamp_t(unsigned int, tx_ring, IOGUARD_MIN_RING, NIC_RING_MAX_SIZE),
+		    clamp_t(unsigned int, rx_ring, IOGUARD_MIN_RING, NIC_RING_MAX_SIZE));
+	return 0;
+
+err_irq:
+	ioguard_irq_update(nic, ~0u, 0);
+	free_irq(pci_irq_vector(pdev, 0), nic);
+	cancel_work_sync(&nic->err_work);
+err_vectors:
+	pci_free_irq_vectors(pdev);
+err_napi:
+	netif_napi_del(&nic->napi);
+	ioguard_wr(nic, NIC_REG_CTRL, NIC_CTRL_RESET);
+err_unmap:
+	pci_iounmap(pdev, nic->regs);
+err_free_netdev:
+	free_netdev(netdev);
+err_release:
+	pci_release_mem_regions(pdev);
+err_disable:
+	pci_disable_device(pdev);
+	return err;
+}
+
+static void ioguard_remove(struct pci_dev *pdev)
+{
+	struct ioguard_nic *nic = pci_get_drvdata(pdev);
+
+	/* Waits for a test-engine command in progress. */
+	debugfs_remove_recursive(nic->debugfs);
+	unregister_netdev(nic->netdev);
+	ioguard_irq_update(nic, ~0u, 0);
+	free_irq(pci_irq_vector(pdev, 0), nic);
+	cancel_work_sync(&nic->err_work);
+	ioguard_wr(nic, NIC_REG_CTRL, NIC_CTRL_RESET);
+	pci_free_irq_vectors(pdev);
+	netif_napi_del(&nic->napi);
+	pci_iounmap(pdev, nic->regs);
+	pci_release_mem_regions(pdev);
+	pci_clear_master(pdev);
+	pci_disable_device(pdev);
+	free_netdev(nic->netdev);
+}
+
+static const struct pci_device_id ioguard_pci_ids[] = {
+	{ PCI_DEVICE(IOGUARD_NIC_PCI_VENDOR_ID, IOGUARD_NIC_PCI_DEVICE_ID) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, ioguard_pci_ids);
+
+static struct pci_driver ioguard_pci_driver = {
+	.name = DRV_NAME,
+	.id_table = ioguard_pci_ids,
+	.probe = ioguard_probe,
+	.remove = ioguard_remove,
+};
+
+static int __init ioguard_init(void)
+{
+	int err;
+
+	ioguard_debugfs_root = debugfs_create_dir(DRV_NAME, NULL);
+	err = pci_register_driver(&ioguard_pci_driver);
+	if (err)
+		debugfs_remove_recursive(ioguard_debugfs_root);
+	return err;
+}
+
+static void __exit ioguard_exit(void)
+{
+	pci_unregister_driver(&ioguard_pci_driver);
+	debugfs_remove_recursive(ioguard_debugfs_root);
+}
+
+module_init(ioguard_init);
+module_exit(ioguard_exit);
+
+MODULE_DESCRIPTION("ioguard-nic: ioguard's 32-bit bus-master NIC");
+MODULE_AUTHOR("The ioguard project");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,174 @@
+"""Guest tests of ioguard-nic and its Linux driver behind ioguard-iommu:
+a file fetched over -netdev user and frames round internal loopback with
+their checksums; a 6 GiB guest whose buffers above 4 GiB need no bounce
+buffers with the IOMMU and do without it; a test-engine DMA to an address
+never mapped, blocked and logged; and the no-scatter/gather device."""
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import ioguard_vm as ivm  # noqa: E402
+
+WORK = ivm.BUILD / "tests" / "guest"
+NIC_ADDR = "0x5"
+NIC_BDF = "0000:00:05.0"
+
+
+@pytest.fixture(scope="module")
+def http_file():
+    """(url as the guest sees it, sha256) of a 3 MiB file on the host."""
+    server = ivm.FileServer(WORK / "http", 3 << 20, seed=21)
+    yield server.url, server.sha256
+    server.close()
+
+
+def run(name, iommu=True, memory="1G", append="", nic_props=(),
+        netdev="user,id=n0", props=()):
+    vm = ivm.Vm(ivm.ioguard_args(*props) if iommu else [], [],
+                append=append, memory=memory, workdir=WORK / name,
+                extra_args=ivm.nic(netdev, NIC_ADDR, nic_props))
+    with vm:
+        finished = vm.wait_for("IOGUARD-DONE", timeout=900)
+        stats = vm.stats() if iommu else None
+    log = vm.log()
+    assert finished, f"guest did not finish, see {vm.serial}"
+    return log, stats
+
+
+def nicstats(log):
+    return {k: int(v) for k, v in
+            re.findall(r"IOGUARD-NICSTAT eth0 (\S+) (\d+)", log)}
+
+
+def nicloops(log):
+    return [dict(re.findall(r"(\w+)=(\S+)", line)) | {"frame": int(frame)}
+            for frame, line in
+            re.findall(r"IOGUARD-NICLOOP eth0 (\d+) (.*)", log)]
+
+
+def swiotlb(log):
+    m = re.search(r"IOGUARD-SWIOTLB nslabs=(\d+) used_hiwater=(\d+) "
+                  r"bounced=(\d+)", log)
+    assert m, "no swiotlb line"
+    return tuple(int(g) for g in m.groups())
+
+
+def dmatests(log):
+    return re.findall(r"IOGUARD-DMATEST (.*)", log)
+
+
+def fields(line):
+    return dict(re.findall(r"(\w+)=(\S+)", line))
+
+
+def assert_loopback_lossless(log, frames):
+    runs = nicloops(log)
+    assert [r["frame"] for r in runs] == frames, runs
+    for r in runs:
+        assert int(r["sent"]) > 0
+        assert r["received"] == r["sent"], r
+        assert r["corrupt"] == "0" and r["lost"] == "0", r
+        assert r["sha256"] == r["sent_sha256"], r
+
+
+def assert_no_iommu_faults(log):
+    for bad in ("Event logged", "DMA error", "Completion-Wait loop timed out"):
+        assert bad not in log, bad
+
+
+def test_fetch_and_loopback_behind_ioguard(http_file):
+    url, sha = http_file
+    log, stats = run("nic-user", append=f"ioguard.net=10.0.2.15/24 "
+                     f"ioguard.fetch={url} ioguard.nicloop=1500:2000,64:2000")
+    # The driver bound to the NIC, which is behind the IOMMU.
+    assert f"pci {NIC_BDF}: Adding to iommu group" in log
+    assert re.search(rf"ioguard_nic {NIC_BDF}.*eth0", log), "driver not bound"
+    m = re.search(rf"IOGUARD-FETCH {re.escape(url)} (\S+) (\d+)", log)
+    assert m, "fetch failed"
+    assert m.group(1) == sha and int(m.group(2)) == 3 << 20
+    assert_loopback_lossless(log, [1500, 64])
+    assert_no_iommu_faults(log)
+    s = nicstats(log)
+    assert s["rx_packets"] >= 2000 + 2000 + (3 << 20) // 1500
+    assert s["dma_errors"] == 0 and s["device_dma_errors"] == 0
+    # The NIC's DMA went through the page tables.
+    assert stats["translations"] > 0 and stats["faults"] == 0
+
+
+@pytest.mark.parametrize("iommu", [True, False], ids=["ioguard", "no-iommu"])
+def test_6g_no_bounce_buffers(http_file, iommu):
+    """The headline: with 6 GiB the driver's buffers sit above 4 GiB. Behind
+    ioguard the 32-bit NIC reaches them directly and the swiotlb is never
+    used; without an IOMMU every packet goes through bounce buffers."""
+    url, sha = http_file
+    log, _ = run("nic-6g-" + ("ioguard" if iommu else "none"), iommu=iommu,
+                 memory="6G",
+                 append=f"ioguard.net=10.0.2.15/24 ioguard.fetch={url} "
+                 "ioguard.nicloop=1500:2000 ioguard.dmatest=overrun")
+    m = re.search(rf"IOGUARD-FETCH {re.escape(url)} (\S+)", log)
+    assert m and m.group(1) == sha
+    assert_loopback_lossless(log, [1500])
+    s = nicstats(log)
+    assert s["buffers_above_4g"] > 0, "buffers all below 4 GiB: no test"
+    nslabs, hiwater, bounced = swiotlb(log)
+    overrun = fields(dmatests(log)[0])
+    # Linux sets up a swiotlb either way with more than 4 GiB.
+    assert "PCI-DMA: Using software bounce buffering" in log and nslabs > 0
+    if iommu:
+        assert hiwater == 0 and bounced == 0
+        assert overrun["second_page_intact"] == "1"
+    else:
+        assert hiwater > 0 and bounced > 2000
+        # Nothing stops a device that writes past its buffer.
+        assert overrun["second_page_intact"] == "0"
+
+
+def test_unmapped_dma_blocked_and_logged():
+    log, stats = run("nic-unmapped", append="ioguard.dmatest="
+                     "write:0x10000:4096:0xa5,overrun")
+    write, overrun = (fields(line) for line in dmatests(log))
+    # The device reports the refused DMA and where.
+    assert dmatests(log)[0].startswith("error op=write"), write
+    assert write["code"] == "9" and write["addr"] == "0x00010000"
+    assert write["done"] == "0"
+    # The IOMMU logged it for the NIC's requester; Linux printed it.
+    # (flags 0x0020: a write, to a page that is not present)
+    assert re.search(rf"ioguard_nic {NIC_BDF}: AMD-Vi: Event logged "
+                     r"\[IO_PAGE_FAULT domain=0x[0-9a-f]+ address=0x10000 "
+                     r"flags=0x0020\]", log), "no IO_PAGE_FAULT"
+    # The driver saw the device's error status.
+    assert "DMA error: te-dma at 0x00010000" in log
+    # A write running past the end of a mapping: the mapped page is written,
+    # the page after it (not mapped) is not.
+    iova = int(overrun["iova"], 16)
+    assert overrun["done"] == "4096"
+    assert int(overrun["err_addr"], 16) == iova + 4096
+    assert overrun["first_page_written"] == "1"
+    assert overrun["second_page_intact"] == "1"
+    # The driver keeps a read-only mapping after its page, so that the write
+    # cannot land in someone else's live mapping: a permission fault there.
+    assert re.search(rf"ioguard_nic {NIC_BDF}: AMD-Vi: Event logged "
+                     r"\[IO_PAGE_FAULT domain=0x[0-9a-f]+ "
+                     rf"address={hex(iova + 4096)} flags=0x0070\]", log)
+    assert stats["faults"] >= 2
+    s = nicstats(log)
+    assert s["device_dma_errors"] == 2
+
+
+def test_no_scatter_gather_device():
+    """sg=off: every packet must be one contiguous buffer. Behind ioguard,
+    four separate pages map to one contiguous DMA range the device reads in
+    one go, and traffic still flows."""
+    log, _ = run("nic-nosg", nic_props=["sg=off"],
+                 append="ioguard.dmatest=sg:4 ioguard.nicloop=1500:1000,64:1000")
+    sg = fields(dmatests(log)[0])
+    assert sg["pages"] == "4" and sg["segments"] == "1", sg
+    assert sg["crc_ok"] == "1"
+    assert_loopback_lossless(log, [1500, 64])
+    assert_no_iommu_faults(log)
+    s = nicstats(log)
+    assert s["tx_sg_merged"] + s["tx_linearized"] > 0
