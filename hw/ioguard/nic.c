@@ -38,18 +38,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(IoguardNicState, IOGUARD_NIC)
 /* DMA never crosses this boundary, so a refused chunk names its page. */
 #define NIC_DMA_CHUNK 4096
 
-static const char *const nic_err_names[] = {
-    [NIC_ERR_NONE] = "none",
-    [NIC_ERR_TX_DMA] = "tx-dma",
-    [NIC_ERR_RX_DMA] = "rx-dma",
-    [NIC_ERR_RING_CONFIG] = "ring-config",
-    [NIC_ERR_RING_INDEX] = "ring-index",
-    [NIC_ERR_DESC_LEN] = "desc-len",
-    [NIC_ERR_DESC_CHAIN] = "desc-chain",
-    [NIC_ERR_NO_SG] = "no-sg",
-    [NIC_ERR_TE_ARGS] = "te-args",
-    [NIC_ERR_TE_DMA] = "te-dma",
-};
+static const char *const nic_err_names[] = NIC_ERR_NAMES;
 
 typedef struct NicRing {
     uint32_t base;      /* registers as the driver wrote them */

@@ -111,6 +111,20 @@
 #define NIC_ERR_TE_ARGS                 8  /* test engine: bad op, length or range */
 #define NIC_ERR_TE_DMA                  9  /* test engine DMA refused */
 
+/* Names for logs: static const char *const names[] = NIC_ERR_NAMES; */
+#define NIC_ERR_NAMES {                                 \
+    [NIC_ERR_NONE] = "none",                            \
+    [NIC_ERR_TX_DMA] = "tx-dma",                        \
+    [NIC_ERR_RX_DMA] = "rx-dma",                        \
+    [NIC_ERR_RING_CONFIG] = "ring-config",              \
+    [NIC_ERR_RING_INDEX] = "ring-index",                \
+    [NIC_ERR_DESC_LEN] = "desc-len",                    \
+    [NIC_ERR_DESC_CHAIN] = "desc-chain",                \
+    [NIC_ERR_NO_SG] = "no-sg",                          \
+    [NIC_ERR_TE_ARGS] = "te-args",                      \
+    [NIC_ERR_TE_DMA] = "te-dma",                        \
+}
+
 /* TE_CMD */
 #define NIC_TE_OP_READ                  1  /* read SRC..SRC+LEN, report TE_CRC */
 #define NIC_TE_OP_WRITE                 2  /* fill DST..DST+LEN with TE_PATTERN */

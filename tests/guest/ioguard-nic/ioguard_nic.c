@@ -100,18 +100,7 @@ MODULE_PARM_DESC(tx_ring, "TX ring size in descriptors (default 256)");
 /* Causes enabled for as long as the device is bound. */
 #define IOGUARD_INT_ALWAYS      (NIC_INT_ERROR | NIC_INT_TEST_DONE | NIC_INT_LINK)
 
-static const char *const ioguard_err_names[] = {
-	[NIC_ERR_NONE] = "none",
-	[NIC_ERR_TX_DMA] = "tx-dma",
-	[NIC_ERR_RX_DMA] = "rx-dma",
-	[NIC_ERR_RING_CONFIG] = "ring-config",
-	[NIC_ERR_RING_INDEX] = "ring-index",
-	[NIC_ERR_DESC_LEN] = "desc-len",
-	[NIC_ERR_DESC_CHAIN] = "desc-chain",
-	[NIC_ERR_NO_SG] = "no-sg",
-	[NIC_ERR_TE_ARGS] = "te-args",
-	[NIC_ERR_TE_DMA] = "te-dma",
-};
+static const char *const ioguard_err_names[] = NIC_ERR_NAMES;
 
 static const char *ioguard_err_name(u32 code)
 {
