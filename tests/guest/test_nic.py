@@ -159,6 +159,18 @@ def test_unmapped_dma_blocked_and_logged():
     assert s["device_dma_errors"] == 2
 
 
+def test_intx_fallback():
+    """With MSI refused by the driver (use_msi=0) the NIC interrupts through
+    INTx, remapped by the IOMMU like any IOAPIC interrupt."""
+    log, stats = run("nic-intx", append="ioguard.nicparams=use_msi=0 "
+                     "ioguard.nicloop=1500:1000,64:1000")
+    assert re.search(rf"ioguard_nic {NIC_BDF} eth0: .*INTx", log), \
+        "driver did not use INTx"
+    assert_loopback_lossless(log, [1500, 64])
+    assert_no_iommu_faults(log)
+    assert stats["interrupts-remapped"] > 0
+
+
 def test_no_scatter_gather_device():
     """sg=off: every packet must be one contiguous buffer. Behind ioguard,
     four separate pages map to one contiguous DMA range the device reads in

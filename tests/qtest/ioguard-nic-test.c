@@ -237,6 +237,18 @@ static void test_identity(void)
     qpci_io_writeb(n.dev, n.bar, NIC_REG_INT_MASK, 0xff);
     g_assert_cmphex(rd(&n, NIC_REG_INT_MASK), ==, 0);
     g_assert_cmphex(qpci_io_readb(n.dev, n.bar, NIC_REG_ID), ==, 0);
+
+    /* Link state follows the backend: set_link, as a user would. */
+    wr(&n, NIC_REG_INT_MASK, NIC_INT_ALL);
+    qtest_qmp_assert_success(n.qts, "{'execute': 'set_link', 'arguments': "
+                             "{'name': 'n0', 'up': false}}");
+    g_assert_cmphex(rd(&n, NIC_REG_STATUS), ==, 0);
+    g_assert_cmphex(rd(&n, NIC_REG_INT_STATUS), ==, NIC_INT_LINK);
+    wr(&n, NIC_REG_INT_STATUS, NIC_INT_LINK);
+    qtest_qmp_assert_success(n.qts, "{'execute': 'set_link', 'arguments': "
+                             "{'name': 'n0', 'up': true}}");
+    g_assert_cmphex(rd(&n, NIC_REG_STATUS), ==, NIC_STATUS_LINK_UP);
+    g_assert_cmphex(rd(&n, NIC_REG_INT_STATUS), ==, NIC_INT_LINK);
     nic_stop(&n);
 
     nic_start(&n, ",sg=off", false);
