@@ -12,12 +12,16 @@
  * What the driver does:
  *  - one TX and one RX descriptor ring (coherent memory), NAPI for RX and TX
  *    completion, one interrupt (MSI, or INTx with use_msi=0);
+ *  - TX copy: frames up to 256 bytes, and the headers of longer ones, are
+ *    copied into a buffer mapped once per ring slot, so that the DMA API
+ *    maps only what is worth mapping: the payload;
  *  - TX scatter/gather: one descriptor per skb piece when the device has
  *    NIC_CAP_SG; without it, the pieces are mapped as a scatterlist and sent
  *    as one descriptor when the IOMMU merged them into one IOVA range,
  *    otherwise the skb is linearized;
- *  - RX into whole pages, attached to the skb as a fragment (small frames
- *    are copied and the page is kept);
+ *  - RX into whole pages from a page_pool that maps each page once and
+ *    recycles it, attached to the skb as a fragment (small frames are
+ *    copied and the page is kept): no map/unmap per received frame;
  *  - internal loopback as NETIF_F_LOOPBACK;
  *  - device errors: logged with the device's code and address, counted, and
  *    a ring the device stopped is recovered by a reset from a workqueue;
@@ -50,6 +54,12 @@
 #include <linux/u64_stats_sync.h>
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
+#include <linux/version.h>
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+#include <net/page_pool/helpers.h>
+#else
+#include <net/page_pool.h>
+#endif
 
 #include "hw/ioguard/nic-regs.h"
 
@@ -85,6 +95,12 @@ MODULE_PARM_DESC(tx_ring, "TX ring size in descriptors (default 256)");
 #define IOGUARD_RX_COPYBREAK    256
 /* Linear part of an skb that gets its payload as a page fragment. */
 #define IOGUARD_RX_HDR_LEN      256
+/*
+ * TX frames up to this size, and skb heads up to it, are copied into the
+ * slot's premapped buffer: copying 256 bytes is cheaper than a map and an
+ * unmap, which behind an IOMMU means an IOVA and a page-table update each.
+ */
+#define IOGUARD_TX_COPY_LEN     256
 /* Smallest ring that still holds one maximal TX packet next to the unused slot. */
 #define IOGUARD_MIN_RING        (NIC_MAX_FRAGS + 2)
 /* Scatterlist entries of one TX skb without CAP.SG: the head and its frags. */
@@ -120,6 +136,7 @@ enum ioguard_tx_map {
 	IOGUARD_MAP_SINGLE,     /* dma_map_single of the skb head */
 	IOGUARD_MAP_PAGE,       /* skb_frag_dma_map of a fragment */
 	IOGUARD_MAP_SG,         /* dma_map_sg of the whole skb (no CAP.SG) */
+	IOGUARD_MAP_COPY,       /* copied to the slot's tx_copy buffer */
 };
 
 struct ioguard_tx_slot {
@@ -132,7 +149,7 @@ struct ioguard_tx_slot {
 };
 
 struct ioguard_rx_slot {
-	struct page *page;      /* mapped for the device while set */
+	struct page *page;      /* from rx_pool, which keeps it mapped */
 	dma_addr_t dma;
 };
 
@@ -161,7 +178,7 @@ struct ioguard_napi_stats {
 /* Counters written by ndo_start_xmit (serialized by the TX queue lock). */
 struct ioguard_xmit_stats {
 	struct u64_stats_sync syncp;
-	u64_stats_t tx_dropped, sg_merged, linearized, above_4g;
+	u64_stats_t tx_dropped, tx_copied, sg_merged, linearized, above_4g;
 };
 
 /* The device's own counters, 32-bit registers extended to 64 bits. */
@@ -206,7 +223,10 @@ struct ioguard_nic {
 	struct ioguard_ring tx, rx;
 	struct ioguard_tx_slot *tx_slots;
 	struct scatterlist *tx_sg;      /* no CAP.SG: IOGUARD_TX_SG_MAX per slot */
+	u8 *tx_copy;                    /* IOGUARD_TX_COPY_LEN per slot, coherent */
+	dma_addr_t tx_copy_dma;
 	struct ioguard_rx_slot *rx_slots;
+	struct page_pool *rx_pool;      /* while the rings are up */
 	bool rings_up;                  /* rings programmed and enabled (rtnl) */
 	struct timer_list refill_timer; /* retries an RX refill that found no memory */
 
@@ -404,6 +424,17 @@ static void ioguard_tx_slot_set(struct ioguard_nic *nic, unsigned int i,
 	slot->nents = 0;
 }
 
+/* The first len bytes of skb go to slot i's copy buffer. */
+static void ioguard_tx_copy(struct ioguard_nic *nic, struct sk_buff *skb,
+			    unsigned int i, unsigned int len)
+{
+	unsigned int off = i * IOGUARD_TX_COPY_LEN;
+
+	skb_copy_bits(skb, 0, nic->tx_copy + off, len);
+	ioguard_tx_slot_set(nic, i, IOGUARD_MAP_COPY, nic->tx_copy_dma + off,
+			    len);
+}
+
 static int ioguard_tx_map_linear(struct ioguard_nic *nic, struct sk_buff *skb,
 				 unsigned int i)
 {
@@ -435,7 +466,11 @@ static int ioguard_tx_map_frags(struct ioguard_nic *nic, struct sk_buff *skb,
 		*linearized = true;
 		nfrags = 0;
 	}
-	if (skb_headlen(skb)) {
+	if (skb_headlen(skb) && skb_headlen(skb) <= IOGUARD_TX_COPY_LEN) {
+		ioguard_tx_copy(nic, skb, i, skb_headlen(skb));
+		i = ioguard_ring_next(r, i);
+		used++;
+	} else if (skb_headlen(skb)) {
 		if (ioguard_tx_map_linear(nic, skb, i) < 0)
 			return -ENOMEM;
 		i = ioguard_ring_next(r, i);
@@ -515,7 +550,7 @@ static netdev_tx_t ioguard_start_xmit(struct sk_buff *skb,
 {
 	struct ioguard_nic *nic = netdev_priv(netdev);
 	struct ioguard_ring *r = &nic->tx;
-	bool merged = false, linearized = false;
+	bool merged = false, linearized = false, copied = false;
 	unsigned int i, last = 0, bytes;
 	int n, k;
 
@@ -532,10 +567,15 @@ static netdev_tx_t ioguard_start_xmit(struct sk_buff *skb,
 		return NETDEV_TX_BUSY;
 	}
 
-	if (nic->has_sg)
+	if (skb->len <= IOGUARD_TX_COPY_LEN) {
+		ioguard_tx_copy(nic, skb, r->next_to_use, skb->len);
+		copied = true;
+		n = 1;
+	} else if (nic->has_sg) {
 		n = ioguard_tx_map_frags(nic, skb, &linearized);
-	else
+	} else {
 		n = ioguard_tx_map_nosg(nic, skb, &merged, &linearized);
+	}
 	if (n <= 0)
 		goto drop;
 
@@ -551,6 +591,8 @@ static netdev_tx_t ioguard_start_xmit(struct sk_buff *skb,
 	nic->tx_slots[last].bytes = bytes;
 
 	u64_stats_update_begin(&nic->xstats.syncp);
+	if (copied)
+		u64_stats_inc(&nic->xstats.tx_copied);
 	if (merged)
 		u64_stats_inc(&nic->xstats.sg_merged);
 	if (linearized)
@@ -641,12 +683,44 @@ static void ioguard_tx_clean(struct ioguard_nic *nic, int budget)
 
 /* RX */
 
+/*
+ * RX pages come from a page_pool that maps them once (PP_FLAG_DMA_MAP) and
+ * takes them back when the stack frees the skb, already mapped: a received
+ * frame costs no dma_map/dma_unmap, which behind an IOMMU is the guest's
+ * largest per-frame cost.
+ */
+static int ioguard_rx_pool_create(struct ioguard_nic *nic)
+{
+	struct page_pool_params pp = {
+		.flags = PP_FLAG_DMA_MAP | PP_FLAG_DMA_SYNC_DEV,
+		.pool_size = nic->rx.size,
+		.nid = dev_to_node(nic->dev),
+		.dev = nic->dev,
+		.dma_dir = DMA_FROM_DEVICE,
+		.max_len = IOGUARD_RX_BUF_LEN,
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+		.napi = &nic->napi,
+#endif
+	};
+	struct page_pool *pool = page_pool_create(&pp);
+
+	if (IS_ERR(pool))
+		return PTR_ERR(pool);
+	nic->rx_pool = pool;
+	return 0;
+}
+
+static void ioguard_rx_pool_destroy(struct ioguard_nic *nic)
+{
+	/* Pages still in skbs return to the pool, which waits for them. */
+	page_pool_destroy(nic->rx_pool);
+	nic->rx_pool = NULL;
+}
+
 static void ioguard_rx_free_slot(struct ioguard_nic *nic,
 				 struct ioguard_rx_slot *slot)
 {
-	dma_unmap_page(nic->dev, slot->dma, IOGUARD_RX_BUF_LEN,
-		       DMA_FROM_DEVICE);
-	__free_page(slot->page);
+	page_pool_put_full_page(nic->rx_pool, slot->page, false);
 	slot->page = NULL;
 }
 
@@ -664,17 +738,11 @@ static bool ioguard_rx_refill(struct ioguard_nic *nic, gfp_t gfp)
 		struct ioguard_rx_slot *slot = &nic->rx_slots[i];
 
 		if (!slot->page) {
-			struct page *page = alloc_page(gfp | __GFP_NOWARN);
-			dma_addr_t dma;
+			/* NULL if out of memory or the mapping failed. */
+			struct page *page = page_pool_alloc_pages(nic->rx_pool,
+								  gfp | __GFP_NOWARN);
 
 			if (!page) {
-				ok = false;
-				break;
-			}
-			dma = dma_map_page(nic->dev, page, 0, IOGUARD_RX_BUF_LEN,
-					   DMA_FROM_DEVICE);
-			if (dma_mapping_error(nic->dev, dma)) {
-				__free_page(page);
 				ok = false;
 				break;
 			}
@@ -683,7 +751,7 @@ static bool ioguard_rx_refill(struct ioguard_nic *nic, gfp_t gfp)
 					   page_to_phys(page));
 			u64_stats_update_end(&nic->nstats.syncp);
 			slot->page = page;
-			slot->dma = dma;
+			slot->dma = page_pool_get_dma_addr(page);
 		}
 		ioguard_desc_post(&r->desc[i], slot->dma, IOGUARD_RX_BUF_LEN, 0);
 		i = ioguard_ring_next(r, i);
@@ -721,17 +789,19 @@ static struct sk_buff *ioguard_rx_skb(struct ioguard_nic *nic,
 	skb = napi_alloc_skb(&nic->napi, IOGUARD_RX_HDR_LEN);
 	if (!skb)
 		return NULL;
-	dma_unmap_page(nic->dev, slot->dma, IOGUARD_RX_BUF_LEN,
-		       DMA_FROM_DEVICE);
+	/* The page stays mapped; the pool syncs it for the device on reuse. */
+	dma_sync_single_for_cpu(nic->dev, slot->dma, len, DMA_FROM_DEVICE);
 	/* Headers in the linear part, where the stack expects them. */
 	hlen = eth_get_headlen(nic->netdev, va,
 			       min_t(unsigned int, len, IOGUARD_RX_HDR_LEN));
 	skb_put_data(skb, va, hlen);
-	if (len > hlen)
+	if (len > hlen) {
 		skb_add_rx_frag(skb, 0, slot->page, hlen, len - hlen,
 				IOGUARD_RX_BUF_LEN);
-	else
-		__free_page(slot->page);
+		skb_mark_for_recycle(skb);
+	} else {
+		page_pool_recycle_direct(nic->rx_pool, slot->page);
+	}
 	slot->page = NULL;
 	return skb;
 }
@@ -760,10 +830,10 @@ static int ioguard_rx_poll(struct ioguard_nic *nic, int budget)
 
 			errors++;
 			/*
-			 * A buffer the device could not write to is never
-			 * used again: a fresh page replaces it. A frame that
-			 * was too long never touched its buffer, which is
-			 * posted again as it is.
+			 * A buffer the device may have half written goes
+			 * back to the pool and another takes its slot. A
+			 * frame that was too long never touched its buffer,
+			 * which is posted again as it is.
 			 */
 			if (code != NIC_ERR_DESC_LEN) {
 				if (ioguard_err_is_dma(code))
@@ -1017,10 +1087,15 @@ static int ioguard_datapath_start(struct ioguard_nic *nic)
 {
 	u32 status, want = NIC_STATUS_TX_RUNNING | NIC_STATUS_RX_RUNNING;
 
+	int err = ioguard_rx_pool_create(nic);
+
+	if (err)
+		return err;
 	ioguard_program_ring(nic, &nic->tx, NIC_REG_TX_RING_BASE);
 	ioguard_program_ring(nic, &nic->rx, NIC_REG_RX_RING_BASE);
 	if (!ioguard_rx_refill(nic, GFP_KERNEL) && !nic->rx.next_to_use) {
 		ioguard_free_buffers(nic);
+		ioguard_rx_pool_destroy(nic);
 		return -ENOMEM;
 	}
 	ioguard_ctrl_update(nic, 0, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN);
@@ -1030,6 +1105,7 @@ static int ioguard_datapath_start(struct ioguard_nic *nic)
 			   status);
 		ioguard_ctrl_update(nic, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN, 0);
 		ioguard_free_buffers(nic);
+		ioguard_rx_pool_destroy(nic);
 		return -EIO;
 	}
 	WRITE_ONCE(nic->rings_up, true);
@@ -1051,6 +1127,7 @@ static void ioguard_datapath_stop(struct ioguard_nic *nic)
 	timer_delete_sync(&nic->refill_timer);
 	WRITE_ONCE(nic->rings_up, false);
 	ioguard_free_buffers(nic);
+	ioguard_rx_pool_destroy(nic);
 }
 
 static void ioguard_free_rings(struct ioguard_nic *nic)
@@ -1061,8 +1138,12 @@ static void ioguard_free_rings(struct ioguard_nic *nic)
 	if (nic->rx.desc)
 		dma_free_coherent(nic->dev, nic->rx.size * NIC_DESC_SIZE,
 				  nic->rx.desc, nic->rx.desc_dma);
+	if (nic->tx_copy)
+		dma_free_coherent(nic->dev, nic->tx.size * IOGUARD_TX_COPY_LEN,
+				  nic->tx_copy, nic->tx_copy_dma);
 	nic->tx.desc = NULL;
 	nic->rx.desc = NULL;
+	nic->tx_copy = NULL;
 	kvfree(nic->tx_slots);
 	kvfree(nic->tx_sg);
 	kvfree(nic->rx_slots);
@@ -1082,6 +1163,9 @@ static int ioguard_alloc_rings(struct ioguard_nic *nic)
 					  &nic->tx.desc_dma, GFP_KERNEL);
 	nic->rx.desc = dma_alloc_coherent(nic->dev, nic->rx.size * NIC_DESC_SIZE,
 					  &nic->rx.desc_dma, GFP_KERNEL);
+	nic->tx_copy = dma_alloc_coherent(nic->dev,
+					  nic->tx.size * IOGUARD_TX_COPY_LEN,
+					  &nic->tx_copy_dma, GFP_KERNEL);
 	nic->tx_slots = kvcalloc(nic->tx.size, sizeof(*nic->tx_slots),
 				 GFP_KERNEL);
 	nic->rx_slots = kvcalloc(nic->rx.size, sizeof(*nic->rx_slots),
@@ -1089,7 +1173,7 @@ static int ioguard_alloc_rings(struct ioguard_nic *nic)
 	if (!nic->has_sg)
 		nic->tx_sg = kvcalloc(nic->tx.size * IOGUARD_TX_SG_MAX,
 				      sizeof(*nic->tx_sg), GFP_KERNEL);
-	if (!nic->tx.desc || !nic->rx.desc || !nic->tx_slots ||
+	if (!nic->tx.desc || !nic->rx.desc || !nic->tx_copy || !nic->tx_slots ||
 	    !nic->rx_slots || (!nic->has_sg && !nic->tx_sg)) {
 		ioguard_free_rings(nic);
 		return -ENOMEM;
@@ -1218,6 +1302,8 @@ static const struct net_device_ops ioguard_netdev_ops = {
  * tx_dropped              skbs dropped by the driver (no mapping, too long,
  *                         in flight at a reset)
  * rx_dropped              frames lost for want of an skb
+ * tx_copied               frames sent from the premapped copy buffer
+ *                         (<= 256 bytes)
  * rx_copied               frames copied out of their page (<= 256 bytes)
  * dma_errors              DMA failures the device reported to the driver:
  *                         packets and frames completed with tx-dma/rx-dma,
@@ -1230,14 +1316,16 @@ static const struct net_device_ops ioguard_netdev_ops = {
  *                         (devices without CAP.SG)
  * tx_linearized           skbs copied into one buffer (too many pieces, or
  *                         no CAP.SG and no merge)
- * buffers_above_4g        packet buffers mapped whose CPU physical address
- *                         is at or above 4 GiB
+ * buffers_above_4g        packet buffers handed to the device (RX pages as
+ *                         posted, TX pieces as mapped) whose CPU physical
+ *                         address is at or above 4 GiB
  * resets                  device resets by the recovery path
  */
 
 enum ioguard_stat {
 	ST_TX_PACKETS, ST_TX_BYTES, ST_RX_PACKETS, ST_RX_BYTES,
-	ST_TX_ERRORS, ST_RX_ERRORS, ST_TX_DROPPED, ST_RX_DROPPED, ST_RX_COPIED,
+	ST_TX_ERRORS, ST_RX_ERRORS, ST_TX_DROPPED, ST_RX_DROPPED, ST_TX_COPIED,
+	ST_RX_COPIED,
 	ST_DMA_ERRORS, ST_ERROR_EVENTS,
 	ST_DEV_TX_PACKETS, ST_DEV_RX_PACKETS, ST_DEV_RX_DROPPED,
 	ST_DEV_DMA_ERRORS,
@@ -1254,6 +1342,7 @@ static const char ioguard_stat_names[ST_COUNT][ETH_GSTRING_LEN] = {
 	[ST_RX_ERRORS] = "rx_errors",
 	[ST_TX_DROPPED] = "tx_dropped",
 	[ST_RX_DROPPED] = "rx_dropped",
+	[ST_TX_COPIED] = "tx_copied",
 	[ST_RX_COPIED] = "rx_copied",
 	[ST_DMA_ERRORS] = "dma_errors",
 	[ST_ERROR_EVENTS] = "error_events",
@@ -1311,6 +1400,7 @@ static void ioguard_get_ethtool_stats(struct net_device *netdev,
 	do {
 		start = u64_stats_fetch_begin(&nic->xstats.syncp);
 		data[ST_TX_DROPPED] = u64_stats_read(&nic->xstats.tx_dropped);
+		data[ST_TX_COPIED] = u64_stats_read(&nic->xstats.tx_copied);
 		data[ST_TX_SG_MERGED] = u64_stats_read(&nic->xstats.sg_merged);
 		data[ST_TX_LINEARIZED] = u64_stats_read(&nic->xstats.linearized);
 		high_tx = u64_stats_read(&nic->xstats.above_4g);
