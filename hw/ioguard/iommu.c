@@ -386,6 +386,7 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
         .intremap = x86_iommu_ir_supported(x86),
         .ga = s->ga,
         .xtsup = s->xtsup,
+        .stats = s->stats,
     };
 
     if (x86->dt_supported) {
@@ -508,6 +509,7 @@ static void ioguard_iommu_finalize(Object *obj)
 static const Property ioguard_iommu_properties[] = {
     DEFINE_PROP_BOOL("ga", IoguardIommuState, ga, true),
     DEFINE_PROP_BOOL("xtsup", IoguardIommuState, xtsup, false),
+    DEFINE_PROP_BOOL("statistics", IoguardIommuState, stats, true),
 };
 
 /* Saving the engine's state is not implemented yet: refuse migration. */

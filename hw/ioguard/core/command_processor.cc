@@ -30,7 +30,7 @@ void Iommu::process_commands()
         for (int i = 0; i < 4; i++) {
             cmd[i] = load_le32(buf + 4 * i);
         }
-        counters_.commands++;
+        stats_.count_command(cmd[1] >> 28);
         if (execute_command(cmd, addr) == CommandResult::Stop) {
             // The head stays on the failed command; the driver restarts the
             // buffer by toggling CmdBufEn.
@@ -101,14 +101,12 @@ Iommu::CommandResult Iommu::completion_wait(const uint32_t cmd[4])
 
 void Iommu::invalidate_devtab_entry(uint16_t devid)
 {
-    counters_.invalidations++;
     dte_cache_.erase(devid);
     host_.device_table_changed(devid);
 }
 
 void Iommu::invalidate_iommu_pages(const uint32_t cmd[4])
 {
-    counters_.invalidations++;
     const uint16_t domain = cmd[1] & 0xffff;
     const uint64_t address =
         (uint64_t(cmd[3]) << 32 | cmd[2]) & ~uint64_t{0xfff};
@@ -138,13 +136,11 @@ void Iommu::invalidate_interrupt_table(uint16_t devid)
 {
     // Interrupt remapping entries are read from guest memory on every
     // interrupt, so nothing is cached here; the host may have (KVM routes).
-    counters_.invalidations++;
     host_.interrupt_table_invalidated(devid);
 }
 
 void Iommu::invalidate_iommu_all()
 {
-    counters_.invalidations++;
     dte_cache_.clear();
     iotlb_.invalidate_iommu_all();
     directory_cache_.invalidate_iommu_all();

@@ -76,6 +76,7 @@ IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
     c.intremap = config->intremap;
     c.ga = config->ga;
     c.xtsup = config->xtsup;
+    c.stats = config->stats;
     return new (std::nothrow) IoguardIommu(*ops, opaque, c);
 }
 
@@ -121,6 +122,26 @@ bool ioguard_iommu_dma_is_identity(IoguardIommu *iommu, uint16_t devid)
 void ioguard_iommu_get_stats(IoguardIommu *iommu, IoguardStats *stats)
 {
     *stats = iommu->iommu.stats();
+}
+
+void ioguard_iommu_for_each_requester(IoguardIommu *iommu,
+                                      void (*fn)(const IoguardRequesterStats *,
+                                                 void *opaque),
+                                      void *opaque)
+{
+    iommu->iommu.statistics().for_each_requester(
+        [fn, opaque](const IoguardRequesterStats &s) { fn(&s, opaque); });
+}
+
+bool ioguard_iommu_get_requester_stats(IoguardIommu *iommu, uint16_t devid,
+                                       IoguardRequesterStats *stats)
+{
+    return iommu->iommu.statistics().read_requester(devid, *stats);
+}
+
+void ioguard_iommu_reset_stats(IoguardIommu *iommu)
+{
+    iommu->iommu.statistics().clear();
 }
 
 } // extern "C"

@@ -20,6 +20,11 @@ Event make(unsigned type, uint16_t devid, uint16_t domain, unsigned flags,
 
 } // namespace
 
+bool Event::has_requester() const
+{
+    return type() != EVENT_TYPE_ILL_CMD && type() != EVENT_TYPE_CMD_HARD_ERR;
+}
+
 Event Event::io_page_fault(uint16_t devid, uint16_t domain, uint64_t iova,
                            unsigned flags)
 {

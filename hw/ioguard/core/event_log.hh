@@ -15,6 +15,8 @@ struct Event {
     unsigned flags() const { return (dw[1] >> 16) & 0xfff; }
     uint16_t devid() const { return dw[0] & 0xffff; }
     uint64_t address() const { return uint64_t(dw[3]) << 32 | dw[2]; }
+    // Command errors name no requester; the other events do.
+    bool has_requester() const;
 
     static Event io_page_fault(uint16_t devid, uint16_t domain, uint64_t iova,
                                unsigned flags);

@@ -37,7 +37,8 @@ constexpr uint64_t kFaultCoalesceNs = 1000000;
 } // namespace
 
 Iommu::Iommu(Host &host, const Config &config)
-    : host_(host), config_(config), efr_(make_efr(config))
+    : host_(host), config_(config), efr_(make_efr(config)),
+      stats_(config.stats)
 {
 }
 
@@ -278,14 +279,15 @@ void Iommu::log_event(const Event &ev)
 
 void Iommu::log_event_locked(const Event &ev)
 {
+    stats_.count_event(ev.type(), ev.has_requester() ? ev.devid() : -1);
     if (!test(control_, CONTROL_EVT_LOG_EN) ||
         !(status_ & MMIO_STATUS_EVT_RUN_MASK)) {
-        counters_.events_dropped++;
+        bump(stats_.events_dropped);
         return;
     }
     switch (event_log_.append(host_, ev)) {
     case EventLog::Outcome::Logged:
-        counters_.events_logged++;
+        bump(stats_.events_logged);
         if (test(control_, CONTROL_EVT_INT_EN)) {
             raise_interrupt_locked(MMIO_STATUS_EVT_INT_MASK);
         } else {
@@ -293,7 +295,7 @@ void Iommu::log_event_locked(const Event &ev)
         }
         break;
     case EventLog::Outcome::Overflow:
-        counters_.events_dropped++;
+        bump(stats_.events_dropped);
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
         if (test(control_, CONTROL_EVT_INT_EN)) {
             raise_interrupt_locked(MMIO_STATUS_EVT_OVERFLOW_MASK);
@@ -302,32 +304,12 @@ void Iommu::log_event_locked(const Event &ev)
         }
         break;
     case EventLog::Outcome::WriteError:
-        counters_.events_dropped++;
+        bump(stats_.events_dropped);
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
         guest_error("event log at 0x%llx is not in RAM: event log stopped",
                     (unsigned long long)event_log_.base());
         break;
     }
-}
-
-IoguardStats Iommu::stats() const
-{
-    IoguardStats s{};
-    s.translations = counters_.translations;
-    s.iotlb_hits = counters_.iotlb_hits;
-    s.iotlb_misses = counters_.iotlb_misses;
-    s.page_walks = counters_.page_walks;
-    s.page_walk_levels = counters_.page_walk_levels;
-    s.passthrough = counters_.passthrough;
-    s.faults = counters_.faults;
-    s.events_logged = counters_.events_logged;
-    s.events_dropped = counters_.events_dropped;
-    s.commands = counters_.commands;
-    s.invalidations = counters_.invalidations;
-    s.interrupts_remapped = counters_.interrupts_remapped;
-    s.interrupts_blocked = counters_.interrupts_blocked;
-    s.requesters = counters_.requesters;
-    return s;
 }
 
 } // namespace ioguard

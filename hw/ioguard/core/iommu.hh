@@ -19,6 +19,7 @@
 #include "iotlb.hh"
 #include "page_directory_cache.hh"
 #include "sharded_cache.hh"
+#include "statistics.hh"
 
 namespace ioguard {
 
@@ -26,6 +27,7 @@ struct Config {
     bool intremap = true;
     bool ga = true;
     bool xtsup = false;
+    bool stats = true;
 };
 
 struct DevidHash {
@@ -46,7 +48,8 @@ public:
     bool remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out);
     bool dma_is_identity(uint16_t devid);
 
-    IoguardStats stats() const;
+    IoguardStats stats() const { return stats_.totals(); }
+    Statistics &statistics() { return stats_; }
 
 private:
     // Register file (iommu.cc)
@@ -79,7 +82,6 @@ private:
                                              uint64_t &dte_addr);
     IoguardTranslation fault(uint16_t devid, uint16_t domain, uint64_t iova,
                              unsigned flags, unsigned perm);
-    void note_requester(uint16_t devid);
 
     Host &host_;
     const Config config_;
@@ -109,15 +111,7 @@ private:
     Iotlb iotlb_;
     PageDirectoryCache directory_cache_;
 
-    struct Counters {
-        std::atomic<uint64_t> translations{0}, iotlb_hits{0}, iotlb_misses{0},
-            page_walks{0}, page_walk_levels{0}, passthrough{0}, faults{0},
-            events_logged{0}, events_dropped{0}, commands{0},
-            invalidations{0}, interrupts_remapped{0}, interrupts_blocked{0},
-            requesters{0};
-    };
-    Counters counters_;
-    std::array<std::atomic<uint64_t>, 1024> requesters_seen_{};
+    Statistics stats_;
 };
 
 } // namespace ioguard

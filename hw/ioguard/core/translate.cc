@@ -42,16 +42,6 @@ unsigned perm_of(bool read, bool write)
 
 } // namespace
 
-void Iommu::note_requester(uint16_t devid)
-{
-    std::atomic<uint64_t> &word = requesters_seen_[devid / 64];
-    const uint64_t mask = uint64_t{1} << (devid % 64);
-    if (!(word.load(std::memory_order_relaxed) & mask) &&
-        !(word.fetch_or(mask) & mask)) {
-        counters_.requesters++;
-    }
-}
-
 // The DTE of devid, from the cache or guest memory, without reporting
 // anything. On failure, beyond_table or the entry's address say why.
 std::optional<DeviceTableEntry> Iommu::read_dte(uint16_t devid,
@@ -124,7 +114,7 @@ bool Iommu::dma_is_identity(uint16_t devid)
 IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,
                                 uint64_t iova, unsigned flags, unsigned perm)
 {
-    counters_.faults++;
+    bump(stats_.requester(devid), &RequesterCounters::faults);
     if (perm != IOGUARD_PERM_NONE) {
         log_event(Event::io_page_fault(devid, domain, iova, flags));
     }
@@ -134,12 +124,12 @@ IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,
 IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
                                     unsigned perm)
 {
-    counters_.translations++;
-    note_requester(devid);
+    // Each translation is counted once, by its outcome (see statistics.hh).
+    RequesterCounters *counters = stats_.requester(devid);
     const unsigned flags = request_flags(perm);
 
     if (!enabled_.load(std::memory_order_acquire)) {
-        counters_.passthrough++;
+        bump(counters, &RequesterCounters::passthrough);
         return identity(iova, IOGUARD_PERM_RW);
     }
 
@@ -148,11 +138,12 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
     const uint64_t filled_at = iotlb_.epoch();
     const auto dte = fetch_dte(devid, iova, flags);
     if (!dte) {
-        counters_.faults++;
+        bump(counters, &RequesterCounters::faults);
+        bump(counters, &RequesterCounters::refused_by_dte);
         return blocked(iova);
     }
     if (!dte->valid) {
-        counters_.passthrough++;
+        bump(counters, &RequesterCounters::passthrough);
         return identity(iova, IOGUARD_PERM_RW);
     }
     if (dte->illegal) {
@@ -162,7 +153,8 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
                     (unsigned long long)dte->raw[1],
                     (unsigned long long)dte->raw[2],
                     (unsigned long long)dte->raw[3]);
-        counters_.faults++;
+        bump(counters, &RequesterCounters::faults);
+        bump(counters, &RequesterCounters::refused_by_dte);
         if (perm != IOGUARD_PERM_NONE) {
             log_event(Event::illegal_dev_table_entry(devid, iova,
                                                      flags | EVENT_FLAG_RZ));
@@ -174,19 +166,19 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
         // Passthrough, gated by the DTE's IR/IW; IR=IW=0 is how Linux
         // blocks a device.
         if (!allowed(perm, dte->read_allowed, dte->write_allowed)) {
+            bump(counters, &RequesterCounters::refused_by_dte);
             return fault(devid, domain, iova,
                          flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm);
         }
-        counters_.passthrough++;
+        bump(counters, &RequesterCounters::passthrough);
         return identity(iova, perm_of(dte->read_allowed, dte->write_allowed));
     }
 
     IotlbEntry entry;
     if (iotlb_.lookup(domain, iova, entry)) {
-        counters_.iotlb_hits++;
+        bump(counters, &RequesterCounters::iotlb_hits);
     } else {
-        counters_.iotlb_misses++;
-        counters_.page_walks++;
+        bump(counters, &RequesterCounters::iotlb_misses);
         const uint64_t root = dte->page_table_root;
         const uint64_t directory_filled_at = directory_cache_.epoch();
         WalkResult walk;
@@ -202,7 +194,8 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
                                         directory_filled_at);
             }
         }
-        counters_.page_walk_levels += walk.entries_read;
+        bump(counters, &RequesterCounters::page_walk_levels,
+             walk.entries_read);
         switch (walk.status) {
         case WalkResult::Status::Ok:
             break;
@@ -219,7 +212,7 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
             guest_error("page table entry at 0x%llx (requester %04x) is not "
                         "in RAM", (unsigned long long)walk.error_address,
                         devid);
-            counters_.faults++;
+            bump(counters, &RequesterCounters::faults);
             if (perm != IOGUARD_PERM_NONE) {
                 log_event(Event::page_tab_hardware_error(
                     devid, domain, walk.error_address, flags));

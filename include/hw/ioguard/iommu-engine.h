@@ -59,6 +59,7 @@ typedef struct IoguardConfig {
     bool intremap;  /* interrupt remapping offered (IVRS IOAPIC entry) */
     bool ga;        /* GASup: 128-bit IRTEs */
     bool xtsup;     /* XTSup: x2APIC destinations */
+    bool stats;     /* count per requester (off: the counters stay 0) */
 } IoguardConfig;
 
 enum {
@@ -79,22 +80,44 @@ typedef struct IoguardMsi {
     uint32_t data;
 } IoguardMsi;
 
+/* Event types (EVENT_TYPE_*) and command opcodes (CMD_*) are 4 bits. */
+#define IOGUARD_EVENT_TYPES 16
+#define IOGUARD_COMMAND_OPCODES 16
+
+/* IOMMU-wide, since creation or the last ioguard_iommu_reset_stats(). */
 typedef struct IoguardStats {
     uint64_t translations;
     uint64_t iotlb_hits;
     uint64_t iotlb_misses;
     uint64_t page_walks;
-    uint64_t page_walk_levels;
+    uint64_t page_walk_levels;  /* page-table entries read by the walks */
     uint64_t passthrough;       /* translations answered as identity */
     uint64_t faults;            /* translations refused */
     uint64_t events_logged;
     uint64_t events_dropped;    /* log disabled, full or at a bad address */
     uint64_t commands;
-    uint64_t invalidations;
+    uint64_t invalidations;     /* INVALIDATE_* commands */
     uint64_t interrupts_remapped;
     uint64_t interrupts_blocked;
-    uint64_t requesters;        /* distinct requester IDs that made DMA */
+    uint64_t requesters;        /* requester IDs that made DMA */
+    uint64_t events_by_type[IOGUARD_EVENT_TYPES];   /* logged or dropped */
+    uint64_t commands_by_opcode[IOGUARD_COMMAND_OPCODES];
 } IoguardStats;
+
+/* The same, for one requester ID (bus << 8 | devfn). */
+typedef struct IoguardRequesterStats {
+    uint16_t devid;
+    uint64_t translations;
+    uint64_t iotlb_hits;
+    uint64_t iotlb_misses;
+    uint64_t page_walks;
+    uint64_t page_walk_levels;
+    uint64_t passthrough;
+    uint64_t faults;
+    uint64_t interrupts_remapped;
+    uint64_t interrupts_blocked;
+    uint64_t events_by_type[IOGUARD_EVENT_TYPES];   /* events naming devid */
+} IoguardRequesterStats;
 
 IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
                                 const IoguardConfig *config);
@@ -136,6 +159,22 @@ bool ioguard_iommu_remap_msi(IoguardIommu *iommu, uint16_t devid,
 bool ioguard_iommu_dma_is_identity(IoguardIommu *iommu, uint16_t devid);
 
 void ioguard_iommu_get_stats(IoguardIommu *iommu, IoguardStats *stats);
+
+/*
+ * Calls fn for every requester ID with DMA, interrupts or events since the
+ * last reset, in increasing order.
+ */
+void ioguard_iommu_for_each_requester(IoguardIommu *iommu,
+                                      void (*fn)(const IoguardRequesterStats *,
+                                                 void *opaque),
+                                      void *opaque);
+
+/* False (and zeroes) if devid had no activity since the last reset. */
+bool ioguard_iommu_get_requester_stats(IoguardIommu *iommu, uint16_t devid,
+                                       IoguardRequesterStats *stats);
+
+/* All counters back to zero. */
+void ioguard_iommu_reset_stats(IoguardIommu *iommu);
 
 #ifdef __cplusplus
 }

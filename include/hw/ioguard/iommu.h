@@ -37,6 +37,7 @@ struct IoguardIommuState {
     /* properties */
     bool ga;
     bool xtsup;
+    bool stats;
 };
 
 /* Appends the IVRS table (IVHD 10h and 11h) for s to table_data. */
