@@ -257,16 +257,3 @@ class Vm:
 def ioguard_args(*props):
     """-device ioguard-iommu with id=iommu, so QMP can find it."""
     return ["-device", ",".join(["ioguard-iommu", "id=iommu", *props])]
-
-
-STAT_ORDER = ["requesters", "identity-requesters", "translations",
-              "passthrough", "iotlb-hits",
-              "iotlb-misses", "page-walks", "page-walk-levels", "faults",
-              "events-logged", "events-dropped", "commands", "invalidations",
-              "interrupts-remapped", "interrupts-blocked"]
-
-
-def format_stats(stats):
-    width = max(len(k) for k in STAT_ORDER)
-    return "\n".join(f"  {k:<{width}}  {stats[k]:>12,}" for k in STAT_ORDER
-                     if k in stats)

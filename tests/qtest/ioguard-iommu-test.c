@@ -9,6 +9,8 @@
 #include "libqtest.h"
 #include "libqos/pci-pc.h"
 #include "qemu/bswap.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "standard-headers/linux/pci_regs.h"
 #include "hw/ioguard/amd-vi-regs.h"
 
@@ -48,14 +50,16 @@ static void reg_write(Fixture *f, uint64_t off, uint64_t v)
     qtest_writeq(f->qts, IOGUARD_MMIO_BASE + off, v);
 }
 
-static void fixture_init(Fixture *f)
+/* iommu_props: more properties of ioguard-iommu, starting with ','. */
+static void fixture_init_with(Fixture *f, const char *iommu_props)
 {
     const char *fw = g_getenv("IOGUARD_FIRMWARE");
 
     memset(f, 0, sizeof(*f));
-    f->qts = qtest_initf("%s%s -M q35 -m 256M -nodefaults -device ioguard-iommu "
-                         "-device edu,addr=0x4", fw ? "-L " : "",
-                         fw ? fw : "");
+    f->qts = qtest_initf("%s%s -M q35 -m 256M -nodefaults "
+                         "-device ioguard-iommu,id=iommu0%s "
+                         "-device edu,addr=0x4,id=edu0", fw ? "-L " : "",
+                         fw ? fw : "", iommu_props);
     f->pcibus = qpci_new_pc(f->qts, NULL);
     f->edu = qpci_device_find(f->pcibus, EDU_DEVFN);
     g_assert(f->edu);
@@ -69,6 +73,11 @@ static void fixture_init(Fixture *f)
     reg_write(f, MMIO_CONTROL_OFFSET,
               1ULL << CONTROL_IOMMU_EN | 1ULL << CONTROL_EVT_LOG_EN |
               1ULL << CONTROL_CMDBUF_EN);
+}
+
+static void fixture_init(Fixture *f)
+{
+    fixture_init_with(f, "");
 }
 
 static void fixture_free(Fixture *f)
@@ -362,6 +371,121 @@ static void test_hostile_table_addresses(void)
     fixture_free(&f);
 }
 
+/* query-ioguard-stats: the one IOMMU's statistics. */
+static QDict *query_stats(Fixture *f, bool reset)
+{
+    QDict *resp = qtest_qmp(f->qts, "{'execute': 'query-ioguard-stats', "
+                            "'arguments': {'reset': %i}}", reset);
+    QList *list = qdict_get_qlist(resp, "return");
+    QDict *iommu;
+
+    g_assert(list);
+    g_assert_cmpint(qlist_size(list), ==, 1);
+    iommu = qobject_to(QDict, qlist_peek(list));
+    qobject_ref(iommu);
+    qobject_unref(resp);
+    return iommu;
+}
+
+/* The count of `name` in a list of IoguardCount, 0 if absent. */
+static int64_t count_of(QDict *d, const char *list, const char *name)
+{
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(d, list), e) {
+        QDict *c = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(c, "name"), name)) {
+            return qdict_get_int(c, "count");
+        }
+    }
+    return 0;
+}
+
+static QDict *find_requester(QDict *iommu, const char *bdf)
+{
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(iommu, "requesters"), e) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(r, "requester"), bdf)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void test_qmp_stats(void)
+{
+    Fixture f;
+    QDict *iommu, *edu;
+    g_autofree char *hmp = NULL;
+
+    fixture_init(&f);
+    build_tables(&f);
+    map_page(&f, 0x10000, 0x2000000, true);
+    edu_dma(&f, 0x10000, 64, false);            /* translated */
+    edu_dma(&f, 0x10040, 64, true);             /* IOTLB hit */
+    edu_dma(&f, 0x55000, 64, true);             /* never mapped */
+
+    iommu = query_stats(&f, false);
+    g_assert_cmpstr(qdict_get_str(iommu, "qom-path"), ==,
+                    "/machine/peripheral/iommu0");
+    g_assert_true(qdict_get_bool(iommu, "statistics"));
+    edu = find_requester(iommu, "00:04.0");
+    g_assert(edu);
+    g_assert_cmpstr(qdict_get_str(edu, "qom-path"), ==,
+                    "/machine/peripheral/edu0");
+    g_assert_cmpint(qdict_get_int(edu, "translations"), >=, 3);
+    g_assert_cmpint(qdict_get_int(edu, "iotlb-hits"), >=, 1);
+    g_assert_cmpint(qdict_get_int(edu, "page-walks"), >=, 1);
+    g_assert_cmpint(qdict_get_int(edu, "faults"), >=, 1);
+    g_assert_cmpint(count_of(edu, "events", "io-page-fault"), ==, 1);
+    g_assert_cmpint(qdict_get_int(iommu, "translations"), ==,
+                     qdict_get_int(edu, "translations"));
+    g_assert_cmpint(qdict_get_int(iommu, "events-logged"), ==, 1);
+    g_assert_cmpint(count_of(iommu, "commands", "invalidate-devtab-entry"),
+                     ==, 1);
+    g_assert_cmpint(count_of(iommu, "commands", "completion-wait"), ==, 1);
+    g_assert_cmpint(qdict_get_int(iommu, "invalidations"), ==, 1);
+
+    hmp = qtest_hmp(f.qts, "info ioguard-stats");
+    g_assert_nonnull(strstr(hmp, "00:04.0 /machine/peripheral/edu0"));
+    g_assert_nonnull(strstr(hmp, "io-page-fault"));
+    qobject_unref(iommu);
+
+    /* reset: this answer still has the counts, the next one starts over. */
+    iommu = query_stats(&f, true);
+    g_assert_nonnull(find_requester(iommu, "00:04.0"));
+    qobject_unref(iommu);
+    iommu = query_stats(&f, false);
+    g_assert_null(find_requester(iommu, "00:04.0"));
+    g_assert_cmpint(qdict_get_int(iommu, "translations"), ==, 0);
+    g_assert_cmpint(qdict_get_int(iommu, "events-logged"), ==, 0);
+    qobject_unref(iommu);
+    fixture_free(&f);
+}
+
+static void test_qmp_stats_off(void)
+{
+    Fixture f;
+    QDict *iommu;
+
+    fixture_init_with(&f, ",statistics=off");
+    build_tables(&f);
+    map_page(&f, 0x10000, 0x2000000, true);
+    edu_dma(&f, 0x10000, 64, false);
+    iommu = query_stats(&f, false);
+    g_assert_false(qdict_get_bool(iommu, "statistics"));
+    g_assert_null(find_requester(iommu, "00:04.0"));
+    g_assert_cmpint(qdict_get_int(iommu, "translations"), ==, 0);
+    /* Commands are the control plane: counted anyway. */
+    g_assert_cmpint(count_of(iommu, "commands", "completion-wait"), ==, 1);
+    qobject_unref(iommu);
+    fixture_free(&f);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -378,5 +502,7 @@ int main(int argc, char **argv)
                    test_passthrough_device);
     qtest_add_func("/ioguard-iommu/hostile/table-addresses",
                    test_hostile_table_addresses);
+    qtest_add_func("/ioguard-iommu/qmp/stats", test_qmp_stats);
+    qtest_add_func("/ioguard-iommu/qmp/stats-off", test_qmp_stats_off);
     return g_test_run();
 }
