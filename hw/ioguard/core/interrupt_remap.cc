@@ -75,10 +75,11 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
     if (!config_.intremap || !enabled_.load(std::memory_order_acquire)) {
         return true;
     }
+    RequesterCounters *counters = stats_.requester(devid);
     const unsigned flags = EVENT_FLAG_I | EVENT_FLAG_RW;
     const auto dte = fetch_dte(devid, in.address, flags);
     if (!dte) {
-        bump(stats_.requester(devid), &RequesterCounters::interrupts_blocked);
+        bump(counters, &RequesterCounters::interrupts_blocked);
         return false;
     }
     if (!dte->interrupt_valid) {
@@ -89,7 +90,7 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
                     "fields: %016llx", devid, (unsigned long long)dte->raw[2]);
         log_event(Event::illegal_dev_table_entry(devid, in.address,
                                                  flags | EVENT_FLAG_RZ));
-        bump(stats_.requester(devid), &RequesterCounters::interrupts_blocked);
+        bump(counters, &RequesterCounters::interrupts_blocked);
         return false;
     }
 
@@ -102,7 +103,8 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
             return true;
         }
         if (dte->interrupt_control != DTE_INTCTL_REMAP) {
-            bump(stats_.requester(devid), &RequesterCounters::interrupts_blocked);     // IntCtl=00b: target abort
+            // IntCtl=00b: target abort
+            bump(counters, &RequesterCounters::interrupts_blocked);
             return false;
         }
         break;
@@ -115,7 +117,7 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
     }
     if (delivery != kFixed && delivery != kArbitrated) {
         if (!pass) {
-            bump(stats_.requester(devid), &RequesterCounters::interrupts_blocked);
+            bump(counters, &RequesterCounters::interrupts_blocked);
         }
         return pass;
     }
@@ -124,7 +126,7 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
     if (index >= (1u << dte->interrupt_table_len)) {
         log_event(Event::io_page_fault(devid, dte->domain_id, in.address,
                                        flags));
-        bump(stats_.requester(devid), &RequesterCounters::interrupts_blocked);
+        bump(counters, &RequesterCounters::interrupts_blocked);
         return false;
     }
     const bool wide = ga_enabled_.load(std::memory_order_acquire);
@@ -136,7 +138,7 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
                     "in RAM", index, devid, (unsigned long long)irte_addr);
         log_event(Event::page_tab_hardware_error(devid, dte->domain_id,
                                                  irte_addr, flags));
-        bump(stats_.requester(devid), &RequesterCounters::interrupts_blocked);
+        bump(counters, &RequesterCounters::interrupts_blocked);
         return false;
     }
     const RemappedInterrupt r = wide ? decode_irte128(load_le64(buf),
@@ -151,11 +153,11 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
             log_event(Event::io_page_fault(devid, dte->domain_id, in.address,
                                            flags));
         }
-        bump(stats_.requester(devid), &RequesterCounters::interrupts_blocked);
+        bump(counters, &RequesterCounters::interrupts_blocked);
         return false;
     }
     out = to_msi(r, in.data);
-    bump(stats_.requester(devid), &RequesterCounters::interrupts_remapped);
+    bump(counters, &RequesterCounters::interrupts_remapped);
     return true;
 }
 
