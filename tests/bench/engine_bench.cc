@@ -14,14 +14,16 @@ constexpr uint16_t kDev = 0x0100;
 constexpr uint16_t kDomain = 1;
 
 // An enabled IOMMU with kDev translated through `mode` levels and `pages`
-// 4 KiB pages mapped from IOVA 0, counting statistics or not.
+// 4 KiB pages mapped from IOVA 0, counting statistics or not, with the DMA
+// verifier or without.
 struct Translated {
     Machine m;
     Driver d{m};
     uint64_t root = 0;
 
-    Translated(unsigned mode, uint64_t pages, bool stats = true)
-        : m(IoguardConfig{true, true, false, stats})
+    Translated(unsigned mode, uint64_t pages, bool stats = true,
+               bool verifier = false)
+        : m(IoguardConfig{true, true, false, stats, 64, verifier})
     {
         d.enable();
         root = d.alloc_table();
@@ -40,16 +42,22 @@ struct Translated {
 };
 
 // The hit path with the per-requester statistics (stats:1, the default)
-// and without them (stats:0): what query-ioguard-stats costs every DMA.
+// and without them (stats:0): what query-ioguard-stats costs every DMA;
+// and with the DMA verifier (verifier:1), which walks the guest's tables
+// again on every hit.
 void BM_TranslateIotlbHit(benchmark::State &state)
 {
-    Translated x(4, 256, state.range(0));
+    Translated x(4, 256, state.range(0), state.range(1));
     uint64_t i = 0;
     for (auto _ : state) {
         benchmark::DoNotOptimize(x.translate((i++ & 255) << 12));
     }
 }
-BENCHMARK(BM_TranslateIotlbHit)->ArgName("stats")->Arg(0)->Arg(1);
+BENCHMARK(BM_TranslateIotlbHit)
+    ->ArgNames({"stats", "verifier"})
+    ->Args({0, 0})
+    ->Args({1, 0})
+    ->Args({1, 1});
 
 // Streaming DMA: 1 GiB of consecutive pages, far more than the IOTLB
 // holds, so every translate misses; the walk finds its level-1 table in the

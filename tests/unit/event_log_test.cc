@@ -145,7 +145,7 @@ TEST_F(EventLogTest, ExtendedFeaturesAreReadOnlyAndHonest)
 
 TEST_F(EventLogTest, X2apicModeInterruptGoesThroughIntcapxt)
 {
-    Machine mxt({true, true, true, true});
+    Machine mxt({true, true, true, true, 64, false});
     Driver dxt{mxt};
     // As Linux's intcapxt_unmask_irq: destination 0x1234 (x2APIC), vector
     // 0x25, physical; then IntCapXTEn.

@@ -68,7 +68,8 @@ struct Machine {
     }
     static uint64_t now_ns(void *o) { return static_cast<Machine *>(o)->now; }
 
-    explicit Machine(IoguardConfig config = {true, true, false, true})
+    explicit Machine(IoguardConfig config = {true, true, false, true, 64,
+                                             false})
     {
         static const IoguardHostOps ops = {read_ram, write_ram,
                                            raise_interrupt, deliver_msi,

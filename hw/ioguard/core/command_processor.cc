@@ -23,7 +23,8 @@ void Iommu::process_commands()
             guest_error("command buffer entry at 0x%llx is not in RAM",
                         (unsigned long long)addr);
             status_ &= ~uint64_t{MMIO_STATUS_CMDBUF_RUN_MASK};
-            log_event_locked(Event::command_hardware_error(addr, 0));
+            log_event_locked(Event::command_hardware_error(addr, 0),
+                             FaultReason::CommandNotInRam);
             return;
         }
         uint32_t cmd[4];
@@ -68,7 +69,8 @@ Iommu::CommandResult Iommu::execute_command(const uint32_t cmd[4],
         // opcodes are illegal here.
         guest_error("illegal command opcode 0x%x at 0x%llx", opcode,
                     (unsigned long long)addr);
-        log_event_locked(Event::illegal_command_error(addr));
+        log_event_locked(Event::illegal_command_error(addr),
+                         FaultReason::IllegalCommand);
         return CommandResult::Stop;
     }
 }
@@ -85,7 +87,8 @@ Iommu::CommandResult Iommu::completion_wait(const uint32_t cmd[4])
         if (!host_.write_ram(store_addr, data, sizeof(data))) {
             guest_error("COMPLETION_WAIT store to 0x%llx is not in RAM",
                         (unsigned long long)store_addr);
-            log_event_locked(Event::command_hardware_error(store_addr, 0));
+            log_event_locked(Event::command_hardware_error(store_addr, 0),
+                             FaultReason::CompletionStoreNotInRam);
             return CommandResult::Stop;
         }
     }

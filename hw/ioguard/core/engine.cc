@@ -77,6 +77,8 @@ IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
     c.ga = config->ga;
     c.xtsup = config->xtsup;
     c.stats = config->stats;
+    c.fault_records = config->fault_records;
+    c.verifier = config->verifier;
     return new (std::nothrow) IoguardIommu(*ops, opaque, c);
 }
 
@@ -142,6 +144,52 @@ bool ioguard_iommu_get_requester_stats(IoguardIommu *iommu, uint16_t devid,
 void ioguard_iommu_reset_stats(IoguardIommu *iommu)
 {
     iommu->iommu.statistics().clear();
+}
+
+size_t ioguard_iommu_get_fault_records(IoguardIommu *iommu,
+                                       IoguardFaultRecord *out, size_t max,
+                                       uint64_t *overwritten)
+{
+    uint64_t lost = 0;
+    const auto records = iommu->iommu.fault_records(lost);
+    for (size_t i = 0; i < records.size() && i < max; i++) {
+        out[i] = records[i];
+    }
+    if (overwritten) {
+        *overwritten = lost;
+    }
+    return records.size();
+}
+
+void ioguard_iommu_clear_fault_records(IoguardIommu *iommu)
+{
+    iommu->iommu.clear_fault_records();
+}
+
+void ioguard_iommu_walk_mappings(IoguardIommu *iommu, uint16_t devid,
+                                 uint64_t start, uint64_t max_ranges,
+                                 uint64_t max_tables,
+                                 void (*fn)(const IoguardMapping *,
+                                            void *opaque),
+                                 void *opaque, IoguardMappingWalk *result)
+{
+    *result = iommu->iommu.walk_mappings(
+        devid, start, max_ranges, max_tables,
+        [fn, opaque](const IoguardMapping &m) { fn(&m, opaque); });
+}
+
+void ioguard_iommu_read_device(IoguardIommu *iommu, uint16_t devid,
+                               IoguardDeviceInfo *info)
+{
+    *info = iommu->iommu.read_device(devid);
+}
+
+bool ioguard_iommu_for_each_irte(IoguardIommu *iommu, uint16_t devid,
+                                 void (*fn)(const IoguardIrte *, void *opaque),
+                                 void *opaque)
+{
+    return iommu->iommu.for_each_irte(
+        devid, [fn, opaque](const IoguardIrte &e) { fn(&e, opaque); });
 }
 
 } // extern "C"

@@ -3,6 +3,7 @@
 // while GAEn is set), and delivered as the entry says, or blocked.
 #include "bits.hh"
 #include "hw/ioguard/amd-vi-regs.h"
+#include "interrupt_remap.hh"
 #include "iommu.hh"
 
 namespace ioguard {
@@ -18,15 +19,20 @@ enum DeliveryMode : unsigned {
     kExtInt = 7,
 };
 
-struct RemappedInterrupt {
-    bool remap_enabled;
-    bool suppress_fault;
-    bool guest_mode;
-    unsigned int_type;
-    bool dest_logical;
-    uint32_t destination;
-    uint8_t vector;
-};
+// The compatibility-format MSI a remapped interrupt is delivered as; the
+// destination's bits 31:8 ride in the high address as QEMU's x2APIC expects.
+IoguardMsi to_msi(const RemappedInterrupt &r, uint32_t original_data)
+{
+    IoguardMsi out;
+    out.address = IOGUARD_MSI_ADDR_FIRST | uint64_t(r.destination & 0xff) << 12 |
+                  (r.dest_logical ? uint64_t{1} << 2 : 0) |
+                  uint64_t(r.destination & 0xffffff00) << 32;
+    // Trigger mode and level (bits 15:14) come from the requester.
+    out.data = r.vector | r.int_type << 8 | (original_data & 0xc000);
+    return out;
+}
+
+} // namespace
 
 RemappedInterrupt decode_irte32(uint32_t e)
 {
@@ -54,21 +60,6 @@ RemappedInterrupt decode_irte128(uint64_t lo, uint64_t hi)
     };
 }
 
-// The compatibility-format MSI a remapped interrupt is delivered as; the
-// destination's bits 31:8 ride in the high address as QEMU's x2APIC expects.
-IoguardMsi to_msi(const RemappedInterrupt &r, uint32_t original_data)
-{
-    IoguardMsi out;
-    out.address = IOGUARD_MSI_ADDR_FIRST | uint64_t(r.destination & 0xff) << 12 |
-                  (r.dest_logical ? uint64_t{1} << 2 : 0) |
-                  uint64_t(r.destination & 0xffffff00) << 32;
-    // Trigger mode and level (bits 15:14) come from the requester.
-    out.data = r.vector | r.int_type << 8 | (original_data & 0xc000);
-    return out;
-}
-
-} // namespace
-
 bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
 {
     out = in;
@@ -89,7 +80,8 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
         guest_error("device table entry of %04x has reserved interrupt "
                     "fields: %016llx", devid, (unsigned long long)dte->raw[2]);
         log_event(Event::illegal_dev_table_entry(devid, in.address,
-                                                 flags | EVENT_FLAG_RZ));
+                                                 flags | EVENT_FLAG_RZ),
+                  FaultReason::IllegalDeviceTableEntry);
         bump(counters, &RequesterCounters::interrupts_blocked);
         return false;
     }
@@ -125,7 +117,8 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
     const unsigned index = bits(in.data, 10, 0);
     if (index >= (1u << dte->interrupt_table_len)) {
         log_event(Event::io_page_fault(devid, dte->domain_id, in.address,
-                                       flags));
+                                       flags),
+                  FaultReason::InterruptIndexBeyondTable);
         bump(counters, &RequesterCounters::interrupts_blocked);
         return false;
     }
@@ -137,7 +130,8 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
         guest_error("interrupt remapping entry %u of %04x at 0x%llx is not "
                     "in RAM", index, devid, (unsigned long long)irte_addr);
         log_event(Event::page_tab_hardware_error(devid, dte->domain_id,
-                                                 irte_addr, flags));
+                                                 irte_addr, flags),
+                  FaultReason::InterruptTableNotInRam);
         bump(counters, &RequesterCounters::interrupts_blocked);
         return false;
     }
@@ -151,7 +145,8 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
         }
         if (!r.suppress_fault) {
             log_event(Event::io_page_fault(devid, dte->domain_id, in.address,
-                                           flags));
+                                           flags),
+                      FaultReason::InterruptNotRemapped);
         }
         bump(counters, &RequesterCounters::interrupts_blocked);
         return false;

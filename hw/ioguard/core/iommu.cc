@@ -38,7 +38,7 @@ constexpr uint64_t kFaultCoalesceNs = 1000000;
 
 Iommu::Iommu(Host &host, const Config &config)
     : host_(host), config_(config), efr_(make_efr(config)),
-      stats_(config.stats)
+      fault_records_(config.fault_records), stats_(config.stats)
 {
 }
 
@@ -262,7 +262,7 @@ void Iommu::raise_interrupt_locked(uint32_t status_bit)
 // Events of the DMA and interrupt paths. QEMU splits a refused DMA into
 // many small accesses that each fault again; real hardware reports the
 // transaction once, so identical events close together are one.
-void Iommu::log_event(const Event &ev)
+void Iommu::log_event(const Event &ev, FaultReason reason)
 {
     std::lock_guard<std::mutex> guard(lock_);
     const uint64_t now = host_.now_ns();
@@ -274,18 +274,30 @@ void Iommu::log_event(const Event &ev)
     }
     last_dma_event_ = ev;
     last_dma_event_ns_ = now;
-    log_event_locked(ev);
+    log_event_locked(ev, reason);
 }
 
-void Iommu::log_event_locked(const Event &ev)
+void Iommu::log_event_locked(const Event &ev, FaultReason reason)
 {
     stats_.count_event(ev.type(), ev.has_requester() ? ev.devid() : -1);
     if (!test(control_, CONTROL_EVT_LOG_EN) ||
         !(status_ & MMIO_STATUS_EVT_RUN_MASK)) {
         bump(stats_.events_dropped);
+        fault_records_.record_event(ev, reason,
+                                    test(control_, CONTROL_EVT_LOG_EN)
+                                        ? Delivery::LogStopped
+                                        : Delivery::LogDisabled,
+                                    host_.now_ns());
         return;
     }
-    switch (event_log_.append(host_, ev)) {
+    const EventLog::Outcome outcome = event_log_.append(host_, ev);
+    fault_records_.record_event(
+        ev, reason,
+        outcome == EventLog::Outcome::Logged     ? Delivery::Logged
+        : outcome == EventLog::Outcome::Overflow ? Delivery::LogFull
+                                                 : Delivery::LogNotInRam,
+        host_.now_ns());
+    switch (outcome) {
     case EventLog::Outcome::Logged:
         bump(stats_.events_logged);
         if (test(control_, CONTROL_EVT_INT_EN)) {

@@ -9,14 +9,18 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "device_table.hh"
 #include "event_log.hh"
+#include "fault_records.hh"
 #include "host.hh"
 #include "hw/ioguard/iommu-engine.h"
 #include "iotlb.hh"
+#include "mapping_walker.hh"
 #include "page_directory_cache.hh"
 #include "sharded_cache.hh"
 #include "statistics.hh"
@@ -28,6 +32,8 @@ struct Config {
     bool ga = true;
     bool xtsup = false;
     bool stats = true;
+    unsigned fault_records = 256;
+    bool verifier = false;
 };
 
 struct DevidHash {
@@ -51,6 +57,16 @@ public:
     IoguardStats stats() const { return stats_.totals(); }
     Statistics &statistics() { return stats_; }
 
+    // What the monitor asks (introspection.cc); none of it changes state.
+    std::vector<IoguardFaultRecord> fault_records(uint64_t &overwritten);
+    void clear_fault_records();
+    IoguardDeviceInfo read_device(uint16_t devid);
+    IoguardMappingWalk walk_mappings(uint16_t devid, uint64_t start,
+                                     uint64_t max_ranges, uint64_t max_tables,
+                                     const MappingSink &sink);
+    bool for_each_irte(uint16_t devid,
+                       const std::function<void(const IoguardIrte &)> &fn);
+
 private:
     // Register file (iommu.cc)
     uint64_t read_register(uint64_t offset);
@@ -69,19 +85,31 @@ private:
     void invalidate_iommu_all();
 
     // Events (iommu.cc)
-    void log_event(const Event &ev);         // DMA path: takes lock_, coalesces
-    void log_event_locked(const Event &ev);  // command path
+    // DMA path: takes lock_, coalesces.
+    void log_event(const Event &ev, FaultReason reason);
+    // Command path.
+    void log_event_locked(const Event &ev, FaultReason reason);
     void raise_interrupt_locked(uint32_t status_bit);
     void guest_error(const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
     // Translation (translate.cc)
     std::optional<DeviceTableEntry> fetch_dte(uint16_t devid, uint64_t addr,
                                               unsigned flags);
+    std::optional<DeviceTableEntry> load_dte(uint16_t devid,
+                                             bool &beyond_table,
+                                             uint64_t &dte_addr);
     std::optional<DeviceTableEntry> read_dte(uint16_t devid,
                                              bool &beyond_table,
                                              uint64_t &dte_addr);
+    // DMA verifier (dma_verifier.cc)
+    void verify_cached_translation(uint16_t devid, const DeviceTableEntry &dte,
+                                   uint64_t iova, unsigned perm,
+                                   const IotlbEntry &cached);
+    void report_stale_use(const StaleUse &use);
+
     IoguardTranslation fault(uint16_t devid, uint16_t domain, uint64_t iova,
-                             unsigned flags, unsigned perm);
+                             unsigned flags, unsigned perm,
+                             FaultReason reason);
 
     Host &host_;
     const Config config_;
@@ -99,8 +127,11 @@ private:
     uint64_t ga_log_base_ = 0, ga_log_tail_addr_ = 0, ga_head_ = 0, ga_tail_ = 0;
     std::array<uint64_t, 3> intcapxt_{};
     EventLog event_log_;
+    FaultRecords fault_records_;
     Event last_dma_event_;
     uint64_t last_dma_event_ns_ = 0;
+    StaleUse last_stale_use_{};
+    uint64_t last_stale_use_ns_ = 0;
 
     // Read on the DMA path without lock_.
     std::atomic<bool> enabled_{false};

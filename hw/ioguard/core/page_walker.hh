@@ -37,6 +37,9 @@ constexpr uint64_t level_entry_size(unsigned level)
     return uint64_t{1} << (12 + 9 * (level - 1));
 }
 
+// Size of the page a NextLevel=7 PTE maps, or 0 for an invalid encoding.
+uint64_t large_page_size(uint64_t pte);
+
 // Walks the tables rooted at root with the DTE's Mode (1..6). Reads at most
 // one entry per level, so it is bounded whatever the guest wrote.
 WalkResult walk_v1(Host &host, uint64_t root, unsigned mode, uint64_t iova);

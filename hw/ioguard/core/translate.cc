@@ -42,16 +42,12 @@ unsigned perm_of(bool read, bool write)
 
 } // namespace
 
-// The DTE of devid, from the cache or guest memory, without reporting
+// The DTE of devid as guest memory holds it now, without reporting
 // anything. On failure, beyond_table or the entry's address say why.
-std::optional<DeviceTableEntry> Iommu::read_dte(uint16_t devid,
+std::optional<DeviceTableEntry> Iommu::load_dte(uint16_t devid,
                                                 bool &beyond_table,
                                                 uint64_t &dte_addr)
 {
-    if (auto cached = dte_cache_.lookup(devid)) {
-        return cached;
-    }
-    const uint64_t filled_at = dte_cache_.epoch();
     const uint64_t dtb = dev_table_snapshot_.load(std::memory_order_acquire);
     const uint64_t table_bytes = ((dtb & IOGUARD_DEV_TABLE_SIZE_MASK) + 1) *
                                  4096;
@@ -68,8 +64,22 @@ std::optional<DeviceTableEntry> Iommu::read_dte(uint16_t devid,
     for (int i = 0; i < 4; i++) {
         raw[i] = load_le64(buf + 8 * i);
     }
-    DeviceTableEntry dte = DeviceTableEntry::decode(raw);
-    dte_cache_.insert(devid, dte, filled_at);
+    return DeviceTableEntry::decode(raw);
+}
+
+// The DTE of devid, from the cache or guest memory (see load_dte).
+std::optional<DeviceTableEntry> Iommu::read_dte(uint16_t devid,
+                                                bool &beyond_table,
+                                                uint64_t &dte_addr)
+{
+    if (auto cached = dte_cache_.lookup(devid)) {
+        return cached;
+    }
+    const uint64_t filled_at = dte_cache_.epoch();
+    auto dte = load_dte(devid, beyond_table, dte_addr);
+    if (dte) {
+        dte_cache_.insert(devid, *dte, filled_at);
+    }
     return dte;
 }
 
@@ -86,11 +96,13 @@ std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
     }
     if (beyond_table) {
         guest_error("requester %04x is beyond the device table", devid);
-        log_event(Event::illegal_dev_table_entry(devid, addr, flags));
+        log_event(Event::illegal_dev_table_entry(devid, addr, flags),
+                  FaultReason::BeyondDeviceTable);
     } else {
         guest_error("device table entry of %04x at 0x%llx is not in RAM",
                     devid, (unsigned long long)dte_addr);
-        log_event(Event::dev_tab_hardware_error(devid, dte_addr, flags));
+        log_event(Event::dev_tab_hardware_error(devid, dte_addr, flags),
+                  FaultReason::DeviceTableNotInRam);
     }
     return std::nullopt;
 }
@@ -112,11 +124,12 @@ bool Iommu::dma_is_identity(uint16_t devid)
 }
 
 IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,
-                                uint64_t iova, unsigned flags, unsigned perm)
+                                uint64_t iova, unsigned flags, unsigned perm,
+                                FaultReason reason)
 {
     bump(stats_.requester(devid), &RequesterCounters::faults);
     if (perm != IOGUARD_PERM_NONE) {
-        log_event(Event::io_page_fault(devid, domain, iova, flags));
+        log_event(Event::io_page_fault(devid, domain, iova, flags), reason);
     }
     return blocked(iova);
 }
@@ -157,7 +170,8 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
         bump(counters, &RequesterCounters::refused_by_dte);
         if (perm != IOGUARD_PERM_NONE) {
             log_event(Event::illegal_dev_table_entry(devid, iova,
-                                                     flags | EVENT_FLAG_RZ));
+                                                     flags | EVENT_FLAG_RZ),
+                      FaultReason::IllegalDeviceTableEntry);
         }
         return blocked(iova);
     }
@@ -168,13 +182,15 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
         if (!allowed(perm, dte->read_allowed, dte->write_allowed)) {
             bump(counters, &RequesterCounters::refused_by_dte);
             return fault(devid, domain, iova,
-                         flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm);
+                         flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
+                         FaultReason::DeviceTablePermission);
         }
         bump(counters, &RequesterCounters::passthrough);
         return identity(iova, perm_of(dte->read_allowed, dte->write_allowed));
     }
 
     IotlbEntry entry;
+    bool from_caches = true;    // the IOTLB or the page directory cache
     if (iotlb_.lookup(domain, iova, entry)) {
         bump(counters, &RequesterCounters::iotlb_hits);
     } else {
@@ -186,6 +202,7 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
             walk = walk_v1_from_l1(host_, dir->l1_table, dir->read, dir->write,
                                    iova);
         } else {
+            from_caches = false;
             walk = walk_v1(host_, root, dte->mode, iova);
             if (walk.l1_table) {
                 directory_cache_.insert(domain, iova,
@@ -200,14 +217,18 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
         case WalkResult::Status::Ok:
             break;
         case WalkResult::Status::NotPresent:
+            return fault(devid, domain, iova, flags, perm,
+                         FaultReason::NotPresent);
         case WalkResult::Status::OutOfRange:
-            return fault(devid, domain, iova, flags, perm);
+            return fault(devid, domain, iova, flags, perm,
+                         FaultReason::OutOfRange);
         case WalkResult::Status::Reserved:
             guest_error("page table of requester %04x (domain %u) has a "
                         "reserved encoding for IOVA 0x%llx", devid, domain,
                         (unsigned long long)iova);
             return fault(devid, domain, iova,
-                         flags | EVENT_FLAG_PR | EVENT_FLAG_RZ, perm);
+                         flags | EVENT_FLAG_PR | EVENT_FLAG_RZ, perm,
+                         FaultReason::PageTableReserved);
         case WalkResult::Status::TableReadError:
             guest_error("page table entry at 0x%llx (requester %04x) is not "
                         "in RAM", (unsigned long long)walk.error_address,
@@ -215,7 +236,8 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
             bump(counters, &RequesterCounters::faults);
             if (perm != IOGUARD_PERM_NONE) {
                 log_event(Event::page_tab_hardware_error(
-                    devid, domain, walk.error_address, flags));
+                              devid, domain, walk.error_address, flags),
+                          FaultReason::PageTableNotInRam);
             }
             return blocked(iova);
         }
@@ -225,10 +247,14 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
         entry.write = walk.write && dte->write_allowed;
         iotlb_.insert(domain, iova, entry, filled_at);
     }
+    if (config_.verifier && from_caches && perm != IOGUARD_PERM_NONE) {
+        verify_cached_translation(devid, *dte, iova, perm, entry);
+    }
 
     if (!allowed(perm, entry.read, entry.write)) {
         return fault(devid, domain, iova,
-                     flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm);
+                     flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
+                     FaultReason::Permission);
     }
     return IoguardTranslation{entry.page_base,
                               (uint64_t{1} << entry.page_shift) - 1,

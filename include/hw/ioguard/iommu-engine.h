@@ -60,6 +60,8 @@ typedef struct IoguardConfig {
     bool ga;        /* GASup: 128-bit IRTEs */
     bool xtsup;     /* XTSup: x2APIC destinations */
     bool stats;     /* count per requester (off: the counters stay 0) */
+    unsigned fault_records;     /* fault records kept (0: none) */
+    bool verifier;  /* flag DMA that only a stale IOTLB entry let through */
 } IoguardConfig;
 
 enum {
@@ -175,6 +177,164 @@ bool ioguard_iommu_get_requester_stats(IoguardIommu *iommu, uint16_t devid,
 
 /* All counters back to zero. */
 void ioguard_iommu_reset_stats(IoguardIommu *iommu);
+
+/*
+ * Fault records: every event the IOMMU generated, and every finding of the
+ * DMA verifier, with why. Names: ioguard_fault_reason_name().
+ */
+enum {
+    IOGUARD_FAULT_BEYOND_DEVICE_TABLE = 1,  /* requester ID past the table */
+    IOGUARD_FAULT_DEVICE_TABLE_NOT_IN_RAM,
+    IOGUARD_FAULT_ILLEGAL_DEVICE_TABLE_ENTRY,   /* reserved bits set */
+    IOGUARD_FAULT_DEVICE_TABLE_PERMISSION,  /* untranslated, IR/IW clear */
+    IOGUARD_FAULT_NOT_PRESENT,              /* no present PTE for the IOVA */
+    IOGUARD_FAULT_OUT_OF_RANGE,             /* IOVA beyond what Mode covers */
+    IOGUARD_FAULT_PAGE_TABLE_RESERVED,      /* reserved bits or encoding */
+    IOGUARD_FAULT_PAGE_TABLE_NOT_IN_RAM,
+    IOGUARD_FAULT_PERMISSION,               /* the PTEs forbid the access */
+    IOGUARD_FAULT_INTERRUPT_INDEX_BEYOND_TABLE,
+    IOGUARD_FAULT_INTERRUPT_TABLE_NOT_IN_RAM,
+    IOGUARD_FAULT_INTERRUPT_NOT_REMAPPED,   /* IRTE RemapEn=0 or GuestMode */
+    IOGUARD_FAULT_ILLEGAL_COMMAND,
+    IOGUARD_FAULT_COMMAND_NOT_IN_RAM,
+    IOGUARD_FAULT_COMPLETION_STORE_NOT_IN_RAM,
+    /* DMA verifier findings: DMA a stale IOTLB entry let through. */
+    IOGUARD_FAULT_USE_AFTER_UNMAP,          /* the IOVA is no longer mapped */
+    IOGUARD_FAULT_STALE_TRANSLATION,        /* it maps elsewhere, or less */
+    IOGUARD_FAULT_REASONS
+};
+
+/* What became of the event of a fault record. */
+enum {
+    IOGUARD_DELIVERY_LOGGED,        /* written to the guest's event log */
+    IOGUARD_DELIVERY_LOG_FULL,      /* lost: the log overflowed */
+    IOGUARD_DELIVERY_LOG_DISABLED,  /* lost: EventLogEn was clear */
+    IOGUARD_DELIVERY_LOG_STOPPED,   /* lost: the log stopped after an
+                                     * overflow or error, not restarted */
+    IOGUARD_DELIVERY_LOG_NOT_IN_RAM,    /* lost: the log is not in RAM */
+    IOGUARD_DELIVERY_NOT_REPORTED,  /* a verifier finding: no event exists */
+};
+
+typedef struct IoguardFaultRecord {
+    uint64_t seq;           /* 1, 2, ... since the IOMMU was created */
+    uint64_t time_ns;       /* virtual time */
+    unsigned reason;        /* IOGUARD_FAULT_* */
+    unsigned delivery;      /* IOGUARD_DELIVERY_* */
+    unsigned event_type;    /* EVENT_TYPE_*; 0 for verifier findings */
+    unsigned event_flags;   /* EVENT_FLAG_* of the event */
+    int32_t devid;          /* the requester; -1 for command errors */
+    int32_t domain;         /* -1 when the event names no domain */
+    uint64_t address;       /* the IOVA (or MSI address), or ... */
+    bool address_is_iova;   /* ... false: a table, command or store address */
+    unsigned access;        /* IOGUARD_PERM_READ or _WRITE; NONE: commands */
+    bool interrupt;         /* an interrupt message, not DMA */
+    /* Verifier findings only: where the stale IOTLB entry sent the DMA, and
+     * what a fresh walk of the guest's tables says now. */
+    uint64_t stale_target;
+    unsigned stale_perm;
+    bool now_mapped;
+    uint64_t current_target;
+    unsigned current_perm;
+} IoguardFaultRecord;
+
+/* "not-present", "use-after-unmap", ...; NULL for an unknown value. */
+const char *ioguard_fault_reason_name(unsigned reason);
+
+/*
+ * Copies up to max of the records held, oldest first, and returns how many
+ * are held. *overwritten: records pushed out by newer ones since the last
+ * clear.
+ */
+size_t ioguard_iommu_get_fault_records(IoguardIommu *iommu,
+                                       IoguardFaultRecord *out, size_t max,
+                                       uint64_t *overwritten);
+void ioguard_iommu_clear_fault_records(IoguardIommu *iommu);
+
+/* How the IOMMU treats DMA of one requester (its DTE as in guest memory). */
+enum {
+    IOGUARD_DMA_UNTRANSLATED,   /* IOMMU off, or DTE V=0: all of memory */
+    IOGUARD_DMA_PASSTHROUGH,    /* DTE without translation, gated by IR/IW */
+    IOGUARD_DMA_TRANSLATED,     /* through the DTE's page tables */
+    IOGUARD_DMA_BLOCKED,        /* DTE not readable or illegal: all faults */
+};
+
+/* A DMA address range and where it lands in guest-physical memory. */
+typedef struct IoguardMapping {
+    uint64_t iova;      /* first byte */
+    uint64_t last;      /* last byte */
+    uint64_t target;    /* guest-physical address of iova */
+    unsigned perm;      /* IOGUARD_PERM_READ | _WRITE, never NONE */
+} IoguardMapping;
+
+typedef struct IoguardMappingWalk {
+    unsigned dma;           /* IOGUARD_DMA_* */
+    bool truncated;         /* stopped early: ask again from next_iova */
+    uint64_t next_iova;
+    uint64_t tables_read;
+    uint64_t malformed;     /* entries the translation walk would refuse */
+} IoguardMappingWalk;
+
+/*
+ * What devid can reach right now, from a fresh read of its DTE and page
+ * tables in guest memory (no cached state): fn gets the ranges from start
+ * upwards, coalesced, in IOVA order; at most max_ranges of them after
+ * reading at most max_tables tables. For untranslated and passthrough DMA
+ * fn gets one identity range (none if IR=IW=0).
+ */
+void ioguard_iommu_walk_mappings(IoguardIommu *iommu, uint16_t devid,
+                                 uint64_t start, uint64_t max_ranges,
+                                 uint64_t max_tables,
+                                 void (*fn)(const IoguardMapping *,
+                                            void *opaque),
+                                 void *opaque, IoguardMappingWalk *result);
+
+/* One requester's device-table entry as in guest memory, decoded. */
+typedef struct IoguardDeviceInfo {
+    bool iommu_enabled;
+    bool ga_enabled;            /* 128-bit IRTEs in use (GAEn) */
+    bool beyond_table;          /* devid is past the device table's size */
+    bool readable;              /* the entry is in RAM */
+    uint64_t dte_address;
+    uint64_t raw[4];
+    /* the IOMMU's cached copy differs from memory: the guest changed the
+     * entry without INVALIDATE_DEVTAB_ENTRY */
+    bool cached_copy_stale;
+    unsigned dma;               /* IOGUARD_DMA_* */
+    bool illegal;               /* reserved bits or encodings set */
+    bool valid, translation_valid, read_allowed, write_allowed;
+    unsigned mode;
+    uint64_t page_table_root;
+    uint16_t domain_id;
+    bool interrupt_valid;
+    unsigned interrupt_table_entries;
+    uint64_t interrupt_table_root;
+    unsigned interrupt_control; /* IntCtl: 0 abort, 1 pass, 2 remap */
+    bool init_pass, extint_pass, nmi_pass, lint0_pass, lint1_pass;
+} IoguardDeviceInfo;
+
+void ioguard_iommu_read_device(IoguardIommu *iommu, uint16_t devid,
+                               IoguardDeviceInfo *info);
+
+/* One interrupt remapping table entry, decoded. */
+typedef struct IoguardIrte {
+    unsigned index;
+    bool remap_enabled;
+    bool suppress_fault;
+    bool guest_mode;
+    bool dest_logical;
+    unsigned int_type;          /* delivery mode */
+    uint32_t destination;       /* APIC ID */
+    uint8_t vector;
+} IoguardIrte;
+
+/*
+ * Calls fn for each entry of devid's interrupt remapping table that is not
+ * all zeros, in the format in use (GAEn). Returns false if the table (or
+ * the DTE) could not be read.
+ */
+bool ioguard_iommu_for_each_irte(IoguardIommu *iommu, uint16_t devid,
+                                 void (*fn)(const IoguardIrte *, void *opaque),
+                                 void *opaque);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,128 @@
+#include "fault_records.hh"
+
+#include <algorithm>
+
+#include "hw/ioguard/amd-vi-regs.h"
+
+namespace ioguard {
+
+namespace {
+
+const char *reason_name(unsigned reason)
+{
+    switch (reason) {
+    case IOGUARD_FAULT_BEYOND_DEVICE_TABLE: return "beyond-device-table";
+    case IOGUARD_FAULT_DEVICE_TABLE_NOT_IN_RAM:
+        return "device-table-not-in-ram";
+    case IOGUARD_FAULT_ILLEGAL_DEVICE_TABLE_ENTRY:
+        return "illegal-device-table-entry";
+    case IOGUARD_FAULT_DEVICE_TABLE_PERMISSION:
+        return "device-table-permission";
+    case IOGUARD_FAULT_NOT_PRESENT: return "not-present";
+    case IOGUARD_FAULT_OUT_OF_RANGE: return "out-of-range";
+    case IOGUARD_FAULT_PAGE_TABLE_RESERVED: return "page-table-reserved";
+    case IOGUARD_FAULT_PAGE_TABLE_NOT_IN_RAM: return "page-table-not-in-ram";
+    case IOGUARD_FAULT_PERMISSION: return "permission";
+    case IOGUARD_FAULT_INTERRUPT_INDEX_BEYOND_TABLE:
+        return "interrupt-index-beyond-table";
+    case IOGUARD_FAULT_INTERRUPT_TABLE_NOT_IN_RAM:
+        return "interrupt-table-not-in-ram";
+    case IOGUARD_FAULT_INTERRUPT_NOT_REMAPPED: return "interrupt-not-remapped";
+    case IOGUARD_FAULT_ILLEGAL_COMMAND: return "illegal-command";
+    case IOGUARD_FAULT_COMMAND_NOT_IN_RAM: return "command-not-in-ram";
+    case IOGUARD_FAULT_COMPLETION_STORE_NOT_IN_RAM:
+        return "completion-store-not-in-ram";
+    case IOGUARD_FAULT_USE_AFTER_UNMAP: return "use-after-unmap";
+    case IOGUARD_FAULT_STALE_TRANSLATION: return "stale-translation";
+    default: return nullptr;
+    }
+}
+
+} // namespace
+
+IoguardFaultRecord &FaultRecords::next(uint64_t now_ns, FaultReason reason)
+{
+    IoguardFaultRecord &r = ring_[(next_seq_ - 1) % ring_.size()];
+    r = IoguardFaultRecord{};
+    r.seq = next_seq_++;
+    r.time_ns = now_ns;
+    r.reason = unsigned(reason);
+    return r;
+}
+
+void FaultRecords::record_event(const Event &ev, FaultReason reason,
+                                Delivery delivery, uint64_t now_ns)
+{
+    if (ring_.empty()) {
+        return;
+    }
+    IoguardFaultRecord &r = next(now_ns, reason);
+    const unsigned type = ev.type();
+    r.delivery = unsigned(delivery);
+    r.event_type = type;
+    r.event_flags = ev.flags();
+    r.devid = ev.has_requester() ? ev.devid() : -1;
+    r.domain = (type == EVENT_TYPE_IO_FAULT || type == EVENT_TYPE_PAGE_TAB_ERR)
+                   ? int32_t(ev.dw[1] & 0xffff) : -1;
+    r.address = ev.address();
+    r.address_is_iova = type == EVENT_TYPE_IO_FAULT ||
+                        type == EVENT_TYPE_ILL_DEV;
+    r.interrupt = (r.event_flags & EVENT_FLAG_I) != 0;
+    if (type == EVENT_TYPE_ILL_CMD) {
+        r.access = IOGUARD_PERM_NONE;
+    } else if (reason == FaultReason::CompletionStoreNotInRam) {
+        r.access = IOGUARD_PERM_WRITE;
+    } else if (reason == FaultReason::CommandNotInRam) {
+        r.access = IOGUARD_PERM_READ;
+    } else {
+        r.access = (r.event_flags & EVENT_FLAG_RW) ? IOGUARD_PERM_WRITE
+                                                   : IOGUARD_PERM_READ;
+    }
+}
+
+void FaultRecords::record_stale_use(const StaleUse &use, uint64_t now_ns)
+{
+    if (ring_.empty()) {
+        return;
+    }
+    IoguardFaultRecord &r = next(now_ns, use.now_mapped
+                                             ? FaultReason::StaleTranslation
+                                             : FaultReason::UseAfterUnmap);
+    r.delivery = unsigned(Delivery::NotReported);
+    r.devid = use.devid;
+    r.domain = use.domain;
+    r.address = use.iova;
+    r.address_is_iova = true;
+    r.access = use.access;
+    r.stale_target = use.stale_target;
+    r.stale_perm = use.stale_perm;
+    r.now_mapped = use.now_mapped;
+    r.current_target = use.current_target;
+    r.current_perm = use.current_perm;
+}
+
+std::vector<IoguardFaultRecord> FaultRecords::snapshot() const
+{
+    std::vector<IoguardFaultRecord> out;
+    const uint64_t held = std::min<uint64_t>(next_seq_ - cleared_at_,
+                                             ring_.size());
+    for (uint64_t seq = next_seq_ - held; seq < next_seq_; seq++) {
+        out.push_back(ring_[(seq - 1) % ring_.size()]);
+    }
+    return out;
+}
+
+uint64_t FaultRecords::overwritten() const
+{
+    const uint64_t made = next_seq_ - cleared_at_;
+    return made > ring_.size() ? made - ring_.size() : 0;
+}
+
+void FaultRecords::clear() { cleared_at_ = next_seq_; }
+
+} // namespace ioguard
+
+extern "C" const char *ioguard_fault_reason_name(unsigned reason)
+{
+    return ioguard::reason_name(reason);
+}
