@@ -24,6 +24,8 @@ struct Machine {
     std::vector<std::string> guest_errors;
     std::vector<int> irt_invalidations;
     std::vector<int> devtab_changes;
+    std::vector<uint32_t> commands_seen;            // opcodes
+    std::vector<IoguardFaultRecord> records_seen;   // as the host is told
     uint64_t now = 0;
     IoguardIommu *iommu = nullptr;
 
@@ -67,6 +69,14 @@ struct Machine {
         static_cast<Machine *>(o)->devtab_changes.push_back(devid);
     }
     static uint64_t now_ns(void *o) { return static_cast<Machine *>(o)->now; }
+    static void command_executed(void *o, const uint32_t cmd[4], uint64_t)
+    {
+        static_cast<Machine *>(o)->commands_seen.push_back(cmd[1] >> 28);
+    }
+    static void fault_recorded(void *o, const IoguardFaultRecord *r)
+    {
+        static_cast<Machine *>(o)->records_seen.push_back(*r);
+    }
 
     explicit Machine(IoguardConfig config = {true, true, false, true, 64,
                                              false})
@@ -75,7 +85,8 @@ struct Machine {
                                            raise_interrupt, deliver_msi,
                                            guest_error,
                                            irt_invalidated, devtab_changed,
-                                           now_ns};
+                                           now_ns, command_executed,
+                                           fault_recorded};
         iommu = ioguard_iommu_new(&ops, this, &config);
     }
     ~Machine() { ioguard_iommu_free(iommu); }

@@ -135,6 +135,10 @@ TEST(FaultRecordsOff, NoRingNoRecords)
     d.translate(kDev, 0x5000, IOGUARD_PERM_READ);
     EXPECT_TRUE(records(m).empty());
     EXPECT_EQ(d.events().size(), 1u);
+    // The host is still told (trace events), numbered.
+    ASSERT_EQ(m.records_seen.size(), 1u);
+    EXPECT_EQ(m.records_seen[0].seq, 1u);
+    EXPECT_EQ(m.records_seen[0].reason, unsigned(IOGUARD_FAULT_NOT_PRESENT));
 }
 
 // The verifier: DMA that only a stale IOTLB entry lets through.

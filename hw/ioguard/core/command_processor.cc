@@ -32,6 +32,7 @@ void Iommu::process_commands()
             cmd[i] = load_le32(buf + 4 * i);
         }
         stats_.count_command(cmd[1] >> 28);
+        host_.command_executed(cmd, addr);
         if (execute_command(cmd, addr) == CommandResult::Stop) {
             // The head stays on the failed command; the driver restarts the
             // buffer by toggling CmdBufEn.

@@ -68,7 +68,7 @@ void Iommu::report_stale_use(const StaleUse &use)
         }
         last_stale_use_ = use;
         last_stale_use_ns_ = now;
-        fault_records_.record_stale_use(use, now);
+        host_.fault_recorded(fault_records_.record_stale_use(use, now));
     }
     if (use.now_mapped) {
         guest_error("DMA verifier: requester %04x %s at IOVA 0x%llx went to "

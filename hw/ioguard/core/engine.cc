@@ -48,6 +48,18 @@ public:
     {
         return ops_.now_ns ? ops_.now_ns(opaque_) : 0;
     }
+    void command_executed(const uint32_t cmd[4], uint64_t addr) override
+    {
+        if (ops_.command_executed) {
+            ops_.command_executed(opaque_, cmd, addr);
+        }
+    }
+    void fault_recorded(const IoguardFaultRecord &record) override
+    {
+        if (ops_.fault_recorded) {
+            ops_.fault_recorded(opaque_, &record);
+        }
+    }
 
 private:
     const IoguardHostOps ops_;

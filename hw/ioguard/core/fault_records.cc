@@ -40,23 +40,24 @@ const char *reason_name(unsigned reason)
 
 } // namespace
 
-IoguardFaultRecord &FaultRecords::next(uint64_t now_ns, FaultReason reason)
+IoguardFaultRecord FaultRecords::add(IoguardFaultRecord r, uint64_t now_ns,
+                                     FaultReason reason)
 {
-    IoguardFaultRecord &r = ring_[(next_seq_ - 1) % ring_.size()];
-    r = IoguardFaultRecord{};
     r.seq = next_seq_++;
     r.time_ns = now_ns;
     r.reason = unsigned(reason);
+    if (!ring_.empty()) {
+        ring_[(r.seq - 1) % ring_.size()] = r;
+    }
     return r;
 }
 
-void FaultRecords::record_event(const Event &ev, FaultReason reason,
-                                Delivery delivery, uint64_t now_ns)
+IoguardFaultRecord FaultRecords::record_event(const Event &ev,
+                                              FaultReason reason,
+                                              Delivery delivery,
+                                              uint64_t now_ns)
 {
-    if (ring_.empty()) {
-        return;
-    }
-    IoguardFaultRecord &r = next(now_ns, reason);
+    IoguardFaultRecord r{};
     const unsigned type = ev.type();
     r.delivery = unsigned(delivery);
     r.event_type = type;
@@ -78,16 +79,13 @@ void FaultRecords::record_event(const Event &ev, FaultReason reason,
         r.access = (r.event_flags & EVENT_FLAG_RW) ? IOGUARD_PERM_WRITE
                                                    : IOGUARD_PERM_READ;
     }
+    return add(r, now_ns, reason);
 }
 
-void FaultRecords::record_stale_use(const StaleUse &use, uint64_t now_ns)
+IoguardFaultRecord FaultRecords::record_stale_use(const StaleUse &use,
+                                                  uint64_t now_ns)
 {
-    if (ring_.empty()) {
-        return;
-    }
-    IoguardFaultRecord &r = next(now_ns, use.now_mapped
-                                             ? FaultReason::StaleTranslation
-                                             : FaultReason::UseAfterUnmap);
+    IoguardFaultRecord r{};
     r.delivery = unsigned(Delivery::NotReported);
     r.devid = use.devid;
     r.domain = use.domain;
@@ -99,6 +97,8 @@ void FaultRecords::record_stale_use(const StaleUse &use, uint64_t now_ns)
     r.now_mapped = use.now_mapped;
     r.current_target = use.current_target;
     r.current_perm = use.current_perm;
+    return add(r, now_ns, use.now_mapped ? FaultReason::StaleTranslation
+                                         : FaultReason::UseAfterUnmap);
 }
 
 std::vector<IoguardFaultRecord> FaultRecords::snapshot() const

@@ -66,9 +66,10 @@ class FaultRecords {
 public:
     explicit FaultRecords(unsigned capacity) : ring_(capacity) {}
 
-    void record_event(const Event &ev, FaultReason reason, Delivery delivery,
-                      uint64_t now_ns);
-    void record_stale_use(const StaleUse &use, uint64_t now_ns);
+    // Each returns the record made, numbered, also when none are kept.
+    IoguardFaultRecord record_event(const Event &ev, FaultReason reason,
+                                    Delivery delivery, uint64_t now_ns);
+    IoguardFaultRecord record_stale_use(const StaleUse &use, uint64_t now_ns);
 
     // The records still held, oldest first.
     std::vector<IoguardFaultRecord> snapshot() const;
@@ -77,7 +78,8 @@ public:
     void clear();
 
 private:
-    IoguardFaultRecord &next(uint64_t now_ns, FaultReason reason);
+    IoguardFaultRecord add(IoguardFaultRecord r, uint64_t now_ns,
+                           FaultReason reason);
 
     std::vector<IoguardFaultRecord> ring_;
     uint64_t next_seq_ = 1;     // records made so far + 1

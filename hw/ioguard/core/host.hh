@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "hw/ioguard/iommu-engine.h"
+
 namespace ioguard {
 
 class Host {
@@ -18,6 +20,10 @@ public:
     virtual void interrupt_table_invalidated(int devid) = 0;
     virtual void device_table_changed(int devid) = 0;
     virtual uint64_t now_ns() = 0;
+    // For tracing: a command taken from the command buffer at addr, and
+    // every fault record made (events and verifier findings).
+    virtual void command_executed(const uint32_t cmd[4], uint64_t addr) = 0;
+    virtual void fault_recorded(const IoguardFaultRecord &record) = 0;
 };
 
 } // namespace ioguard

@@ -283,20 +283,20 @@ void Iommu::log_event_locked(const Event &ev, FaultReason reason)
     if (!test(control_, CONTROL_EVT_LOG_EN) ||
         !(status_ & MMIO_STATUS_EVT_RUN_MASK)) {
         bump(stats_.events_dropped);
-        fault_records_.record_event(ev, reason,
-                                    test(control_, CONTROL_EVT_LOG_EN)
-                                        ? Delivery::LogStopped
-                                        : Delivery::LogDisabled,
-                                    host_.now_ns());
+        host_.fault_recorded(fault_records_.record_event(
+            ev, reason,
+            test(control_, CONTROL_EVT_LOG_EN) ? Delivery::LogStopped
+                                               : Delivery::LogDisabled,
+            host_.now_ns()));
         return;
     }
     const EventLog::Outcome outcome = event_log_.append(host_, ev);
-    fault_records_.record_event(
+    host_.fault_recorded(fault_records_.record_event(
         ev, reason,
         outcome == EventLog::Outcome::Logged     ? Delivery::Logged
         : outcome == EventLog::Outcome::Overflow ? Delivery::LogFull
                                                  : Delivery::LogNotInRam,
-        host_.now_ns());
+        host_.now_ns()));
     switch (outcome) {
     case EventLog::Outcome::Logged:
         bump(stats_.events_logged);

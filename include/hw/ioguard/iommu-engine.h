@@ -23,6 +23,7 @@ extern "C" {
 #endif
 
 typedef struct IoguardIommu IoguardIommu;
+struct IoguardFaultRecord;
 
 typedef struct IoguardHostOps {
     /*
@@ -53,6 +54,15 @@ typedef struct IoguardHostOps {
     void (*device_table_changed)(void *opaque, int devid);
     /* Virtual time in nanoseconds (for event de-duplication). */
     uint64_t (*now_ns)(void *opaque);
+    /*
+     * Optional, for tracing; called with the engine's lock held, so they
+     * may not call back into the engine. A command about to be executed
+     * (taken from addr in the command buffer), and each fault record made.
+     */
+    void (*command_executed)(void *opaque, const uint32_t cmd[4],
+                             uint64_t addr);
+    void (*fault_recorded)(void *opaque,
+                           const struct IoguardFaultRecord *record);
 } IoguardHostOps;
 
 typedef struct IoguardConfig {
