@@ -8,6 +8,7 @@
 #include "qapi/error.h"
 #include "qapi/qapi-commands-ioguard.h"
 #include "qobject/qdict.h"
+#include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/pci_bus.h"
@@ -36,6 +37,43 @@ static const char *const ioguard_command_names[IOGUARD_COMMAND_OPCODES] = {
     [CMD_INV_ALL] = "invalidate-iommu-all",
 };
 
+const char *ioguard_event_name(unsigned type)
+{
+    return type < IOGUARD_EVENT_TYPES ? ioguard_event_names[type] : NULL;
+}
+
+const char *ioguard_command_name(unsigned opcode)
+{
+    return opcode < IOGUARD_COMMAND_OPCODES ? ioguard_command_names[opcode]
+                                            : NULL;
+}
+
+const char *ioguard_delivery_name(unsigned delivery)
+{
+    static const char *const names[] = {
+        [IOGUARD_DELIVERY_LOGGED] = "logged",
+        [IOGUARD_DELIVERY_LOG_FULL] = "log-full",
+        [IOGUARD_DELIVERY_LOG_DISABLED] = "log-disabled",
+        [IOGUARD_DELIVERY_LOG_STOPPED] = "log-stopped",
+        [IOGUARD_DELIVERY_LOG_NOT_IN_RAM] = "log-not-in-ram",
+        [IOGUARD_DELIVERY_NOT_REPORTED] = "not-reported",
+    };
+
+    return delivery < ARRAY_SIZE(names) ? names[delivery] : "?";
+}
+
+const char *ioguard_access_name(unsigned perm)
+{
+    static const char *const names[] = {
+        [IOGUARD_PERM_NONE] = "none",
+        [IOGUARD_PERM_READ] = "read",
+        [IOGUARD_PERM_WRITE] = "write",
+        [IOGUARD_PERM_RW] = "read-write",
+    };
+
+    return names[perm & IOGUARD_PERM_RW];
+}
+
 /* The nonzero counts, named; codes without a name keep their number. */
 static IoguardCountList *ioguard_counts(const uint64_t *counts,
                                         const char *const *names, int n)
@@ -55,6 +93,93 @@ static IoguardCountList *ioguard_counts(const uint64_t *counts,
     return list;
 }
 
+/* ---- the IOMMUs and their requester IDs ---- */
+
+static int ioguard_collect(Object *obj, void *opaque)
+{
+    GSList **iommus = opaque;
+    IoguardIommuState *s = (IoguardIommuState *)
+        object_dynamic_cast(obj, TYPE_IOGUARD_IOMMU);
+
+    if (s && s->engine) {
+        *iommus = g_slist_append(*iommus, s);
+    }
+    return 0;
+}
+
+/* Every realized ioguard-iommu, in QOM order. */
+static GSList *ioguard_iommus(void)
+{
+    GSList *iommus = NULL;
+
+    object_child_foreach_recursive(object_get_root(), ioguard_collect,
+                                   &iommus);
+    return iommus;
+}
+
+/* The machine's ioguard-iommu (one at most: its MMIO window is fixed). */
+static IoguardIommuState *ioguard_the_iommu(Error **errp)
+{
+    g_autoptr(GSList) iommus = ioguard_iommus();
+
+    if (!iommus) {
+        error_setg(errp, "there is no ioguard-iommu in this machine");
+        return NULL;
+    }
+    return iommus->data;
+}
+
+
+static char *ioguard_requester_name(uint16_t devid)
+{
+    return g_strdup_printf("%02x:%02x.%x", PCI_BUS_NUM(devid),
+                           PCI_SLOT(devid), PCI_FUNC(devid));
+}
+
+static PCIDevice *ioguard_requester_device(IoguardIommuState *s,
+                                           uint16_t devid)
+{
+    PCIBus *root = pci_get_bus(PCI_DEVICE(&s->pci));
+
+    return pci_find_device(root, PCI_BUS_NUM(devid), devid & 0xff);
+}
+
+/* The QOM path of the PCI device with requester ID devid, or NULL. */
+static char *ioguard_requester_qom_path(IoguardIommuState *s, uint16_t devid)
+{
+    PCIDevice *dev = ioguard_requester_device(s, devid);
+
+    return dev ? object_get_canonical_path(OBJECT(dev)) : NULL;
+}
+
+/*
+ * "bb:dd.f" in hex, as lspci and info pci print it, naming a PCI device
+ * behind s or the IOAPIC's requester ID.
+ */
+static bool ioguard_parse_requester(IoguardIommuState *s, const char *str,
+                                    uint16_t *devid, Error **errp)
+{
+    unsigned bus, dev, fn;
+
+    if (strlen(str) != 7 || str[2] != ':' || str[5] != '.' ||
+        !g_ascii_isxdigit(str[0]) || !g_ascii_isxdigit(str[1]) ||
+        !g_ascii_isxdigit(str[3]) || !g_ascii_isxdigit(str[4]) ||
+        str[6] < '0' || str[6] > '7' ||
+        sscanf(str, "%2x:%2x.%1u", &bus, &dev, &fn) != 3 || dev > 0x1f) {
+        error_setg(errp, "requester '%s' is not bus:device.function "
+                   "(hex, e.g. 00:03.0)", str);
+        return false;
+    }
+    *devid = PCI_BUILD_BDF(bus, PCI_DEVFN(dev, fn));
+    if (*devid != IOGUARD_IOAPIC_DEVID && !ioguard_requester_device(s, *devid)) {
+        error_setg(errp, "no PCI device has requester ID %s", str);
+        return false;
+    }
+    return true;
+}
+
+/* ---- query-ioguard-stats ---- */
+
 typedef struct {
     IoguardIommuState *iommu;
     IoguardRequesterStatsInfoList **tail;
@@ -65,15 +190,9 @@ static void ioguard_add_requester(const IoguardRequesterStats *st,
 {
     RequesterWalk *w = opaque;
     IoguardRequesterStatsInfo *r = g_new0(IoguardRequesterStatsInfo, 1);
-    PCIBus *root = pci_get_bus(PCI_DEVICE(&w->iommu->pci));
-    PCIDevice *dev = pci_find_device(root, PCI_BUS_NUM(st->devid),
-                                     st->devid & 0xff);
 
-    r->requester = g_strdup_printf("%02x:%02x.%x", PCI_BUS_NUM(st->devid),
-                                   PCI_SLOT(st->devid), PCI_FUNC(st->devid));
-    if (dev) {
-        r->qom_path = object_get_canonical_path(OBJECT(dev));
-    }
+    r->requester = ioguard_requester_name(st->devid);
+    r->qom_path = ioguard_requester_qom_path(w->iommu, st->devid);
     r->translations = st->translations;
     r->iotlb_hits = st->iotlb_hits;
     r->iotlb_misses = st->iotlb_misses;
@@ -122,28 +241,6 @@ static IoguardStatsInfo *ioguard_stats_of(IoguardIommuState *s, bool reset)
     return info;
 }
 
-static int ioguard_collect(Object *obj, void *opaque)
-{
-    GSList **iommus = opaque;
-    IoguardIommuState *s = (IoguardIommuState *)
-        object_dynamic_cast(obj, TYPE_IOGUARD_IOMMU);
-
-    if (s && s->engine) {
-        *iommus = g_slist_append(*iommus, s);
-    }
-    return 0;
-}
-
-/* Every realized ioguard-iommu, in QOM order. */
-static GSList *ioguard_iommus(void)
-{
-    GSList *iommus = NULL;
-
-    object_child_foreach_recursive(object_get_root(), ioguard_collect,
-                                   &iommus);
-    return iommus;
-}
-
 IoguardStatsInfoList *qmp_query_ioguard_stats(bool has_reset, bool reset,
                                               Error **errp)
 {
@@ -155,6 +252,239 @@ IoguardStatsInfoList *qmp_query_ioguard_stats(bool has_reset, bool reset,
     }
     return list;
 }
+
+/* ---- query-ioguard-faults ---- */
+
+static IoguardFaultInfo *ioguard_fault_info(IoguardIommuState *s,
+                                            const IoguardFaultRecord *r)
+{
+    IoguardFaultInfo *f = g_new0(IoguardFaultInfo, 1);
+    const char *event = ioguard_event_name(r->event_type);
+
+    f->seq = r->seq;
+    f->time_ns = r->time_ns;
+    f->reason = g_strdup(ioguard_fault_reason_name(r->reason) ?: "?");
+    if (r->event_type) {
+        f->event = event ? g_strdup(event)
+                         : g_strdup_printf("code-%u", r->event_type);
+    }
+    if (r->devid >= 0) {
+        f->requester = ioguard_requester_name(r->devid);
+        f->qom_path = ioguard_requester_qom_path(s, r->devid);
+    }
+    if (r->domain >= 0) {
+        f->has_domain = true;
+        f->domain = r->domain;
+    }
+    if (r->address_is_iova) {
+        f->has_iova = true;
+        f->iova = r->address;
+    } else {
+        f->has_address = true;
+        f->address = r->address;
+    }
+    f->access = g_strdup(ioguard_access_name(r->access));
+    f->interrupt = r->interrupt;
+    f->delivery = g_strdup(ioguard_delivery_name(r->delivery));
+    if (r->delivery == IOGUARD_DELIVERY_NOT_REPORTED) {
+        f->has_stale_target = true;
+        f->stale_target = r->stale_target;
+        f->current_access = g_strdup(ioguard_access_name(r->current_perm));
+        if (r->now_mapped) {
+            f->has_current_target = true;
+            f->current_target = r->current_target;
+        }
+    }
+    return f;
+}
+
+static IoguardFaultsInfo *ioguard_faults_of(IoguardIommuState *s, bool reset)
+{
+    IoguardFaultsInfo *info = g_new0(IoguardFaultsInfo, 1);
+    IoguardFaultInfoList **tail = &info->faults;
+    g_autofree IoguardFaultRecord *records =
+        g_new(IoguardFaultRecord, MAX(s->fault_records, 1));
+    size_t n = ioguard_iommu_get_fault_records(s->engine, records,
+                                               s->fault_records,
+                                               &info->overwritten);
+
+    if (reset) {
+        ioguard_iommu_clear_fault_records(s->engine);
+    }
+    info->qom_path = object_get_canonical_path(OBJECT(s));
+    info->capacity = s->fault_records;
+    info->verifier = s->verifier;
+    for (size_t i = 0; i < n && i < s->fault_records; i++) {
+        QAPI_LIST_APPEND(tail, ioguard_fault_info(s, &records[i]));
+    }
+    return info;
+}
+
+IoguardFaultsInfoList *qmp_query_ioguard_faults(bool has_reset, bool reset,
+                                                Error **errp)
+{
+    IoguardFaultsInfoList *list = NULL, **tail = &list;
+    g_autoptr(GSList) iommus = ioguard_iommus();
+
+    for (GSList *l = iommus; l; l = l->next) {
+        QAPI_LIST_APPEND(tail, ioguard_faults_of(l->data, has_reset && reset));
+    }
+    return list;
+}
+
+/* ---- query-ioguard-mappings ---- */
+
+#define IOGUARD_MAPPINGS_DEFAULT 1024
+#define IOGUARD_MAPPINGS_MAX 65536
+/* Bounds the work of one query whatever the guest's tables look like. */
+#define IOGUARD_MAPPINGS_MAX_TABLES 16384
+
+static const char *const ioguard_dma_names[] = {
+    [IOGUARD_DMA_UNTRANSLATED] = "untranslated",
+    [IOGUARD_DMA_PASSTHROUGH] = "passthrough",
+    [IOGUARD_DMA_TRANSLATED] = "translated",
+    [IOGUARD_DMA_BLOCKED] = "blocked",
+};
+
+static void ioguard_add_range(const IoguardMapping *m, void *opaque)
+{
+    IoguardMappingRangeList ***tail = opaque;
+    IoguardMappingRange *r = g_new0(IoguardMappingRange, 1);
+
+    r->iova = m->iova;
+    r->last = m->last;
+    r->target = m->target;
+    r->read = m->perm & IOGUARD_PERM_READ;
+    r->write = m->perm & IOGUARD_PERM_WRITE;
+    QAPI_LIST_APPEND(*tail, r);
+}
+
+IoguardMappingsInfo *qmp_query_ioguard_mappings(const char *requester,
+                                                bool has_start, uint64_t start,
+                                                bool has_max_ranges,
+                                                uint64_t max_ranges,
+                                                Error **errp)
+{
+    IoguardIommuState *s = ioguard_the_iommu(errp);
+    IoguardMappingsInfo *info;
+    IoguardMappingRangeList **tail;
+    IoguardMappingWalk walk;
+    uint16_t devid;
+
+    if (!s || !ioguard_parse_requester(s, requester, &devid, errp)) {
+        return NULL;
+    }
+    if (!has_max_ranges) {
+        max_ranges = IOGUARD_MAPPINGS_DEFAULT;
+    }
+    if (max_ranges < 1 || max_ranges > IOGUARD_MAPPINGS_MAX) {
+        error_setg(errp, "max-ranges %" PRIu64 " is not between 1 and %d",
+                   max_ranges, IOGUARD_MAPPINGS_MAX);
+        return NULL;
+    }
+    info = g_new0(IoguardMappingsInfo, 1);
+    tail = &info->ranges;
+    ioguard_iommu_walk_mappings(s->engine, devid, has_start ? start : 0,
+                                max_ranges, IOGUARD_MAPPINGS_MAX_TABLES,
+                                ioguard_add_range, &tail, &walk);
+    info->requester = ioguard_requester_name(devid);
+    info->qom_path = ioguard_requester_qom_path(s, devid);
+    info->dma = g_strdup(ioguard_dma_names[walk.dma]);
+    info->truncated = walk.truncated;
+    if (walk.truncated) {
+        info->has_next_iova = true;
+        info->next_iova = walk.next_iova;
+    }
+    info->tables_read = walk.tables_read;
+    info->malformed = walk.malformed;
+    return info;
+}
+
+/* ---- query-ioguard-device ---- */
+
+static void ioguard_add_irte(const IoguardIrte *e, void *opaque)
+{
+    IoguardIrteInfoList ***tail = opaque;
+    IoguardIrteInfo *i = g_new0(IoguardIrteInfo, 1);
+
+    i->index = e->index;
+    i->remap_enabled = e->remap_enabled;
+    i->suppress_fault = e->suppress_fault;
+    i->guest_mode = e->guest_mode;
+    i->destination_mode = g_strdup(e->dest_logical ? "logical" : "physical");
+    i->delivery_mode = e->int_type;
+    i->destination = e->destination;
+    i->vector = e->vector;
+    QAPI_LIST_APPEND(*tail, i);
+}
+
+IoguardRequesterInfo *qmp_query_ioguard_device(const char *requester,
+                                               Error **errp)
+{
+    static const char *const intctl[] = { "abort", "pass", "remap",
+                                          "reserved" };
+    IoguardIommuState *s = ioguard_the_iommu(errp);
+    IoguardRequesterInfo *info;
+    IoguardDeviceInfo d;
+    IoguardIrteInfoList **irte_tail;
+    uint16_t devid;
+
+    if (!s || !ioguard_parse_requester(s, requester, &devid, errp)) {
+        return NULL;
+    }
+    ioguard_iommu_read_device(s->engine, devid, &d);
+    info = g_new0(IoguardRequesterInfo, 1);
+    info->requester = ioguard_requester_name(devid);
+    info->qom_path = ioguard_requester_qom_path(s, devid);
+    info->iommu_enabled = d.iommu_enabled;
+    if (!d.beyond_table) {
+        info->has_dte_address = true;
+        info->dte_address = d.dte_address;
+    }
+    if (d.readable) {
+        info->has_dte = true;
+        for (int i = 3; i >= 0; i--) {
+            QAPI_LIST_PREPEND(info->dte, d.raw[i]);
+        }
+    }
+    info->cached_copy_stale = d.cached_copy_stale;
+    info->dma = g_strdup(ioguard_dma_names[d.dma]);
+    info->illegal = d.illegal;
+    info->valid = d.valid;
+    info->translation_valid = d.translation_valid;
+    info->mode = d.mode;
+    info->page_table_root = d.page_table_root;
+    info->domain = d.domain_id;
+    info->read = d.read_allowed;
+    info->write = d.write_allowed;
+    info->interrupt_valid = d.interrupt_valid;
+    info->interrupt_table_root = d.interrupt_table_root;
+    info->interrupt_table_entries = d.interrupt_table_entries;
+    info->interrupt_control = g_strdup(intctl[d.interrupt_control & 3]);
+    if (d.lint1_pass) {
+        QAPI_LIST_PREPEND(info->passed, g_strdup("lint1"));
+    }
+    if (d.lint0_pass) {
+        QAPI_LIST_PREPEND(info->passed, g_strdup("lint0"));
+    }
+    if (d.nmi_pass) {
+        QAPI_LIST_PREPEND(info->passed, g_strdup("nmi"));
+    }
+    if (d.extint_pass) {
+        QAPI_LIST_PREPEND(info->passed, g_strdup("extint"));
+    }
+    if (d.init_pass) {
+        QAPI_LIST_PREPEND(info->passed, g_strdup("init"));
+    }
+    info->irte_format = g_strdup(d.ga_enabled ? "128-bit" : "32-bit");
+    irte_tail = &info->irtes;
+    info->interrupt_table_readable =
+        ioguard_iommu_for_each_irte(s->engine, devid, ioguard_add_irte,
+                                    &irte_tail);
+    return info;
+}
+
+/* ---- HMP ---- */
 
 static void hmp_print_counts(Monitor *mon, const char *indent,
                              const char *what, IoguardCountList *counts)
@@ -213,9 +543,143 @@ static void hmp_info_ioguard_stats(Monitor *mon, const QDict *qdict)
     }
 }
 
+static void hmp_info_ioguard_faults(Monitor *mon, const QDict *qdict)
+{
+    g_autoptr(IoguardFaultsInfoList) list =
+        qmp_query_ioguard_faults(true, qdict_get_try_bool(qdict, "reset",
+                                                          false), NULL);
+
+    if (!list) {
+        monitor_printf(mon, "no ioguard-iommu in this machine\n");
+    }
+    for (IoguardFaultsInfoList *l = list; l; l = l->next) {
+        IoguardFaultsInfo *i = l->value;
+
+        monitor_printf(mon, "%s: %s%" PRIu64 " older records overwritten "
+                       "(keeps %" PRIu32 "), verifier %s\n", i->qom_path,
+                       i->faults ? "" : "no faults; ", i->overwritten,
+                       i->capacity, i->verifier ? "on" : "off");
+        for (IoguardFaultInfoList *f = i->faults; f; f = f->next) {
+            IoguardFaultInfo *r = f->value;
+
+            monitor_printf(mon, "  #%" PRIu64 " %.6fs %s %s%s %s", r->seq,
+                           r->time_ns / 1e9, r->reason,
+                           r->requester ? r->requester : "-",
+                           r->interrupt ? " interrupt" : "", r->access);
+            if (r->has_iova) {
+                monitor_printf(mon, " iova 0x%" PRIx64, r->iova);
+            } else {
+                monitor_printf(mon, " at 0x%" PRIx64, r->address);
+            }
+            if (r->has_domain) {
+                monitor_printf(mon, " domain %u", r->domain);
+            }
+            if (r->has_stale_target) {
+                monitor_printf(mon, " went to 0x%" PRIx64, r->stale_target);
+                if (r->has_current_target) {
+                    monitor_printf(mon, ", now 0x%" PRIx64 " %s",
+                                   r->current_target, r->current_access);
+                } else {
+                    monitor_printf(mon, ", unmapped now");
+                }
+            }
+            monitor_printf(mon, " [%s%s%s]%s%s\n", r->event ? r->event : "",
+                           r->event ? ": " : "", r->delivery,
+                           r->qom_path ? " " : "",
+                           r->qom_path ? r->qom_path : "");
+        }
+    }
+}
+
+static void hmp_info_ioguard_mappings(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+    const char *requester = qdict_get_str(qdict, "requester");
+    bool has_start = qdict_haskey(qdict, "start");
+    g_autoptr(IoguardMappingsInfo) info =
+        qmp_query_ioguard_mappings(requester, has_start,
+                                   has_start ? qdict_get_int(qdict, "start")
+                                             : 0,
+                                   false, 0, &err);
+
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    monitor_printf(mon, "%s %s: DMA %s, %s%s read %" PRIu64 " tables\n",
+                   info->requester, info->qom_path ? info->qom_path : "",
+                   info->dma, info->ranges ? "" : "no ranges, ",
+                   info->malformed ? "malformed entries," : "",
+                   info->tables_read);
+    for (IoguardMappingRangeList *l = info->ranges; l; l = l->next) {
+        IoguardMappingRange *r = l->value;
+
+        monitor_printf(mon, "  0x%016" PRIx64 "-0x%016" PRIx64 " -> 0x%"
+                       PRIx64 " %c%c\n", r->iova, r->last, r->target,
+                       r->read ? 'r' : '-', r->write ? 'w' : '-');
+    }
+    if (info->truncated) {
+        monitor_printf(mon, "  ... more from 0x%" PRIx64 "\n",
+                       info->next_iova);
+    }
+}
+
+static void hmp_info_ioguard_device(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+    g_autoptr(IoguardRequesterInfo) i =
+        qmp_query_ioguard_device(qdict_get_str(qdict, "requester"), &err);
+
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    monitor_printf(mon, "%s %s: IOMMU %s, DMA %s\n", i->requester,
+                   i->qom_path ? i->qom_path : "", i->iommu_enabled ? "on" :
+                   "off", i->dma);
+    if (!i->has_dte_address) {
+        monitor_printf(mon, "  beyond the device table\n");
+        return;
+    }
+    monitor_printf(mon, "  DTE at 0x%" PRIx64 ":", i->dte_address);
+    if (!i->has_dte) {
+        monitor_printf(mon, " not in RAM\n");
+        return;
+    }
+    for (uint64List *w = i->dte; w; w = w->next) {
+        monitor_printf(mon, " %016" PRIx64, w->value);
+    }
+    monitor_printf(mon, "%s%s\n", i->illegal ? " (illegal)" : "",
+                   i->cached_copy_stale ? " (IOMMU's cached copy is stale)"
+                                        : "");
+    monitor_printf(mon, "  V=%d TV=%d mode %u root 0x%" PRIx64 " domain %u "
+                   "IR=%d IW=%d\n", i->valid, i->translation_valid, i->mode,
+                   i->page_table_root, i->domain, i->read, i->write);
+    monitor_printf(mon, "  IV=%d table 0x%" PRIx64 " (%" PRIu32 " %s entries"
+                   "%s) IntCtl %s", i->interrupt_valid,
+                   i->interrupt_table_root, i->interrupt_table_entries,
+                   i->irte_format, i->interrupt_table_readable ? "" :
+                   ", not in RAM", i->interrupt_control);
+    for (strList *p = i->passed; p; p = p->next) {
+        monitor_printf(mon, " %s-pass", p->value);
+    }
+    monitor_printf(mon, "\n");
+    for (IoguardIrteInfoList *l = i->irtes; l; l = l->next) {
+        IoguardIrteInfo *e = l->value;
+
+        monitor_printf(mon, "  IRTE %u: %s vector 0x%02x -> APIC %" PRIu32
+                       " (%s), type %u%s%s\n", e->index,
+                       e->remap_enabled ? "remap" : "off", e->vector,
+                       e->destination, e->destination_mode, e->delivery_mode,
+                       e->suppress_fault ? ", SupIOPF" : "",
+                       e->guest_mode ? ", guest mode" : "");
+    }
+}
+
 static void ioguard_qmp_register(void)
 {
     monitor_register_hmp("ioguard-stats", true, hmp_info_ioguard_stats);
+    monitor_register_hmp("ioguard-faults", true, hmp_info_ioguard_faults);
+    monitor_register_hmp("ioguard-mappings", true, hmp_info_ioguard_mappings);
+    monitor_register_hmp("ioguard-device", true, hmp_info_ioguard_device);
 }
 
 type_init(ioguard_qmp_register);

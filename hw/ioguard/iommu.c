@@ -184,6 +184,32 @@ static uint64_t ioguard_now_ns(void *opaque)
     return qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
 }
 
+static void ioguard_command_executed(void *opaque, const uint32_t cmd[4],
+                                     uint64_t addr)
+{
+    const char *name = ioguard_command_name(cmd[1] >> 28);
+
+    trace_ioguard_command(addr, name ? name : "illegal", cmd[0], cmd[1],
+                          cmd[2], cmd[3]);
+}
+
+static void ioguard_fault_recorded(void *opaque, const IoguardFaultRecord *r)
+{
+    const char *reason = ioguard_fault_reason_name(r->reason);
+
+    if (r->delivery == IOGUARD_DELIVERY_NOT_REPORTED) {
+        trace_ioguard_verifier_finding(r->seq, reason, r->devid, r->address,
+                                       ioguard_access_name(r->access),
+                                       r->stale_target, r->now_mapped,
+                                       r->current_target);
+    } else {
+        trace_ioguard_event(r->seq, reason, r->event_type, r->devid,
+                            r->domain, r->address,
+                            ioguard_access_name(r->access),
+                            ioguard_delivery_name(r->delivery));
+    }
+}
+
 static const IoguardHostOps ioguard_host_ops = {
     .read_ram = ioguard_read_ram,
     .write_ram = ioguard_write_ram,
@@ -193,6 +219,8 @@ static const IoguardHostOps ioguard_host_ops = {
     .interrupt_table_invalidated = ioguard_irt_invalidated,
     .device_table_changed = ioguard_device_table_changed,
     .now_ns = ioguard_now_ns,
+    .command_executed = ioguard_command_executed,
+    .fault_recorded = ioguard_fault_recorded,
 };
 
 /* ---- MMIO window ---- */
@@ -387,8 +415,15 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
         .ga = s->ga,
         .xtsup = s->xtsup,
         .stats = s->stats,
+        .fault_records = s->fault_records,
+        .verifier = s->verifier,
     };
 
+    if (s->fault_records > IOGUARD_FAULT_RECORDS_MAX) {
+        error_setg(errp, "ioguard-iommu: fault-records=%" PRIu32 " is more "
+                   "than %d", s->fault_records, IOGUARD_FAULT_RECORDS_MAX);
+        return;
+    }
     if (x86->dt_supported) {
         error_setg(errp, "ioguard-iommu: device-iotlb=on is not supported "
                    "(no ATS: the IOMMU capability has IotlbSup=0)");
@@ -510,6 +545,8 @@ static const Property ioguard_iommu_properties[] = {
     DEFINE_PROP_BOOL("ga", IoguardIommuState, ga, true),
     DEFINE_PROP_BOOL("xtsup", IoguardIommuState, xtsup, false),
     DEFINE_PROP_BOOL("statistics", IoguardIommuState, stats, true),
+    DEFINE_PROP_UINT32("fault-records", IoguardIommuState, fault_records, 256),
+    DEFINE_PROP_BOOL("verifier", IoguardIommuState, verifier, false),
 };
 
 /* Saving the engine's state is not implemented yet: refuse migration. */

@@ -38,7 +38,18 @@ struct IoguardIommuState {
     bool ga;
     bool xtsup;
     bool stats;
+    uint32_t fault_records;
+    bool verifier;
 };
+
+/* How many fault records an IOMMU may keep (the fault-records property). */
+#define IOGUARD_FAULT_RECORDS_MAX 65536
+
+/* Names in QMP spelling (iommu-qmp.c); NULL for codes without a name. */
+const char *ioguard_event_name(unsigned type);
+const char *ioguard_command_name(unsigned opcode);
+const char *ioguard_delivery_name(unsigned delivery);
+const char *ioguard_access_name(unsigned perm);
 
 /* Appends the IVRS table (IVHD 10h and 11h) for s to table_data. */
 void ioguard_build_ivrs(IoguardIommuState *s, GArray *table_data,
