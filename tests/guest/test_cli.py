@@ -24,6 +24,9 @@ def start(props, *extra):
     (["xtsup=on", "ga=off"], "xtsup=on needs ga=on"),
     (["ga=maybe"], "'ga' expects 'on' or 'off'"),
     (["intremap=sometimes"], "intremap"),
+    (["fault-records=100000"], "fault-records=100000 is more than 65536"),
+    (["fault-records=-1"], "fault-records"),
+    (["verifier=yes please"], "'verifier' expects 'on' or 'off'"),
 ])
 def test_unsupported_values_are_refused_by_name(props, message):
     r = start(props)

@@ -70,20 +70,21 @@ void Iommu::report_stale_use(const StaleUse &use)
         last_stale_use_ns_ = now;
         host_.fault_recorded(fault_records_.record_stale_use(use, now));
     }
+    const unsigned bus = use.devid >> 8, dev = (use.devid >> 3) & 0x1f,
+                   fn = use.devid & 7;
     if (use.now_mapped) {
-        guest_error("DMA verifier: requester %04x %s at IOVA 0x%llx went to "
-                    "0x%llx through a stale IOTLB entry; the page table now "
-                    "maps it to 0x%llx (perm %u) and was not invalidated",
-                    use.devid, access_name(use.access),
+        guest_error("DMA verifier: requester %02x:%02x.%x %s at IOVA 0x%llx "
+                    "went to 0x%llx through a stale IOTLB entry; the page "
+                    "table now maps it to 0x%llx (perm %u) and was not "
+                    "invalidated", bus, dev, fn, access_name(use.access),
                     (unsigned long long)use.iova,
                     (unsigned long long)use.stale_target,
                     (unsigned long long)use.current_target, use.current_perm);
     } else {
-        guest_error("DMA verifier: requester %04x %s at IOVA 0x%llx after it "
-                    "was unmapped (use after unmap): a stale IOTLB entry sent "
-                    "it to 0x%llx",
-                    use.devid, access_name(use.access),
-                    (unsigned long long)use.iova,
+        guest_error("DMA verifier: requester %02x:%02x.%x %s at IOVA 0x%llx "
+                    "after it was unmapped (use after unmap): a stale IOTLB "
+                    "entry sent it to 0x%llx", bus, dev, fn,
+                    access_name(use.access), (unsigned long long)use.iova,
                     (unsigned long long)use.stale_target);
     }
 }

@@ -1453,6 +1453,8 @@ static const struct ethtool_ops ioguard_ethtool_ops = {
  *   overrun                  overrun iova=.. phys=.. done=N err_addr=..
  *                                    first_page_written=0|1
  *                                    second_page_intact=0|1
+ *   after-unmap              after-unmap iova=.. phys=.. first=ok|error
+ *                                    second=ok|error code=N same_data=0|1
  *   sg PAGES                 sg pages=N segments=M crc_ok=0|1 first_iova=..
  *   ring-stop tx|rx          ring-stop tx|rx: recovery scheduled
  * Addresses are the device's raw 32-bit DMA addresses. ring-stop disables a
@@ -1672,6 +1674,59 @@ out_free:
 		__free_pages(pair, 1);
 }
 
+/*
+ * after-unmap: the bug a DMA verifier is for, made on purpose. Map a page
+ * for the device, let the engine read it, unmap the page, then let the
+ * engine read the same DMA address again, as a device still holding a
+ * stale buffer address would. Behind an IOMMU in strict mode the second
+ * read faults; in lazy mode the IOMMU's TLB still holds the translation
+ * until the next flush, so the read succeeds (ioguard-iommu,verifier=on
+ * flags it); without an IOMMU it succeeds too. The page stays ours until
+ * both reads are over.
+ */
+static void ioguard_te_after_unmap(struct ioguard_nic *nic)
+{
+	struct device *dev = nic->dev;
+	struct ioguard_te_result first, second;
+	struct page *page = alloc_page(GFP_KERNEL | GFP_DMA32);
+	dma_addr_t iova;
+	int err;
+
+	if (!page) {
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error after-unmap: out of memory");
+		return;
+	}
+	memset(page_address(page), 0xa5, PAGE_SIZE);
+	iova = dma_map_page(dev, page, 0, PAGE_SIZE, DMA_TO_DEVICE);
+	if (dma_mapping_error(dev, iova)) {
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error after-unmap: DMA mapping failed");
+		goto out;
+	}
+	err = ioguard_te_run(nic, NIC_TE_OP_READ, lower_32_bits(iova), 0,
+			     PAGE_SIZE, 0, &first);
+	dma_unmap_page(dev, iova, PAGE_SIZE, DMA_TO_DEVICE);
+	if (!err)
+		err = ioguard_te_run(nic, NIC_TE_OP_READ, lower_32_bits(iova), 0,
+				     PAGE_SIZE, 0, &second);
+	if (err) {
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error timeout");
+		goto out;
+	}
+	snprintf(nic->te_result, sizeof(nic->te_result),
+		 "after-unmap iova=0x%08llx phys=0x%llx first=%s second=%s code=%u same_data=%d",
+		 (u64)iova, (u64)page_to_phys(page),
+		 first.status & NIC_TE_STATUS_ERROR ? "error" : "ok",
+		 second.status & NIC_TE_STATUS_ERROR ? "error" : "ok",
+		 second.code,
+		 !(second.status & NIC_TE_STATUS_ERROR) &&
+		 second.crc == first.crc);
+out:
+	__free_page(page);
+}
+
 /* CRC-32 (zlib's) of bytes [off, off + len) of the pages laid end to end. */
 static u32 ioguard_pages_crc(struct page **pages, size_t off, size_t len)
 {
@@ -1853,6 +1908,8 @@ static ssize_t ioguard_dma_test_write(struct file *file,
 		ioguard_te_raw(nic, NIC_TE_OP_COPY, a[0], a[1], a[2], 0);
 	else if (n == 0 && !strcmp(cmd, "overrun"))
 		ioguard_te_overrun(nic);
+	else if (n == 0 && !strcmp(cmd, "after-unmap"))
+		ioguard_te_after_unmap(nic);
 	else if (n == 1 && !strcmp(cmd, "sg") && a[0] >= 1 &&
 		 a[0] <= IOGUARD_SG_MAX_PAGES)
 		ioguard_te_sg(nic, a[0]);
@@ -1861,7 +1918,7 @@ static ssize_t ioguard_dma_test_write(struct file *file,
 out:
 	if (n < 0)
 		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error usage: read ADDR LEN | write ADDR LEN PATTERN | copy SRC DST LEN | overrun | sg PAGES(1..%d) | ring-stop tx|rx",
+			 "error usage: read ADDR LEN | write ADDR LEN PATTERN | copy SRC DST LEN | overrun | after-unmap | sg PAGES(1..%d) | ring-stop tx|rx",
 			 IOGUARD_SG_MAX_PAGES);
 	mutex_unlock(&nic->te_lock);
 	return n < 0 ? -EINVAL : count;
