@@ -1,8 +1,9 @@
 """The main job: boot Linux on q35 with 6 GiB, ioguard-iommu and ioguard-nic;
 read an NVMe disk (behind a PCIe root port) and an AHCI disk through the
 IOMMU, fetch a file over the NIC and send frames round its loopback, have
-the NIC DMA to an address that was never mapped; check what the guest read
-and show what the IOMMU did."""
+the NIC DMA to an address that was never mapped and read a buffer after its
+driver unmapped it; check what the guest read and show what the IOMMU did
+and saw (statistics, fault records, what a device can reach, its DTE)."""
 
 import re
 import sys
@@ -27,17 +28,19 @@ def main():
 
     print("== Booting Debian's Linux on q35 (6 GiB) with -device ioguard-iommu "
           "and -device ioguard-nic (TCG)")
-    vm = ivm.Vm(ivm.ioguard_args(), disks, memory="6G",
+    vm = ivm.Vm(ivm.ioguard_args("verifier=on"), disks, memory="6G",
                 append=f"ioguard.net=10.0.2.15/24 ioguard.fetch={server.url} "
                        "ioguard.nicloop=1500:2000 "
-                       "ioguard.dmatest=write:0x10000:4096:0xa5",
+                       "ioguard.dmatest=write:0x10000:4096:0xa5,after-unmap",
                 workdir=work / "vm", extra_args=ivm.nic())
     with vm:
         if not vm.wait_for("IOGUARD-DONE", timeout=900):
             print("The guest did not finish; its log is in", vm.serial)
             return 1
-        per_device = vm.cmd("human-monitor-command",
-                            **{"command-line": "info ioguard-stats"})
+        hmp = {c: vm.cmd("human-monitor-command", **{"command-line": c})
+               for c in ("info ioguard-stats", "info ioguard-faults",
+                         "info ioguard-mappings 01:00.0",
+                         "info ioguard-device 00:05.0")}
 
     print("\n== What the guest's kernel said about the IOMMU")
     for line in vm.log().splitlines():
@@ -73,15 +76,24 @@ def main():
     print("  guest swiotlb (bounce buffers): " +
           (swiotlb.group(1) if swiotlb else "?"))
 
-    print("\n== The NIC asked to DMA to 0x10000, which was never mapped")
+    print("\n== The NIC asked to DMA to 0x10000, which was never mapped, and "
+          "read a buffer after its driver unmapped it (lazy mode)")
     for line in log.splitlines():
         if "IOGUARD-DMATEST" in line or "IO_PAGE_FAULT" in line or \
            "DMA error" in line:
             print("  " + line.strip())
 
-    print("\n== What ioguard-iommu did, per requester "
-          "(HMP info ioguard-stats; QMP query-ioguard-stats)")
-    print("  " + per_device.rstrip().replace("\n", "\n  "))
+    for command, title in (
+            ("info ioguard-stats", "What ioguard-iommu did, per requester "
+             "(QMP query-ioguard-stats)"),
+            ("info ioguard-faults", "Its fault records, with the DMA "
+             "verifier's finding (QMP query-ioguard-faults)"),
+            ("info ioguard-mappings 01:00.0", "What the NVMe controller can "
+             "reach now (QMP query-ioguard-mappings)"),
+            ("info ioguard-device 00:05.0", "The NIC's device-table entry "
+             "and interrupt remapping table (QMP query-ioguard-device)")):
+        print(f"\n== {title}: HMP {command}")
+        print("  " + hmp[command].rstrip().replace("\n", "\n  "))
     print(f"\nGuest log: {vm.serial}")
     return 0 if ok else 1
 

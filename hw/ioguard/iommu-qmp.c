@@ -601,15 +601,18 @@ static void hmp_info_ioguard_mappings(Monitor *mon, const QDict *qdict)
                                    has_start ? qdict_get_int(qdict, "start")
                                              : 0,
                                    false, 0, &err);
+    unsigned ranges = 0;
 
     if (hmp_handle_error(mon, err)) {
         return;
     }
-    monitor_printf(mon, "%s %s: DMA %s, %s%s read %" PRIu64 " tables\n",
+    for (IoguardMappingRangeList *l = info->ranges; l; l = l->next) {
+        ranges++;
+    }
+    monitor_printf(mon, "%s %s: DMA %s, %u ranges from %" PRIu64 " page "
+                   "tables, %" PRIu64 " malformed entries\n",
                    info->requester, info->qom_path ? info->qom_path : "",
-                   info->dma, info->ranges ? "" : "no ranges, ",
-                   info->malformed ? "malformed entries," : "",
-                   info->tables_read);
+                   info->dma, ranges, info->tables_read, info->malformed);
     for (IoguardMappingRangeList *l = info->ranges; l; l = l->next) {
         IoguardMappingRange *r = l->value;
 
