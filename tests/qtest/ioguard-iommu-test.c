@@ -371,11 +371,11 @@ static void test_hostile_table_addresses(void)
     fixture_free(&f);
 }
 
-/* query-ioguard-stats: the one IOMMU's statistics. */
-static QDict *query_stats(Fixture *f, bool reset)
+/* cmd (query-ioguard-stats or -faults): the answer of the one IOMMU. */
+static QDict *query_iommu(Fixture *f, const char *cmd, bool reset)
 {
-    QDict *resp = qtest_qmp(f->qts, "{'execute': 'query-ioguard-stats', "
-                            "'arguments': {'reset': %i}}", reset);
+    QDict *resp = qtest_qmp(f->qts, "{'execute': %s, "
+                            "'arguments': {'reset': %i}}", cmd, reset);
     QList *list = qdict_get_qlist(resp, "return");
     QDict *iommu;
 
@@ -385,6 +385,11 @@ static QDict *query_stats(Fixture *f, bool reset)
     qobject_ref(iommu);
     qobject_unref(resp);
     return iommu;
+}
+
+static QDict *query_stats(Fixture *f, bool reset)
+{
+    return query_iommu(f, "query-ioguard-stats", reset);
 }
 
 /* The count of `name` in a list of IoguardCount, 0 if absent. */
@@ -486,20 +491,9 @@ static void test_qmp_stats_off(void)
     fixture_free(&f);
 }
 
-/* query-ioguard-faults: the one IOMMU's records. */
 static QDict *query_faults(Fixture *f, bool reset)
 {
-    QDict *resp = qtest_qmp(f->qts, "{'execute': 'query-ioguard-faults', "
-                            "'arguments': {'reset': %i}}", reset);
-    QList *list = qdict_get_qlist(resp, "return");
-    QDict *iommu;
-
-    g_assert(list);
-    g_assert_cmpint(qlist_size(list), ==, 1);
-    iommu = qobject_to(QDict, qlist_peek(list));
-    qobject_ref(iommu);
-    qobject_unref(resp);
-    return iommu;
+    return query_iommu(f, "query-ioguard-faults", reset);
 }
 
 /* The n-th record (from 0) of a query-ioguard-faults answer. */
