@@ -57,7 +57,8 @@ public:
     IoguardStats stats() const { return stats_.totals(); }
     Statistics &statistics() { return stats_; }
 
-    // What the monitor asks (introspection.cc); none of it changes state.
+    // What the monitor asks (introspection.cc): nothing here changes what
+    // the guest sees.
     std::vector<IoguardFaultRecord> fault_records(uint64_t &overwritten);
     void clear_fault_records();
     IoguardDeviceInfo read_device(uint16_t devid);
