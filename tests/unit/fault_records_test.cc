@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "fake_guest.hh"
+#include "translated_test.hh"
 
 using namespace ioguard_test;
 
@@ -31,17 +31,7 @@ std::string reason(const IoguardFaultRecord &r)
     return name ? name : "?";
 }
 
-struct FaultRecordTest : ::testing::Test {
-    Machine m;
-    Driver d{m};
-    uint64_t root = 0;
-    void SetUp() override
-    {
-        d.enable();
-        root = d.alloc_table();
-        d.set_dte(kDev, Driver::dte_translated(root, 3), kDomain);
-    }
-};
+using FaultRecordTest = TranslatedTest<kDev, kDomain>;
 
 TEST_F(FaultRecordTest, EachFaultIsDecodedWithItsReason)
 {

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "fake_guest.hh"
+#include "translated_test.hh"
 
 using namespace ioguard_test;
 
@@ -32,17 +32,7 @@ Walk mappings(Machine &m, uint16_t devid, uint64_t start = 0,
     return w;
 }
 
-struct MappingsTest : ::testing::Test {
-    Machine m;
-    Driver d{m};
-    uint64_t root = 0;
-    void SetUp() override
-    {
-        d.enable();
-        root = d.alloc_table();
-        d.set_dte(kDev, Driver::dte_translated(root, 3), kDomain);
-    }
-};
+using MappingsTest = TranslatedTest<kDev, kDomain>;
 
 TEST_F(MappingsTest, ContiguousPagesCoalesceOthersDoNot)
 {

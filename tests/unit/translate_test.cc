@@ -4,7 +4,7 @@
 #include <atomic>
 #include <thread>
 
-#include "fake_guest.hh"
+#include "translated_test.hh"
 
 using namespace ioguard_test;
 
@@ -13,17 +13,7 @@ namespace {
 constexpr uint16_t kDev = 0x0100;
 constexpr uint16_t kDomain = 9;
 
-struct IotlbTest : ::testing::Test {
-    Machine m;
-    Driver d{m};
-    uint64_t root = 0;
-    void SetUp() override
-    {
-        d.enable();
-        root = d.alloc_table();
-        d.set_dte(kDev, Driver::dte_translated(root, 3), kDomain);
-    }
-};
+using IotlbTest = TranslatedTest<kDev, kDomain>;
 
 TEST_F(IotlbTest, SecondAccessHitsWithoutAWalk)
 {
