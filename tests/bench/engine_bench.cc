@@ -23,7 +23,7 @@ struct Translated {
 
     Translated(unsigned mode, uint64_t pages, bool stats = true,
                bool verifier = false)
-        : m(IoguardConfig{true, true, false, stats, 64, verifier})
+        : m(test_config(true, true, false, stats, 64, verifier))
     {
         d.enable();
         root = d.alloc_table();

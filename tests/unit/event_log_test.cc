@@ -136,7 +136,8 @@ TEST_F(EventLogTest, ExtendedFeaturesAreReadOnlyAndHonest)
     EXPECT_EQ(efr, ioguard_iommu_efr(m.iommu));
     EXPECT_TRUE(efr & FEATURE_IA);
     EXPECT_TRUE(efr & FEATURE_GA);
-    EXPECT_FALSE(efr & (FEATURE_PREFETCH | FEATURE_PPR | FEATURE_GT |
+    EXPECT_TRUE(efr & FEATURE_PREFETCH);    // PREFETCH_IOMMU_PAGES
+    EXPECT_FALSE(efr & (FEATURE_PPR | FEATURE_GT |
                         FEATURE_PC | FEATURE_HE | (1ULL << 63)));
     m.mmio_write(MMIO_EXT_FEATURES, 0);
     EXPECT_EQ(m.mmio_read(MMIO_EXT_FEATURES), efr);
@@ -145,7 +146,7 @@ TEST_F(EventLogTest, ExtendedFeaturesAreReadOnlyAndHonest)
 
 TEST_F(EventLogTest, X2apicModeInterruptGoesThroughIntcapxt)
 {
-    Machine mxt({true, true, true, true, 64, false});
+    Machine mxt(test_config(true, true, true, true, 64, false));
     Driver dxt{mxt};
     // As Linux's intcapxt_unmask_irq: destination 0x1234 (x2APIC), vector
     // 0x25, physical; then IntCapXTEn.

@@ -17,6 +17,23 @@ namespace ioguard_test {
 
 constexpr uint64_t kRamSize = 32ULL << 20;
 
+// The configuration the tests start from; fields after verifier (STREAMING,
+// the latency model) are off.
+inline IoguardConfig test_config(bool intremap = true, bool ga = true,
+                                 bool xtsup = false, bool stats = true,
+                                 unsigned fault_records = 64,
+                                 bool verifier = false)
+{
+    IoguardConfig c{};
+    c.intremap = intremap;
+    c.ga = ga;
+    c.xtsup = xtsup;
+    c.stats = stats;
+    c.fault_records = fault_records;
+    c.verifier = verifier;
+    return c;
+}
+
 struct Machine {
     std::vector<uint8_t> ram = std::vector<uint8_t>(kRamSize);
     int interrupts = 0;
@@ -78,8 +95,7 @@ struct Machine {
         static_cast<Machine *>(o)->records_seen.push_back(*r);
     }
 
-    explicit Machine(IoguardConfig config = {true, true, false, true, 64,
-                                             false})
+    explicit Machine(IoguardConfig config = test_config())
     {
         static const IoguardHostOps ops = {read_ram, write_ram,
                                            raise_interrupt, deliver_msi,

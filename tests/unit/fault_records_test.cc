@@ -118,7 +118,7 @@ TEST_F(FaultRecordTest, EventsTheLogNeverReceivedSayWhy)
 
 TEST(FaultRecordsOff, NoRingNoRecords)
 {
-    Machine m(IoguardConfig{true, true, false, true, 0, false});
+    Machine m(test_config(true, true, false, true, 0, false));
     Driver d{m};
     d.enable();
     d.set_dte(kDev, Driver::dte_translated(d.alloc_table(), 3), kDomain);
@@ -133,7 +133,7 @@ TEST(FaultRecordsOff, NoRingNoRecords)
 
 // The verifier: DMA that only a stale IOTLB entry lets through.
 struct VerifierTest : ::testing::Test {
-    Machine m{IoguardConfig{true, true, false, true, 64, true}};
+    Machine m{test_config(true, true, false, true, 64, true)};
     Driver d{m};
     uint64_t root = 0;
     void SetUp() override

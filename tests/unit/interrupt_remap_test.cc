@@ -39,7 +39,7 @@ TEST_F(RemapTest, NoInterruptTableMeansUnmodified)
 
 TEST_F(RemapTest, LegacyThirtyTwoBitEntry)
 {
-    Machine m32({true, false, false, true, 64, false});
+    Machine m32(test_config(true, false, false, true, 64, false));
     Driver d32{m32};
     d32.enable();
     d32.set_dte(kDev, 0, 0, DTE_IRQ_IV | 9ULL << DTE_IRQ_TABLE_LEN_SHIFT |
@@ -73,7 +73,7 @@ TEST_F(RemapTest, OneHundredTwentyEightBitEntryWhenGaIsEnabled)
 
 TEST_F(RemapTest, IoapicLevelTriggerBitsSurvive)
 {
-    Machine m32({true, false, false, true, 64, false});
+    Machine m32(test_config(true, false, false, true, 64, false));
     Driver d32{m32};
     d32.enable();
     d32.set_dte(IOGUARD_IOAPIC_DEVID, 0, 0,
@@ -175,7 +175,7 @@ TEST_F(RemapTest, ReservedInterruptFieldsAreIllegal)
 
 TEST_F(RemapTest, IntremapOffPassesEverything)
 {
-    Machine moff({false, true, false, true, 64, false});
+    Machine moff(test_config(false, true, false, true, 64, false));
     Driver doff{moff};
     doff.enable();
     doff.set_dte(kDev, 0, 0, DTE_IRQ_IV | kIrt);    // would abort

@@ -134,7 +134,7 @@ TEST_F(StatsTest, UnknownRequesterIsInactive)
 
 TEST(StatsOff, NothingCountedPerRequester)
 {
-    Machine m(IoguardConfig{true, true, false, false, 64, false});
+    Machine m(test_config(true, true, false, false, 64, false));
     Driver d{m};
     d.enable();
     const uint64_t root = d.alloc_table();

@@ -65,9 +65,10 @@ Iommu::CommandResult Iommu::execute_command(const uint32_t cmd[4],
     case CMD_INV_ALL:
         invalidate_iommu_all();
         return CommandResult::Done;
+    case CMD_PREFETCH_IOMMU_PAGES:
+        return prefetch_iommu_pages(cmd, addr);
     default:
-        // PREFETCH (PreFSup=0), COMPLETE_PPR (PPRSup=0) and undefined
-        // opcodes are illegal here.
+        // COMPLETE_PPR (PPRSup=0) and undefined opcodes are illegal here.
         guest_error("illegal command opcode 0x%x at 0x%llx", opcode,
                     (unsigned long long)addr);
         log_event_locked(Event::illegal_command_error(addr),
@@ -109,30 +110,33 @@ void Iommu::invalidate_devtab_entry(uint16_t devid)
     host_.device_table_changed(devid);
 }
 
+IovaRange command_range(uint32_t dw2, uint32_t dw3)
+{
+    const uint64_t address = (uint64_t(dw3) << 32 | dw2) & ~uint64_t{0xfff};
+    if (!(dw2 & CMD_INV_IOMMU_PAGES_SIZE_MASK)) {
+        return {address, address + 0xfff};
+    }
+    // S=1: the lowest 0 bit at or above bit 12 at position n makes the
+    // range the naturally aligned 2^(n+1) bytes around address. The
+    // invalidate-all encoding (0x7fff_ffff_ffff_f000) has n = 63.
+    const uint64_t ones = ~(address >> 12);
+    const unsigned n = ones ? 12 + __builtin_ctzll(ones) : 64;
+    if (n + 1 >= 64) {
+        return {0, ~uint64_t{0}};
+    }
+    const uint64_t size = uint64_t{1} << (n + 1);
+    const uint64_t first = address & ~(size - 1);
+    return {first, first + (size - 1)};
+}
+
 void Iommu::invalidate_iommu_pages(const uint32_t cmd[4])
 {
     const uint16_t domain = cmd[1] & 0xffff;
-    const uint64_t address =
-        (uint64_t(cmd[3]) << 32 | cmd[2]) & ~uint64_t{0xfff};
-    uint64_t first = address, last = address + 0xfff;
-    if (cmd[2] & CMD_INV_IOMMU_PAGES_SIZE_MASK) {
-        // S=1: the lowest 0 bit at or above bit 12 at position n makes the
-        // range the naturally aligned 2^(n+1) bytes around address. The
-        // invalidate-all encoding (0x7fff_ffff_ffff_f000) has n = 63.
-        const uint64_t ones = ~(address >> 12);
-        const unsigned n = ones ? 12 + __builtin_ctzll(ones) : 64;
-        if (n + 1 >= 64) {
-            first = 0;
-            last = ~uint64_t{0};
-        } else {
-            const uint64_t size = uint64_t{1} << (n + 1);
-            first = address & ~(size - 1);
-            last = first + (size - 1);
-        }
-    }
-    iotlb_.invalidate_iommu_pages(domain, first, last);
+    const IovaRange range = command_range(cmd[2], cmd[3]);
+    iotlb_.invalidate_iommu_pages(domain, range.first, range.last);
     if (cmd[2] & CMD_INV_IOMMU_PAGES_PDE_MASK) {
-        directory_cache_.invalidate_iommu_pages(domain, first, last);
+        directory_cache_.invalidate_iommu_pages(domain, range.first,
+                                                range.last);
     }
 }
 

@@ -1,6 +1,10 @@
 // The extern "C" face of the engine (include/hw/ioguard/iommu-engine.h).
+#include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "hw/ioguard/iommu-engine.h"
 #include "iommu.hh"
@@ -91,6 +95,11 @@ IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
     c.stats = config->stats;
     c.fault_records = config->fault_records;
     c.verifier = config->verifier;
+    c.prefetch_depth = std::min(config->prefetch_depth,
+                                unsigned{IOGUARD_PREFETCH_DEPTH_MAX});
+    c.latency_model = config->latency_model;
+    c.round_trip_ns = config->round_trip_ns;
+    c.walk_read_ns = config->walk_read_ns;
     return new (std::nothrow) IoguardIommu(*ops, opaque, c);
 }
 
@@ -205,3 +214,47 @@ bool ioguard_iommu_for_each_irte(IoguardIommu *iommu, uint16_t devid,
 }
 
 } // extern "C"
+
+int ioguard_parse_streaming_rules(const char *text, IoguardStreamingRule *out,
+                                  size_t max, char *error, size_t error_len)
+{
+    std::vector<IoguardStreamingRule> rules;
+    std::string message;
+    if (!ioguard::parse_streaming_rules(text ? text : "", rules, message)) {
+        snprintf(error, error_len, "%s", message.c_str());
+        return -1;
+    }
+    if (rules.size() > max) {
+        snprintf(error, error_len, "more than %zu rules", max);
+        return -1;
+    }
+    std::copy(rules.begin(), rules.end(), out);
+    return int(rules.size());
+}
+
+bool ioguard_iommu_add_streaming_rule(IoguardIommu *iommu,
+                                      const IoguardStreamingRule *rule)
+{
+    return iommu->iommu.streaming_policy().add(*rule);
+}
+
+bool ioguard_iommu_remove_streaming_rule(IoguardIommu *iommu,
+                                         const IoguardStreamingRule *rule)
+{
+    return iommu->iommu.streaming_policy().remove(*rule);
+}
+
+size_t ioguard_iommu_streaming_rules(IoguardIommu *iommu,
+                                     IoguardStreamingRule *out, size_t max)
+{
+    const auto rules = iommu->iommu.streaming_policy().rules();
+    for (size_t i = 0; i < rules.size() && i < max; i++) {
+        out[i] = rules[i];
+    }
+    return rules.size();
+}
+
+bool ioguard_iommu_guest_streaming_enabled(IoguardIommu *iommu)
+{
+    return iommu->iommu.guest_streaming_enabled();
+}

@@ -11,11 +11,12 @@ namespace ioguard {
 
 namespace {
 
-// What the engine implements, and nothing else: INVALIDATE_IOMMU_ALL,
-// 6-level host tables, and optionally 128-bit IRTEs and x2APIC.
+// What the engine implements, and nothing else: PREFETCH_IOMMU_PAGES,
+// INVALIDATE_IOMMU_ALL, 6-level host tables, and optionally 128-bit IRTEs
+// and x2APIC.
 uint64_t make_efr(const Config &c)
 {
-    uint64_t efr = FEATURE_IA | FEATURE_HATS_6_LEVELS;
+    uint64_t efr = FEATURE_PREFETCH | FEATURE_IA | FEATURE_HATS_6_LEVELS;
     if (c.ga) {
         efr |= FEATURE_GA;
     }
@@ -56,6 +57,11 @@ void Iommu::reset()
     enabled_ = false;
     ga_enabled_ = false;
     dev_table_snapshot_ = 0;
+    guest_streaming_ = false;
+    {
+        std::lock_guard<std::mutex> streams_guard(streams_lock_);
+        streams_.clear();
+    }
     dte_cache_.clear();
     iotlb_.invalidate_iommu_all();
     directory_cache_.invalidate_iommu_all();
@@ -140,6 +146,10 @@ uint64_t Iommu::read_register(uint64_t offset)
     case MMIO_PPR_TAIL_OFFSET: return ppr_tail_;
     case MMIO_GA_HEAD_OFFSET: return ga_head_;
     case MMIO_GA_TAIL_OFFSET: return ga_tail_;
+    case IOGUARD_MMIO_ID: return IOGUARD_ID_VALUE;
+    case IOGUARD_MMIO_FEATURES: return IOGUARD_FEATURE_STREAMING;
+    case IOGUARD_MMIO_CONTROL:
+        return guest_streaming_ ? IOGUARD_CONTROL_STREAMING_EN : 0;
     default: return 0;
     }
 }
@@ -205,6 +215,11 @@ void Iommu::write_register(uint64_t offset, uint64_t value, uint64_t written)
     case MMIO_PPR_TAIL_OFFSET: ppr_tail_ = value & IOGUARD_RING_PTR_MASK; break;
     case MMIO_GA_HEAD_OFFSET: ga_head_ = value & IOGUARD_RING_PTR_MASK; break;
     case MMIO_GA_TAIL_OFFSET: ga_tail_ = value & IOGUARD_RING_PTR_MASK; break;
+    case IOGUARD_MMIO_CONTROL:
+        // Cached entries keep their PTE bit; whether it counts is decided
+        // on each translation, so nothing needs flushing.
+        guest_streaming_ = value & IOGUARD_CONTROL_STREAMING_EN;
+        break;
     default:
         break;  // read-only (EFR) or not a register: writes are ignored
     }

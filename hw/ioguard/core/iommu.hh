@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "device_table.hh"
@@ -22,8 +23,11 @@
 #include "iotlb.hh"
 #include "mapping_walker.hh"
 #include "page_directory_cache.hh"
+#include "page_walker.hh"
+#include "prefetcher.hh"
 #include "sharded_cache.hh"
 #include "statistics.hh"
+#include "streaming_policy.hh"
 
 namespace ioguard {
 
@@ -34,7 +38,22 @@ struct Config {
     bool stats = true;
     unsigned fault_records = 256;
     bool verifier = false;
+    unsigned prefetch_depth = 0;        // 0: no prefetching
+    bool latency_model = false;
+    unsigned round_trip_ns = 1000;
+    unsigned walk_read_ns = 100;
 };
+
+// The IOVA range a command's Address and S bit name (dw2, dw3).
+struct IovaRange {
+    uint64_t first;
+    uint64_t last;
+};
+IovaRange command_range(uint32_t dw2, uint32_t dw3);
+
+// What the IOTLB keeps of a successful walk under dte.
+IotlbEntry make_iotlb_entry(const WalkResult &walk,
+                            const DeviceTableEntry &dte);
 
 struct DevidHash {
     size_t operator()(uint16_t d) const { return d * 0x9e3779b1u >> 7; }
@@ -56,6 +75,12 @@ public:
 
     IoguardStats stats() const { return stats_.totals(); }
     Statistics &statistics() { return stats_; }
+
+    StreamingPolicy &streaming_policy() { return policy_; }
+    bool guest_streaming_enabled() const
+    {
+        return guest_streaming_.load(std::memory_order_relaxed);
+    }
 
     // What the monitor asks (introspection.cc): nothing here changes what
     // the guest sees.
@@ -84,6 +109,7 @@ private:
     void invalidate_iommu_pages(const uint32_t cmd[4]);
     void invalidate_interrupt_table(uint16_t devid);
     void invalidate_iommu_all();
+    CommandResult prefetch_iommu_pages(const uint32_t cmd[4], uint64_t addr);
 
     // Events (iommu.cc)
     // DMA path: takes lock_, coalesces.
@@ -102,6 +128,25 @@ private:
     std::optional<DeviceTableEntry> read_dte(uint16_t devid,
                                              bool &beyond_table,
                                              uint64_t &dte_addr);
+    // The guest's tables for iova, through the page directory cache.
+    WalkResult walk_tables(const DeviceTableEntry &dte, uint64_t iova,
+                           bool &from_directory);
+
+    // STREAMING prefetcher and latency model (prefetcher.cc)
+    bool is_streaming(uint16_t devid, uint64_t iova,
+                      bool pte_streaming) const;
+    void after_translation(uint16_t devid, const DeviceTableEntry &dte,
+                           uint64_t iova, unsigned perm,
+                           const IotlbEntry &entry, unsigned walk_entries,
+                           RequesterCounters *counters);
+    bool prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
+                        uint64_t iova, const IotlbEntry &entry);
+    enum class PrefetchStop { None, NotStreaming, Failed, EndOfSpace };
+    PrefetchStop prefetch_one(uint16_t devid, const DeviceTableEntry &dte,
+                              uint64_t iova, bool require_streaming,
+                              uint64_t filled_at, uint64_t &page_size,
+                              unsigned &walk_entries, bool &installed);
+
     // DMA verifier (dma_verifier.cc)
     void verify_cached_translation(uint16_t devid, const DeviceTableEntry &dte,
                                    uint64_t iova, unsigned perm,
@@ -138,12 +183,17 @@ private:
     std::atomic<bool> enabled_{false};
     std::atomic<bool> ga_enabled_{false};
     std::atomic<uint64_t> dev_table_snapshot_{0};
-
-    ShardedCache<uint16_t, DeviceTableEntry, DevidHash> dte_cache_;
-    Iotlb iotlb_;
-    PageDirectoryCache directory_cache_;
+    // IOGUARD_MMIO_CONTROL's STREAMING_EN: the guest's PTE bit counts.
+    std::atomic<bool> guest_streaming_{false};
 
     Statistics stats_;
+    ShardedCache<uint16_t, DeviceTableEntry, DevidHash> dte_cache_;
+    Iotlb iotlb_{stats_};
+    PageDirectoryCache directory_cache_;
+
+    StreamingPolicy policy_;
+    std::mutex streams_lock_;
+    std::unordered_map<uint16_t, Stream> streams_;
 };
 
 } // namespace ioguard

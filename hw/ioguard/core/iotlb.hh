@@ -4,12 +4,17 @@
 // any size is one entry. Lookups try each page size the cache holds, 4 KiB
 // first. It never holds a not-present result: with NpCache=0 the guest does
 // not invalidate after it maps, so a cached miss would be stale at once.
+//
+// The STREAMING prefetcher fills it too; such an entry is marked until its
+// first use, so that the statistics can say what became of each prefetch.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 
 #include "sharded_cache.hh"
+#include "statistics.hh"
 
 namespace ioguard {
 
@@ -39,24 +44,46 @@ struct IotlbEntry {
     uint8_t page_shift;
     bool read;
     bool write;
+    bool streaming;         // the leaf PTE's STREAMING bit
+    bool prefetched;        // put here by the prefetcher and not used yet
+    uint16_t prefetched_for; // the requester it was prefetched for
 };
 
 class Iotlb {
 public:
+    explicit Iotlb(Statistics &stats) : stats_(stats) {}
+
     uint64_t epoch() const { return cache_.epoch(); }
 
-    bool lookup(uint16_t domain, uint64_t iova, IotlbEntry &out) const
+    // On a hit, out.prefetched says that this is the first use of a
+    // prefetched entry (the entry itself is now an ordinary one).
+    bool lookup(uint16_t domain, uint64_t iova, IotlbEntry &out)
     {
         uint64_t shifts = shifts_present_.load(std::memory_order_acquire);
         while (shifts) {
             const unsigned shift = __builtin_ctzll(shifts);
             shifts &= shifts - 1;
-            if (auto e = cache_.lookup({domain, uint8_t(shift), iova >> shift})) {
+            if (auto e = cache_.lookup_and_touch(
+                    {domain, uint8_t(shift), iova >> shift},
+                    [](IotlbEntry &entry) { entry.prefetched = false; })) {
                 out = *e;
                 return true;
             }
         }
         return false;
+    }
+
+    // The entry of the page holding iova, without using it.
+    std::optional<IotlbEntry> peek(uint16_t domain, uint64_t iova) const
+    {
+        uint64_t shifts = shifts_present_.load(std::memory_order_acquire);
+        for (; shifts; shifts &= shifts - 1) {
+            const unsigned shift = __builtin_ctzll(shifts);
+            if (auto e = cache_.lookup({domain, uint8_t(shift), iova >> shift})) {
+                return e;
+            }
+        }
+        return std::nullopt;
     }
 
     void insert(uint16_t domain, uint64_t iova, const IotlbEntry &e,
@@ -65,7 +92,10 @@ public:
         shifts_present_.fetch_or(uint64_t{1} << e.page_shift,
                                  std::memory_order_acq_rel);
         cache_.insert({domain, e.page_shift, iova >> e.page_shift}, e,
-                      filled_at);
+                      filled_at, [this](const IotlbEntry &old) {
+                          count_unused(old, &RequesterCounters::
+                                                prefetch_evicted_unused);
+                      });
     }
 
     // INVALIDATE_IOMMU_PAGES: every page of domain that overlaps the IOVA
@@ -84,14 +114,22 @@ public:
             cache_.erase_if([&](const IotlbTag &tag, const IotlbEntry &e) {
                 const uint64_t base = tag.page_number << e.page_shift;
                 const uint64_t end = base + ((uint64_t{1} << e.page_shift) - 1);
-                return tag.domain_id == domain && base <= last && first <= end;
+                const bool hit = tag.domain_id == domain && base <= last &&
+                                 first <= end;
+                if (hit) {
+                    count_invalidated(e);
+                }
+                return hit;
             });
             return;
         }
         for (uint64_t s = shifts; s; s &= s - 1) {
             const unsigned shift = __builtin_ctzll(s);
             for (uint64_t n = first >> shift; n <= last >> shift; n++) {
-                cache_.erase({domain, uint8_t(shift), n});
+                cache_.erase({domain, uint8_t(shift), n},
+                             [this](const IotlbEntry &e) {
+                                 count_invalidated(e);
+                             });
             }
         }
     }
@@ -99,13 +137,28 @@ public:
     // INVALIDATE_IOMMU_ALL (and the IOMMU being switched on or off).
     void invalidate_iommu_all()
     {
-        cache_.clear();
+        cache_.erase_if([this](const IotlbTag &, const IotlbEntry &e) {
+            count_invalidated(e);
+            return true;
+        });
         shifts_present_.store(uint64_t{1} << 12, std::memory_order_release);
     }
 
     size_t size() const { return cache_.size(); }
 
 private:
+    void count_unused(const IotlbEntry &e, RequesterCounter counter)
+    {
+        if (e.prefetched) {
+            bump(stats_.requester(e.prefetched_for), counter);
+        }
+    }
+    void count_invalidated(const IotlbEntry &e)
+    {
+        count_unused(e, &RequesterCounters::prefetch_invalidated_unused);
+    }
+
+    Statistics &stats_;
     ShardedCache<IotlbTag, IotlbEntry, IotlbTagHash> cache_;
     // Page sizes (as bit positions) that entries may have: lookups try them.
     std::atomic<uint64_t> shifts_present_{uint64_t{1} << 12};

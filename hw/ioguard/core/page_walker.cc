@@ -52,6 +52,7 @@ WalkResult walk(Host &host, uint64_t table, unsigned level, bool read,
                 }
             }
             r.page_size = size;
+            r.streaming = pte & IOGUARD_PTE_STREAMING;
             r.page_base = (pte & IOMMU_PTE_ADDR_MASK) & ~(size - 1);
             r.status = WalkResult::Status::Ok;
             return r;

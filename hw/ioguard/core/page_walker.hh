@@ -21,6 +21,7 @@ struct WalkResult {
     uint64_t page_size = 0;
     bool read = false;        // IR and IW combined along the walk
     bool write = false;
+    bool streaming = false;   // the leaf PTE's IOGUARD_PTE_STREAMING bit
     unsigned entries_read = 0;
     uint64_t error_address = 0; // the entry that could not be read
 

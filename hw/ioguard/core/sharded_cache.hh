@@ -18,6 +18,11 @@
 
 namespace ioguard {
 
+// What an erase or an eviction may want to know about the value it drops.
+struct IgnoreDropped {
+    template <typename Value> void operator()(const Value &) const {}
+};
+
 template <typename Key, typename Value, typename Hash, size_t Shards = 256,
           size_t Ways = 8>
 class ShardedCache {
@@ -36,8 +41,28 @@ public:
         return std::nullopt;
     }
 
+    // A lookup that may update the entry it finds (touch(Value &)); returns
+    // the entry as it was before.
+    template <typename Touch>
+    std::optional<Value> lookup_and_touch(const Key &key, Touch touch)
+    {
+        Shard &s = shard(key);
+        std::lock_guard<std::mutex> guard(s.lock);
+        for (Slot &slot : s.slots) {
+            if (slot.valid && slot.key == key) {
+                const Value before = slot.value;
+                touch(slot.value);
+                return before;
+            }
+        }
+        return std::nullopt;
+    }
+
     // Inserts unless an invalidation happened after filled_at was read.
-    void insert(const Key &key, const Value &value, uint64_t filled_at)
+    // evicted(const Value &) sees an entry replacement pushed out.
+    template <typename Evicted = IgnoreDropped>
+    void insert(const Key &key, const Value &value, uint64_t filled_at,
+                Evicted evicted = {})
     {
         Shard &s = shard(key);
         std::lock_guard<std::mutex> guard(s.lock);
@@ -57,11 +82,13 @@ public:
         if (!target) {
             target = &s.slots[s.next_victim];     // round-robin replacement
             s.next_victim = (s.next_victim + 1) % Ways;
+            evicted(target->value);
         }
         *target = Slot{true, key, value};
     }
 
-    void erase(const Key &key)
+    template <typename Erased = IgnoreDropped>
+    void erase(const Key &key, Erased erased = {})
     {
         epoch_.fetch_add(1, std::memory_order_acq_rel);
         Shard &s = shard(key);
@@ -69,6 +96,7 @@ public:
         for (Slot &slot : s.slots) {
             if (slot.valid && slot.key == key) {
                 slot.valid = false;
+                erased(slot.value);
             }
         }
     }

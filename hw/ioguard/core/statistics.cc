@@ -29,15 +29,25 @@ bool RequesterCounters::read(IoguardRequesterStats &out) const
         out.events_by_type[t] = get(events_by_type[t]);
         events += out.events_by_type[t];
     }
+    out.prefetch = IoguardPrefetchStats{
+        get(prefetch_issued), get(prefetch_used),
+        get(prefetch_evicted_unused), get(prefetch_invalidated_unused),
+        get(prefetch_walks), get(prefetch_walk_levels)};
+    out.model = IoguardModelStats{get(model_reads), get(model_read_ns),
+                                  get(model_writes), get(model_write_ns)};
     return out.translations || out.faults || out.interrupts_remapped ||
-           out.interrupts_blocked || events;
+           out.interrupts_blocked || events || out.prefetch.issued;
 }
 
 void RequesterCounters::clear()
 {
     for (Counter *c : {&passthrough, &iotlb_hits, &iotlb_misses,
                        &refused_by_dte, &page_walk_levels, &faults,
-                       &interrupts_remapped, &interrupts_blocked}) {
+                       &interrupts_remapped, &interrupts_blocked,
+                       &prefetch_issued, &prefetch_used,
+                       &prefetch_evicted_unused, &prefetch_invalidated_unused,
+                       &prefetch_walks, &prefetch_walk_levels, &model_reads,
+                       &model_read_ns, &model_writes, &model_write_ns}) {
         zero(*c);
     }
     for (Counter &c : events_by_type) {
@@ -94,6 +104,12 @@ IoguardStats Statistics::totals() const
         s.interrupts_remapped += r.interrupts_remapped;
         s.interrupts_blocked += r.interrupts_blocked;
         s.requesters += r.translations != 0;
+        s.prefetch.issued += r.prefetch.issued;
+        s.prefetch.used += r.prefetch.used;
+        s.prefetch.evicted_unused += r.prefetch.evicted_unused;
+        s.prefetch.invalidated_unused += r.prefetch.invalidated_unused;
+        s.prefetch.walks += r.prefetch.walks;
+        s.prefetch.walk_levels += r.prefetch.walk_levels;
     });
     s.events_logged = get(events_logged);
     s.events_dropped = get(events_dropped);

@@ -123,6 +123,40 @@ bool Iommu::dma_is_identity(uint16_t devid)
             dte->read_allowed && dte->write_allowed);
 }
 
+IotlbEntry make_iotlb_entry(const WalkResult &walk,
+                            const DeviceTableEntry &dte)
+{
+    IotlbEntry e{};
+    e.page_base = walk.page_base;
+    e.page_shift = __builtin_ctzll(walk.page_size);
+    e.read = walk.read && dte.read_allowed;
+    e.write = walk.write && dte.write_allowed;
+    e.streaming = walk.streaming;
+    return e;
+}
+
+WalkResult Iommu::walk_tables(const DeviceTableEntry &dte, uint64_t iova,
+                              bool &from_directory)
+{
+    const uint16_t domain = dte.domain_id;
+    const uint64_t root = dte.page_table_root;
+    if (auto dir = directory_cache_.lookup(domain, root, dte.mode, iova)) {
+        from_directory = true;
+        return walk_v1_from_l1(host_, dir->l1_table, dir->read, dir->write,
+                               iova);
+    }
+    from_directory = false;
+    const uint64_t directory_filled_at = directory_cache_.epoch();
+    const WalkResult walk = walk_v1(host_, root, dte.mode, iova);
+    if (walk.l1_table) {
+        directory_cache_.insert(domain, iova,
+                                {root, dte.mode, walk.l1_table, walk.l1_read,
+                                 walk.l1_write},
+                                directory_filled_at);
+    }
+    return walk;
+}
+
 IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,
                                 uint64_t iova, unsigned flags, unsigned perm,
                                 FaultReason reason)
@@ -191,26 +225,16 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
 
     IotlbEntry entry;
     bool from_caches = true;    // the IOTLB or the page directory cache
+    unsigned walk_entries = 0;  // read on the way of this DMA
     if (iotlb_.lookup(domain, iova, entry)) {
         bump(counters, &RequesterCounters::iotlb_hits);
+        if (entry.prefetched) {
+            bump(counters, &RequesterCounters::prefetch_used);
+        }
     } else {
         bump(counters, &RequesterCounters::iotlb_misses);
-        const uint64_t root = dte->page_table_root;
-        const uint64_t directory_filled_at = directory_cache_.epoch();
-        WalkResult walk;
-        if (auto dir = directory_cache_.lookup(domain, root, dte->mode, iova)) {
-            walk = walk_v1_from_l1(host_, dir->l1_table, dir->read, dir->write,
-                                   iova);
-        } else {
-            from_caches = false;
-            walk = walk_v1(host_, root, dte->mode, iova);
-            if (walk.l1_table) {
-                directory_cache_.insert(domain, iova,
-                                        {root, dte->mode, walk.l1_table,
-                                         walk.l1_read, walk.l1_write},
-                                        directory_filled_at);
-            }
-        }
+        const WalkResult walk = walk_tables(*dte, iova, from_caches);
+        walk_entries = walk.entries_read;
         bump(counters, &RequesterCounters::page_walk_levels,
              walk.entries_read);
         switch (walk.status) {
@@ -241,10 +265,7 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
             }
             return blocked(iova);
         }
-        entry.page_base = walk.page_base;
-        entry.page_shift = __builtin_ctzll(walk.page_size);
-        entry.read = walk.read && dte->read_allowed;
-        entry.write = walk.write && dte->write_allowed;
+        entry = make_iotlb_entry(walk, *dte);
         iotlb_.insert(domain, iova, entry, filled_at);
     }
     if (config_.verifier && from_caches && perm != IOGUARD_PERM_NONE) {
@@ -255,6 +276,10 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
         return fault(devid, domain, iova,
                      flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
                      FaultReason::Permission);
+    }
+    if (config_.prefetch_depth || config_.latency_model) {
+        after_translation(devid, *dte, iova, perm, entry, walk_entries,
+                          counters);
     }
     return IoguardTranslation{entry.page_base,
                               (uint64_t{1} << entry.page_shift) - 1,

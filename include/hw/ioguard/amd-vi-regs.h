@@ -125,6 +125,13 @@
 #define CMD_INV_IOMMU_PAGES_SIZE_MASK   0x01
 #define CMD_INV_IOMMU_PAGES_PDE_MASK    0x02
 #define CMD_INV_IOMMU_ALL_PAGES_ADDRESS 0x7ffffffffffff000ULL
+/* PREFETCH_IOMMU_PAGES: DeviceID in dw0 15:0, PFCount in dw0 31:24 */
+#define CMD_PREFETCH_PFCOUNT_SHIFT      24
+#define CMD_PREFETCH_SIZE_MASK          0x01          /* dw2: S */
+#define CMD_PREFETCH_GN_MASK            0x04          /* dw2: GN (PASID) */
+#define CMD_PREFETCH_INVAL_MASK         0x10          /* dw2: Inval */
+#define CMD_PREFETCH_DW0_RESERVED       0x00ff0000u
+#define CMD_PREFETCH_DW2_RESERVED       0x00000feau
 #define IOGUARD_CMD_SIZE                16
 
 /* Events: type in dw1 bits 31:28, flags in dw1 bits 27:16 */
@@ -184,6 +191,23 @@
 #define IOMMU_PTE_IW                    (1ULL << 62)
 #define IOMMU_PTE_RESERVED              (0x7fULL << 52)  /* 58:52; 63 and 8:1 are ignored */
 #define IOMMU_PTE_NEXT_LEVEL_LARGE      7
+
+/*
+ * ioguard's own registers, beyond AMD-Vi: in the 16 KiB window, at offsets
+ * AMD does not define (real hardware reads them as 0). A guest finds them by
+ * reading IOGUARD_MMIO_ID; see docs/ioguard-streaming.rst.
+ */
+#define IOGUARD_MMIO_ID                 0x3f00  /* RO: IOGUARD_ID_VALUE */
+#define IOGUARD_MMIO_FEATURES           0x3f08  /* RO: IOGUARD_FEATURE_* */
+#define IOGUARD_MMIO_CONTROL            0x3f10  /* RW: IOGUARD_CONTROL_* */
+#define IOGUARD_ID_VALUE                0x0144524155474f49ULL /* "IOGUARD", v1 */
+#define IOGUARD_FEATURE_STREAMING       (1ULL << 0)
+#define IOGUARD_CONTROL_STREAMING_EN    (1ULL << 0)
+/*
+ * STREAMING attribute of a v1 leaf PTE: bit 1, which AMD leaves ignored.
+ * Honoured only while IOGUARD_CONTROL_STREAMING_EN is set.
+ */
+#define IOGUARD_PTE_STREAMING           (1ULL << 1)
 
 /* Interrupt remapping table entries */
 #define IRTE_REMAP_EN                   (1u << 0)

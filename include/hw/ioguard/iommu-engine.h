@@ -16,6 +16,7 @@
 #define HW_IOGUARD_IOMMU_ENGINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -72,7 +73,21 @@ typedef struct IoguardConfig {
     bool stats;     /* count per requester (off: the counters stay 0) */
     unsigned fault_records;     /* fault records kept (0: none) */
     bool verifier;  /* flag DMA that only a stale IOTLB entry let through */
+    /*
+     * STREAMING mappings (docs/ioguard-streaming.rst): translations the
+     * prefetcher keeps ahead of a stream; 0 turns the prefetcher off.
+     */
+    unsigned prefetch_depth;
+    /*
+     * The latency model: off, or what a DMA read's PCIe round trip and a
+     * page-table entry read cost, in nanoseconds of modelled time.
+     */
+    bool latency_model;
+    unsigned round_trip_ns;
+    unsigned walk_read_ns;
 } IoguardConfig;
+
+#define IOGUARD_PREFETCH_DEPTH_MAX 256
 
 enum {
     IOGUARD_PERM_NONE = 0,
@@ -96,6 +111,29 @@ typedef struct IoguardMsi {
 #define IOGUARD_EVENT_TYPES 16
 #define IOGUARD_COMMAND_OPCODES 16
 
+/*
+ * What the STREAMING prefetcher did: translations it put into the IOTLB
+ * (issued), and what became of them: used by a DMA (each a page walk the
+ * DMA did not wait for), evicted or invalidated before any use. walks: the
+ * prefetcher's own walks, each reading a run of neighbouring entries.
+ */
+typedef struct IoguardPrefetchStats {
+    uint64_t issued;
+    uint64_t used;
+    uint64_t evicted_unused;
+    uint64_t invalidated_unused;
+    uint64_t walks;
+    uint64_t walk_levels;       /* page-table entries those walks read */
+} IoguardPrefetchStats;
+
+/* Modelled DMA time (latency model on): see docs/ioguard-streaming.rst. */
+typedef struct IoguardModelStats {
+    uint64_t reads;             /* DMA reads (one per page touched) */
+    uint64_t read_ns;           /* their modelled time */
+    uint64_t writes;
+    uint64_t write_ns;
+} IoguardModelStats;
+
 /* IOMMU-wide, since creation or the last ioguard_iommu_reset_stats(). */
 typedef struct IoguardStats {
     uint64_t translations;
@@ -112,6 +150,7 @@ typedef struct IoguardStats {
     uint64_t interrupts_remapped;
     uint64_t interrupts_blocked;
     uint64_t requesters;        /* requester IDs that made DMA */
+    IoguardPrefetchStats prefetch;
     uint64_t events_by_type[IOGUARD_EVENT_TYPES];   /* logged or dropped */
     uint64_t commands_by_opcode[IOGUARD_COMMAND_OPCODES];
 } IoguardStats;
@@ -129,6 +168,8 @@ typedef struct IoguardRequesterStats {
     uint64_t interrupts_remapped;
     uint64_t interrupts_blocked;
     uint64_t events_by_type[IOGUARD_EVENT_TYPES];   /* events naming devid */
+    IoguardPrefetchStats prefetch;
+    IoguardModelStats model;
 } IoguardRequesterStats;
 
 IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
@@ -187,6 +228,38 @@ bool ioguard_iommu_get_requester_stats(IoguardIommu *iommu, uint16_t devid,
 
 /* All counters back to zero. */
 void ioguard_iommu_reset_stats(IoguardIommu *iommu);
+
+/*
+ * Host STREAMING policy: DMA of a requester, to IOVAs first..last, is
+ * STREAMING whatever the guest's tables say. A rule equal to an existing
+ * one is not added twice; remove takes the exact rule.
+ */
+typedef struct IoguardStreamingRule {
+    uint16_t devid;
+    uint64_t first;
+    uint64_t last;
+} IoguardStreamingRule;
+
+#define IOGUARD_STREAMING_RULES_MAX 64
+
+/*
+ * Parses "bb:dd.f[@first-last]" rules separated by '+', e.g.
+ * "00:05.0+01:00.0@0x100000-0x1fffff" (an empty text is no rules). Returns
+ * the number of rules, or -1 with a message naming the bad part in error.
+ */
+int ioguard_parse_streaming_rules(const char *text, IoguardStreamingRule *out,
+                                  size_t max, char *error, size_t error_len);
+/* False when the rule is malformed (first > last) or the table is full. */
+bool ioguard_iommu_add_streaming_rule(IoguardIommu *iommu,
+                                      const IoguardStreamingRule *rule);
+/* False when there was no such rule. */
+bool ioguard_iommu_remove_streaming_rule(IoguardIommu *iommu,
+                                         const IoguardStreamingRule *rule);
+/* Copies up to max rules into out; returns how many there are. */
+size_t ioguard_iommu_streaming_rules(IoguardIommu *iommu,
+                                     IoguardStreamingRule *out, size_t max);
+/* Whether the guest has set IOGUARD_CONTROL_STREAMING_EN. */
+bool ioguard_iommu_guest_streaming_enabled(IoguardIommu *iommu);
 
 /*
  * Fault records: every event the IOMMU generated, and every finding of the

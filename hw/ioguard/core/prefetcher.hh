@@ -1,0 +1,43 @@
+// The STREAMING prefetcher's view of each requester's DMA: where its last
+// STREAMING translation was, which way it is moving, and how far ahead the
+// prefetcher has already filled the IOTLB.
+#pragma once
+
+#include <cstdint>
+
+namespace ioguard {
+
+struct Stream {
+    bool active = false;
+    uint16_t domain = 0;
+    uint64_t last_page = 0;     // iova >> 12 of the last translation
+    int direction = 1;          // +1 up, -1 down
+    // The next IOVA to prefetch, in direction; prefetched up to there.
+    uint64_t frontier = 0;
+    // The prefetcher stopped at the frontier (not present, not STREAMING,
+    // the end of the address space): no refill until the stream moves on.
+    bool stalled = false;
+};
+
+// What one DMA access costs in modelled time (latency model on): its walk
+// reads one after the other, then the PCIe round trip of a read; pipelined
+// reads (a STREAMING stream) overlap, depth at a time. Writes are posted.
+struct LatencyModel {
+    unsigned round_trip_ns;
+    unsigned walk_read_ns;
+    unsigned pipeline_depth;
+
+    uint64_t read_ns(unsigned walk_entries, bool pipelined) const
+    {
+        const uint64_t trip = pipelined && pipeline_depth
+                                  ? round_trip_ns / pipeline_depth
+                                  : round_trip_ns;
+        return uint64_t{walk_entries} * walk_read_ns + trip;
+    }
+    uint64_t write_ns(unsigned walk_entries) const
+    {
+        return uint64_t{walk_entries} * walk_read_ns;
+    }
+};
+
+} // namespace ioguard

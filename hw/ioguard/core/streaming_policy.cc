@@ -1,0 +1,161 @@
+#include "streaming_policy.hh"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace ioguard {
+
+namespace {
+
+bool same(const IoguardStreamingRule &a, const IoguardStreamingRule &b)
+{
+    return a.devid == b.devid && a.first == b.first && a.last == b.last;
+}
+
+// A hexadecimal number of at most max_digits digits ("0x" allowed), all of s.
+bool parse_hex(std::string_view s, unsigned max_digits, uint64_t &out)
+{
+    if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        s.remove_prefix(2);
+    }
+    if (s.empty() || s.size() > max_digits) {
+        return false;
+    }
+    out = 0;
+    for (char c : s) {
+        unsigned digit;
+        if (c >= '0' && c <= '9') {
+            digit = c - '0';
+        } else if (c >= 'a' && c <= 'f') {
+            digit = c - 'a' + 10;
+        } else if (c >= 'A' && c <= 'F') {
+            digit = c - 'A' + 10;
+        } else {
+            return false;
+        }
+        out = out << 4 | digit;
+    }
+    return true;
+}
+
+bool parse_requester(std::string_view s, uint16_t &devid)
+{
+    uint64_t bus, dev, fn;
+    if (s.size() != 7 || s[2] != ':' || s[5] != '.' ||
+        !parse_hex(s.substr(0, 2), 2, bus) ||
+        !parse_hex(s.substr(3, 2), 2, dev) || dev > 0x1f ||
+        !parse_hex(s.substr(6, 1), 1, fn) || fn > 7) {
+        return false;
+    }
+    devid = uint16_t(bus << 8 | dev << 3 | fn);
+    return true;
+}
+
+bool parse_rule(std::string_view s, IoguardStreamingRule &rule,
+                std::string &error)
+{
+    const size_t at = s.find('@');
+    if (!parse_requester(s.substr(0, at), rule.devid)) {
+        error = "'" + std::string(s.substr(0, at)) +
+                "' is not a requester ID of the form bus:dev.fn (e.g. 00:05.0)";
+        return false;
+    }
+    rule.first = 0;
+    rule.last = ~uint64_t{0};
+    if (at == std::string_view::npos) {
+        return true;
+    }
+    const std::string_view range = s.substr(at + 1);
+    const size_t dash = range.find('-');
+    if (dash == std::string_view::npos ||
+        !parse_hex(range.substr(0, dash), 16, rule.first) ||
+        !parse_hex(range.substr(dash + 1), 16, rule.last)) {
+        error = "'" + std::string(range) +
+                "' is not an IOVA range of the form first-last in hex";
+        return false;
+    }
+    if (rule.first > rule.last) {
+        error = "IOVA range '" + std::string(range) + "' ends before it starts";
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+bool parse_streaming_rules(std::string_view text,
+                           std::vector<IoguardStreamingRule> &rules,
+                           std::string &error)
+{
+    rules.clear();
+    while (!text.empty()) {
+        const size_t plus = text.find('+');
+        const std::string_view part = text.substr(0, plus);
+        IoguardStreamingRule rule{};
+        if (!parse_rule(part, rule, error)) {
+            return false;
+        }
+        if (rules.size() == IOGUARD_STREAMING_RULES_MAX) {
+            error = "more than " +
+                    std::to_string(IOGUARD_STREAMING_RULES_MAX) + " rules";
+            return false;
+        }
+        rules.push_back(rule);
+        if (plus == std::string_view::npos) {
+            break;
+        }
+        text.remove_prefix(plus + 1);
+        if (text.empty()) {
+            error = "a '+' with no rule after it";
+            return false;
+        }
+    }
+    return true;
+}
+
+bool StreamingPolicy::add(const IoguardStreamingRule &rule)
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    if (rule.first > rule.last) {
+        return false;
+    }
+    if (std::any_of(rules_.begin(), rules_.end(),
+                    [&](const auto &r) { return same(r, rule); })) {
+        return true;
+    }
+    if (rules_.size() >= IOGUARD_STREAMING_RULES_MAX) {
+        return false;
+    }
+    rules_.push_back(rule);
+    rules_of_[rule.devid].fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+bool StreamingPolicy::remove(const IoguardStreamingRule &rule)
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    auto it = std::find_if(rules_.begin(), rules_.end(),
+                           [&](const auto &r) { return same(r, rule); });
+    if (it == rules_.end()) {
+        return false;
+    }
+    rules_.erase(it);
+    rules_of_[rule.devid].fetch_sub(1, std::memory_order_relaxed);
+    return true;
+}
+
+std::vector<IoguardStreamingRule> StreamingPolicy::rules() const
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    return rules_;
+}
+
+bool StreamingPolicy::matches_slow(uint16_t devid, uint64_t iova) const
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    return std::any_of(rules_.begin(), rules_.end(), [&](const auto &r) {
+        return r.devid == devid && r.first <= iova && iova <= r.last;
+    });
+}
+
+} // namespace ioguard
