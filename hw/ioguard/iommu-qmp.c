@@ -117,8 +117,7 @@ static GSList *ioguard_iommus(void)
     return iommus;
 }
 
-/* The machine's ioguard-iommu (one at most: its MMIO window is fixed). */
-static IoguardIommuState *ioguard_the_iommu(Error **errp)
+IoguardIommuState *ioguard_the_iommu(Error **errp)
 {
     g_autoptr(GSList) iommus = ioguard_iommus();
 
@@ -130,7 +129,7 @@ static IoguardIommuState *ioguard_the_iommu(Error **errp)
 }
 
 
-static char *ioguard_requester_name(uint16_t devid)
+char *ioguard_requester_name(uint16_t devid)
 {
     return g_strdup_printf("%02x:%02x.%x", PCI_BUS_NUM(devid),
                            PCI_SLOT(devid), PCI_FUNC(devid));
@@ -152,12 +151,8 @@ static char *ioguard_requester_qom_path(IoguardIommuState *s, uint16_t devid)
     return dev ? object_get_canonical_path(OBJECT(dev)) : NULL;
 }
 
-/*
- * "bb:dd.f" in hex, as lspci and info pci print it, naming a PCI device
- * behind s or the IOAPIC's requester ID.
- */
-static bool ioguard_parse_requester(IoguardIommuState *s, const char *str,
-                                    uint16_t *devid, Error **errp)
+bool ioguard_parse_requester(IoguardIommuState *s, const char *str,
+                             uint16_t *devid, Error **errp)
 {
     unsigned bus, dev, fn;
 
@@ -185,6 +180,19 @@ typedef struct {
     IoguardRequesterStatsInfoList **tail;
 } RequesterWalk;
 
+static IoguardPrefetchInfo *ioguard_prefetch_info(const IoguardPrefetchStats *p)
+{
+    IoguardPrefetchInfo *info = g_new0(IoguardPrefetchInfo, 1);
+
+    info->issued = p->issued;
+    info->used = p->used;
+    info->evicted_unused = p->evicted_unused;
+    info->invalidated_unused = p->invalidated_unused;
+    info->walks = p->walks;
+    info->walk_levels = p->walk_levels;
+    return info;
+}
+
 static void ioguard_add_requester(const IoguardRequesterStats *st,
                                   void *opaque)
 {
@@ -204,6 +212,14 @@ static void ioguard_add_requester(const IoguardRequesterStats *st,
     r->interrupts_blocked = st->interrupts_blocked;
     r->events = ioguard_counts(st->events_by_type, ioguard_event_names,
                                IOGUARD_EVENT_TYPES);
+    r->prefetch = ioguard_prefetch_info(&st->prefetch);
+    if (w->iommu->latency_model) {
+        r->model = g_new0(IoguardModelInfo, 1);
+        r->model->reads = st->model.reads;
+        r->model->read_ns = st->model.read_ns;
+        r->model->writes = st->model.writes;
+        r->model->write_ns = st->model.write_ns;
+    }
     QAPI_LIST_APPEND(w->tail, r);
 }
 
@@ -238,6 +254,7 @@ static IoguardStatsInfo *ioguard_stats_of(IoguardIommuState *s, bool reset)
                                     ioguard_command_names,
                                     IOGUARD_COMMAND_OPCODES);
     info->invalidations = st.invalidations;
+    info->prefetch = ioguard_prefetch_info(&st.prefetch);
     return info;
 }
 
@@ -495,6 +512,19 @@ static void hmp_print_counts(Monitor *mon, const char *indent,
     }
 }
 
+static void hmp_print_prefetch(Monitor *mon, const char *indent,
+                               const IoguardPrefetchInfo *p)
+{
+    if (p->issued) {
+        monitor_printf(mon, "%sprefetched %" PRIu64 " in %" PRIu64
+                       " walks reading %" PRIu64 " entries: used %" PRIu64
+                       ", evicted unused %" PRIu64 ", invalidated unused %"
+                       PRIu64 "\n", indent, p->issued, p->walks,
+                       p->walk_levels, p->used, p->evicted_unused,
+                       p->invalidated_unused);
+    }
+}
+
 static void hmp_info_ioguard_stats(Monitor *mon, const QDict *qdict)
 {
     g_autoptr(IoguardStatsInfoList) list =
@@ -521,6 +551,7 @@ static void hmp_info_ioguard_stats(Monitor *mon, const QDict *qdict)
                        i->interrupts_remapped, i->interrupts_blocked,
                        i->events_logged, i->events_dropped,
                        i->invalidations);
+        hmp_print_prefetch(mon, "  ", i->prefetch);
         hmp_print_counts(mon, "  ", "event  ", i->events);
         hmp_print_counts(mon, "  ", "command", i->commands);
         for (IoguardRequesterStatsInfoList *r = i->requesters; r;
@@ -538,6 +569,14 @@ static void hmp_info_ioguard_stats(Monitor *mon, const QDict *qdict)
             monitor_printf(mon, "    interrupts remapped %" PRIu64
                            ", blocked %" PRIu64 "\n", q->interrupts_remapped,
                            q->interrupts_blocked);
+            hmp_print_prefetch(mon, "    ", q->prefetch);
+            if (q->model) {
+                monitor_printf(mon, "    modelled DMA time: %" PRIu64
+                               " reads %" PRIu64 " ns, %" PRIu64
+                               " writes %" PRIu64 " ns\n", q->model->reads,
+                               q->model->read_ns, q->model->writes,
+                               q->model->write_ns);
+            }
             hmp_print_counts(mon, "    ", "event", q->events);
         }
     }

@@ -417,11 +417,31 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
         .stats = s->stats,
         .fault_records = s->fault_records,
         .verifier = s->verifier,
+        .prefetch_depth = s->prefetch_depth,
+        .latency_model = s->latency_model,
+        .round_trip_ns = s->round_trip_ns,
+        .walk_read_ns = s->walk_read_ns,
     };
+    IoguardStreamingRule rules[IOGUARD_STREAMING_RULES_MAX];
+    char rule_error[160];
+    int nrules;
 
     if (s->fault_records > IOGUARD_FAULT_RECORDS_MAX) {
         error_setg(errp, "ioguard-iommu: fault-records=%" PRIu32 " is more "
                    "than %d", s->fault_records, IOGUARD_FAULT_RECORDS_MAX);
+        return;
+    }
+    if (s->prefetch_depth > IOGUARD_PREFETCH_DEPTH_MAX) {
+        error_setg(errp, "ioguard-iommu: prefetch-depth=%" PRIu32 " is more "
+                   "than %d", s->prefetch_depth, IOGUARD_PREFETCH_DEPTH_MAX);
+        return;
+    }
+    nrules = ioguard_parse_streaming_rules(s->streaming, rules,
+                                           IOGUARD_STREAMING_RULES_MAX,
+                                           rule_error, sizeof(rule_error));
+    if (nrules < 0) {
+        error_setg(errp, "ioguard-iommu: streaming='%s': %s", s->streaming,
+                   rule_error);
         return;
     }
     if (x86->dt_supported) {
@@ -447,6 +467,9 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
     }
 
     s->engine = ioguard_iommu_new(&ioguard_host_ops, s, &config);
+    for (int i = 0; i < nrules; i++) {
+        ioguard_iommu_add_streaming_rule(s->engine, &rules[i]);
+    }
     s->bus_spaces = g_hash_table_new_full(NULL, NULL, NULL, NULL);
 
     /* The PCI function first: its own DMA and MSIs stay untranslated. */
@@ -547,6 +570,13 @@ static const Property ioguard_iommu_properties[] = {
     DEFINE_PROP_BOOL("statistics", IoguardIommuState, stats, true),
     DEFINE_PROP_UINT32("fault-records", IoguardIommuState, fault_records, 256),
     DEFINE_PROP_BOOL("verifier", IoguardIommuState, verifier, false),
+    DEFINE_PROP_UINT32("prefetch-depth", IoguardIommuState, prefetch_depth,
+                       32),
+    DEFINE_PROP_STRING("streaming", IoguardIommuState, streaming),
+    DEFINE_PROP_BOOL("latency-model", IoguardIommuState, latency_model, false),
+    DEFINE_PROP_UINT32("round-trip-ns", IoguardIommuState, round_trip_ns,
+                       1000),
+    DEFINE_PROP_UINT32("walk-read-ns", IoguardIommuState, walk_read_ns, 100),
 };
 
 /* Saving the engine's state is not implemented yet: refuse migration. */

@@ -27,6 +27,13 @@ def start(props, *extra):
     (["fault-records=100000"], "fault-records=100000 is more than 65536"),
     (["fault-records=-1"], "fault-records"),
     (["verifier=yes please"], "'verifier' expects 'on' or 'off'"),
+    (["prefetch-depth=1000"], "prefetch-depth=1000 is more than 256"),
+    (["streaming=00:05"], "streaming='00:05': '00:05' is not a requester ID"),
+    (["streaming=00:05.0@0x2000-0x1000"],
+     "streaming='00:05.0@0x2000-0x1000': IOVA range '0x2000-0x1000' ends "
+     "before it starts"),
+    (["streaming=00:05.0@nonsense"], "'nonsense' is not an IOVA range"),
+    (["latency-model=sometimes"], "'latency-model' expects 'on' or 'off'"),
 ])
 def test_unsupported_values_are_refused_by_name(props, message):
     r = start(props)

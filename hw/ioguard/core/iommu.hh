@@ -140,7 +140,7 @@ private:
                            const IotlbEntry &entry, unsigned walk_entries,
                            RequesterCounters *counters);
     bool prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
-                        uint64_t iova, const IotlbEntry &entry);
+                        uint64_t iova, const IotlbEntry &entry, bool missed);
     enum class PrefetchStop { None, NotStreaming, Failed, EndOfSpace };
     PrefetchStop prefetch_one(uint16_t devid, const DeviceTableEntry &dte,
                               uint64_t iova, bool require_streaming,

@@ -40,7 +40,8 @@ void Iommu::after_translation(uint16_t devid, const DeviceTableEntry &dte,
 {
     bool pipelined = false;
     if (config_.prefetch_depth && is_streaming(devid, iova, entry.streaming)) {
-        pipelined = prefetch_ahead(devid, dte, iova, entry);
+        pipelined = prefetch_ahead(devid, dte, iova, entry,
+                                   walk_entries != 0);
     }
     if (!config_.latency_model) {
         return;
@@ -62,7 +63,8 @@ void Iommu::after_translation(uint16_t devid, const DeviceTableEntry &dte,
 // whether this translation continues the stream (same page or the next one
 // in its direction): such reads pipeline in the latency model.
 bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
-                           uint64_t iova, const IotlbEntry &entry)
+                           uint64_t iova, const IotlbEntry &entry,
+                           bool missed)
 {
     const uint64_t page_size = uint64_t{1} << entry.page_shift;
     const uint64_t base = iova & ~(page_size - 1);
@@ -75,17 +77,22 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
         std::lock_guard<std::mutex> guard(streams_lock_);
         Stream &s = streams_[devid];
         const bool same = s.active && s.domain == dte.domain_id;
-        if (same) {
-            direction = page > s.last_page   ? 1
-                        : page < s.last_page ? -1
-                                             : s.direction;
+        // A step to the page below turns the stream down; a step up or a
+        // jump (a new stream) goes up, the common direction.
+        if (same && page == s.last_page) {
+            direction = s.direction;
+        } else if (same && page + 1 == s.last_page) {
+            direction = -1;
         }
         continues = same && (page == s.last_page ||
                              page == s.last_page + uint64_t(int64_t(direction)));
         const bool at_end = direction > 0 ? base + page_size == 0 : base == 0;
         next = direction > 0 ? base + page_size : base - 1;
+        // The window ahead holds what was prefetched only while the stream
+        // goes on the same way and finds its pages cached; a jump, a turn
+        // or a miss (an invalidation took them) starts it again from here.
         const bool frontier_ahead =
-            same && s.direction == direction && !at_end &&
+            continues && !missed && s.direction == direction && !at_end &&
             (direction > 0 ? s.frontier >= next : s.frontier <= next) &&
             distance(next, s.frontier, direction) <= window;
         s.active = true;

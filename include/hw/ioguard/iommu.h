@@ -40,10 +40,26 @@ struct IoguardIommuState {
     bool stats;
     uint32_t fault_records;
     bool verifier;
+    uint32_t prefetch_depth;
+    char *streaming;            /* host STREAMING rules, "00:05.0+..." */
+    bool latency_model;
+    uint32_t round_trip_ns;
+    uint32_t walk_read_ns;
 };
 
 /* How many fault records an IOMMU may keep (the fault-records property). */
 #define IOGUARD_FAULT_RECORDS_MAX 65536
+
+/* The machine's ioguard-iommu (one at most: its MMIO window is fixed). */
+IoguardIommuState *ioguard_the_iommu(Error **errp);
+/* "bb:dd.f" */
+char *ioguard_requester_name(uint16_t devid);
+/*
+ * "bb:dd.f" in hex, as lspci and info pci print it, naming a PCI device
+ * behind s or the IOAPIC's requester ID.
+ */
+bool ioguard_parse_requester(IoguardIommuState *s, const char *str,
+                             uint16_t *devid, Error **errp);
 
 /* Names in QMP spelling (iommu-qmp.c); NULL for codes without a name. */
 const char *ioguard_event_name(unsigned type);
