@@ -5,9 +5,10 @@
 // filled with the translations of the next pages in the direction the
 // requester is moving, up to prefetch_depth pages ahead, so that a
 // sequential DMA stream finds its translations cached instead of waiting
-// for a walk on each page. It refills when half the window is used, with
-// one walk that reads a run of neighbouring entries; it never crosses a
-// not-present entry or a page that is not STREAMING, never caches a
+// for a walk on each page. A stream starts prefetching once it has stepped
+// from one page to its neighbour. It refills when half the window is used,
+// with one walk that reads a run of neighbouring entries; it never crosses
+// a not-present entry or a page that is not STREAMING, never caches a
 // failure, and its entries are ordinary IOTLB entries for every
 // invalidation.
 #include "bits.hh"
@@ -77,15 +78,15 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
         std::lock_guard<std::mutex> guard(streams_lock_);
         Stream &s = streams_[devid];
         const bool same = s.active && s.domain == dte.domain_id;
-        // A step to the page below turns the stream down; a step up or a
-        // jump (a new stream) goes up, the common direction.
-        if (same && page == s.last_page) {
-            direction = s.direction;
-        } else if (same && page + 1 == s.last_page) {
-            direction = -1;
-        }
-        continues = same && (page == s.last_page ||
-                             page == s.last_page + uint64_t(int64_t(direction)));
+        // A step to the page below turns the stream down; a step up goes
+        // up; anything else keeps the direction (a new stream starts up).
+        const bool stepped_up = same && page == s.last_page + 1;
+        const bool stepped_down = same && page + 1 == s.last_page;
+        direction = stepped_down ? -1
+                    : stepped_up ? 1
+                    : same && page == s.last_page ? s.direction
+                                                  : 1;
+        continues = same && (page == s.last_page || stepped_up || stepped_down);
         const bool at_end = direction > 0 ? base + page_size == 0 : base == 0;
         next = direction > 0 ? base + page_size : base - 1;
         // The window ahead holds what was prefetched only while the stream
@@ -100,10 +101,14 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
         s.last_page = page;
         s.direction = direction;
         if (!frontier_ahead) {
+            // A stream is confirmed by a step to a neighbouring page, so
+            // that random DMA costs no prefetch walks.
             s.frontier = next;
             s.stalled = at_end;
+            s.confirmed = stepped_up || stepped_down;
         }
-        if (s.stalled || distance(next, s.frontier, direction) > window / 2) {
+        if (!s.confirmed || s.stalled ||
+            distance(next, s.frontier, direction) > window / 2) {
             return continues;
         }
         from = s.frontier;

@@ -12,6 +12,9 @@ struct Stream {
     uint16_t domain = 0;
     uint64_t last_page = 0;     // iova >> 12 of the last translation
     int direction = 1;          // +1 up, -1 down
+    // Stepped from a page to its neighbour since the stream (re)started:
+    // only then does the prefetcher run.
+    bool confirmed = false;
     // The next IOVA to prefetch, in direction; prefetched up to there.
     uint64_t frontier = 0;
     // The prefetcher stopped at the frontier (not present, not STREAMING,
