@@ -1,11 +1,12 @@
 // ioguard-readbench: guest-side read throughput of a block device.
 //
-//   ioguard-readbench DEVICE BLOCK_BYTES TOTAL_BYTES
+//   ioguard-readbench DEVICE BLOCK_BYTES TOTAL_BYTES [random]
 //
-// Reads TOTAL_BYTES sequentially in BLOCK_BYTES requests with O_DIRECT (so
-// each request reaches the device as it is, past the page cache), starting
-// over at the end of the device, and prints
-//   IOGUARD-BENCH DEVICE BLOCK_BYTES BYTES NANOSECONDS
+// Reads TOTAL_BYTES in BLOCK_BYTES requests with O_DIRECT (so each request
+// reaches the device as it is, past the page cache): sequentially, starting
+// over at the end of the device, or with "random" at block-aligned offsets
+// from a fixed-seed generator. Prints
+//   IOGUARD-BENCH DEVICE BLOCK_BYTES BYTES NANOSECONDS [random]
 // Built static by scripts/build-guest and run by the guest's init.
 #include <fcntl.h>
 #include <unistd.h>
@@ -25,8 +26,10 @@ static long long now_ns()
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s DEVICE BLOCK_BYTES TOTAL_BYTES\n", argv[0]);
+    const bool random = argc == 5 && !strcmp(argv[4], "random");
+    if (argc != 4 && !random) {
+        fprintf(stderr, "usage: %s DEVICE BLOCK_BYTES TOTAL_BYTES [random]\n",
+                argv[0]);
         return 2;
     }
     const char *dev = argv[1];
@@ -52,9 +55,14 @@ int main(int argc, char **argv)
         return 1;
     }
     long long done = 0;
+    unsigned long long seed = 0x10f0a7d;
     const long long start = now_ns();
     while (done + block <= total) {
-        const long long offset = done % device_bytes;
+        long long offset = done % device_bytes;
+        if (random) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            offset = (long long)((seed >> 17) % (device_bytes / block)) * block;
+        }
         ssize_t n = pread(fd, buf, block, offset);
         if (n != block) {
             fprintf(stderr, "read %s at %lld: %s\n", dev, offset,
@@ -64,7 +72,8 @@ int main(int argc, char **argv)
         done += n;
     }
     const long long elapsed = now_ns() - start;
-    printf("IOGUARD-BENCH %s %lld %lld %lld\n", dev, block, done, elapsed);
+    printf("IOGUARD-BENCH %s %lld %lld %lld%s\n", dev, block, done, elapsed,
+           random ? " random" : "");
     free(buf);
     close(fd);
     return 0;

@@ -193,7 +193,8 @@ private:
 
     StreamingPolicy policy_;
     std::mutex streams_lock_;
-    std::unordered_map<uint16_t, Stream> streams_;
+    std::unordered_map<uint16_t, RequesterStreams> streams_;
+    uint64_t stream_clock_ = 0;
 };
 
 } // namespace ioguard

@@ -60,9 +60,32 @@ void Iommu::after_translation(uint16_t devid, const DeviceTableEntry &dte,
     }
 }
 
-// Follows devid's stream and refills the window ahead of it. Returns
-// whether this translation continues the stream (same page or the next one
-// in its direction): such reads pipeline in the latency model.
+// Which of a requester's streams page belongs to: one whose last page is
+// page or a neighbour, or whose prefetched window holds it.
+static Stream *find_stream(RequesterStreams &streams, uint16_t domain,
+                           uint64_t page)
+{
+    for (Stream &s : streams) {
+        if (!s.active || s.domain != domain) {
+            continue;
+        }
+        const uint64_t frontier_page = s.frontier >> 12;
+        const bool neighbour = page + 1 >= s.last_page &&
+                               page <= s.last_page + 1;
+        const bool in_window = s.direction > 0
+                                   ? page > s.last_page && page < frontier_page
+                                   : page < s.last_page && page > frontier_page;
+        if (neighbour || in_window) {
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
+// Follows the stream iova belongs to (a device interleaves several: its
+// queues and each buffer) and refills the window ahead of it. Returns
+// whether this translation continues a stream: such reads pipeline in the
+// latency model.
 bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
                            uint64_t iova, const IotlbEntry &entry,
                            bool missed)
@@ -74,44 +97,57 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
     bool continues;
     int direction = 1;
     uint64_t next, from;
+    size_t slot;
     {
         std::lock_guard<std::mutex> guard(streams_lock_);
-        Stream &s = streams_[devid];
-        const bool same = s.active && s.domain == dte.domain_id;
-        // A step to the page below turns the stream down; a step up goes
-        // up; anything else keeps the direction (a new stream starts up).
-        const bool stepped_up = same && page == s.last_page + 1;
-        const bool stepped_down = same && page + 1 == s.last_page;
+        RequesterStreams &streams = streams_[devid];
+        Stream *s = find_stream(streams, dte.domain_id, page);
+        continues = s != nullptr;
+        if (!s) {
+            // A new stream takes the place of the least recently used.
+            s = &streams[0];
+            for (Stream &other : streams) {
+                if (other.last_use < s->last_use) {
+                    s = &other;
+                }
+            }
+            *s = Stream{};
+        }
+        slot = s - streams.data();
+        s->last_use = ++stream_clock_;
+        // A step to the page below turns the stream down, a step up turns
+        // it up; a new stream starts up.
+        const bool stepped_up = continues && page > s->last_page;
+        const bool stepped_down = continues && page < s->last_page;
         direction = stepped_down ? -1
                     : stepped_up ? 1
-                    : same && page == s.last_page ? s.direction
-                                                  : 1;
-        continues = same && (page == s.last_page || stepped_up || stepped_down);
+                    : continues  ? s->direction
+                                 : 1;
         const bool at_end = direction > 0 ? base + page_size == 0 : base == 0;
         next = direction > 0 ? base + page_size : base - 1;
         // The window ahead holds what was prefetched only while the stream
-        // goes on the same way and finds its pages cached; a jump, a turn
-        // or a miss (an invalidation took them) starts it again from here.
+        // goes on the same way and finds its pages cached; a turn or a miss
+        // (an invalidation took them) starts it again from here.
         const bool frontier_ahead =
-            continues && !missed && s.direction == direction && !at_end &&
-            (direction > 0 ? s.frontier >= next : s.frontier <= next) &&
-            distance(next, s.frontier, direction) <= window;
-        s.active = true;
-        s.domain = dte.domain_id;
-        s.last_page = page;
-        s.direction = direction;
+            continues && !missed && s->direction == direction && !at_end &&
+            (direction > 0 ? s->frontier >= next : s->frontier <= next) &&
+            distance(next, s->frontier, direction) <= window;
+        s->active = true;
+        s->domain = dte.domain_id;
+        s->last_page = page;
+        s->direction = direction;
         if (!frontier_ahead) {
             // A stream is confirmed by a step to a neighbouring page, so
             // that random DMA costs no prefetch walks.
-            s.frontier = next;
-            s.stalled = at_end;
-            s.confirmed = stepped_up || stepped_down;
+            s->frontier = next;
+            s->stalled = at_end;
+            s->confirmed = s->confirmed || stepped_up || stepped_down;
         }
-        if (!s.confirmed || s.stalled ||
-            distance(next, s.frontier, direction) > window / 2) {
+        if (!s->confirmed || s->stalled ||
+            distance(next, s->frontier, direction) > window / 2) {
             return continues;
         }
-        from = s.frontier;
+        from = s->frontier;
     }
 
     const uint64_t filled_at = iotlb_.epoch();
@@ -144,7 +180,7 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
     bump(counters, &RequesterCounters::prefetch_issued, issued);
 
     std::lock_guard<std::mutex> guard(streams_lock_);
-    Stream &s = streams_[devid];
+    Stream &s = streams_[devid][slot];
     if (s.frontier == from && s.direction == direction) {
         s.frontier = at;
         s.stalled = stop != PrefetchStop::None;

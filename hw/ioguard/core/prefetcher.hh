@@ -1,8 +1,9 @@
-// The STREAMING prefetcher's view of each requester's DMA: where its last
-// STREAMING translation was, which way it is moving, and how far ahead the
-// prefetcher has already filled the IOTLB.
+// The STREAMING prefetcher's view of each requester's DMA streams: where
+// each one's last translation was, which way it is moving, and how far
+// ahead the prefetcher has already filled the IOTLB.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 namespace ioguard {
@@ -20,7 +21,13 @@ struct Stream {
     // The prefetcher stopped at the frontier (not present, not STREAMING,
     // the end of the address space): no refill until the stream moves on.
     bool stalled = false;
+    uint64_t last_use = 0;      // for replacement
 };
+
+// A device interleaves streams (its queues, each buffer): the prefetcher
+// follows this many per requester.
+constexpr size_t kStreamsPerRequester = 4;
+using RequesterStreams = std::array<Stream, kStreamsPerRequester>;
 
 // What one DMA access costs in modelled time (latency model on): its walk
 // reads one after the other, then the PCIe round trip of a read; pipelined

@@ -38,6 +38,17 @@ bool parse_hex(std::string_view s, unsigned max_digits, uint64_t &out)
     return true;
 }
 
+// before + part + after (appended one by one: GCC 12 warns wrongly about
+// chains of std::string operator+).
+std::string message(const char *before, std::string_view part,
+                    const char *after)
+{
+    std::string m(before);
+    m.append(part);
+    m.append(after);
+    return m;
+}
+
 bool parse_requester(std::string_view s, uint16_t &devid)
 {
     uint64_t bus, dev, fn;
@@ -56,8 +67,9 @@ bool parse_rule(std::string_view s, IoguardStreamingRule &rule,
 {
     const size_t at = s.find('@');
     if (!parse_requester(s.substr(0, at), rule.devid)) {
-        error = "'" + std::string(s.substr(0, at)) +
-                "' is not a requester ID of the form bus:dev.fn (e.g. 00:05.0)";
+        error = message("'", s.substr(0, at),
+                        "' is not a requester ID of the form bus:dev.fn "
+                        "(e.g. 00:05.0)");
         return false;
     }
     rule.first = 0;
@@ -70,12 +82,12 @@ bool parse_rule(std::string_view s, IoguardStreamingRule &rule,
     if (dash == std::string_view::npos ||
         !parse_hex(range.substr(0, dash), 16, rule.first) ||
         !parse_hex(range.substr(dash + 1), 16, rule.last)) {
-        error = "'" + std::string(range) +
-                "' is not an IOVA range of the form first-last in hex";
+        error = message("'", range,
+                        "' is not an IOVA range of the form first-last in hex");
         return false;
     }
     if (rule.first > rule.last) {
-        error = "IOVA range '" + std::string(range) + "' ends before it starts";
+        error = message("IOVA range '", range, "' ends before it starts");
         return false;
     }
     return true;
@@ -96,8 +108,9 @@ bool parse_streaming_rules(std::string_view text,
             return false;
         }
         if (rules.size() == IOGUARD_STREAMING_RULES_MAX) {
-            error = "more than " +
-                    std::to_string(IOGUARD_STREAMING_RULES_MAX) + " rules";
+            error = message("more than ",
+                            std::to_string(IOGUARD_STREAMING_RULES_MAX),
+                            " rules");
             return false;
         }
         rules.push_back(rule);
@@ -127,7 +140,7 @@ bool StreamingPolicy::add(const IoguardStreamingRule &rule)
         return false;
     }
     rules_.push_back(rule);
-    rules_of_[rule.devid].fetch_add(1, std::memory_order_relaxed);
+    update_rules_of(rule.devid);
     return true;
 }
 
@@ -140,8 +153,23 @@ bool StreamingPolicy::remove(const IoguardStreamingRule &rule)
         return false;
     }
     rules_.erase(it);
-    rules_of_[rule.devid].fetch_sub(1, std::memory_order_relaxed);
+    update_rules_of(rule.devid);
     return true;
+}
+
+// With lock_ held.
+void StreamingPolicy::update_rules_of(uint16_t devid)
+{
+    uint8_t n = 0;
+    bool whole = false;
+    for (const auto &r : rules_) {
+        if (r.devid == devid) {
+            n++;
+            whole = whole || (r.first == 0 && r.last == ~uint64_t{0});
+        }
+    }
+    rules_of_[devid].store(n | (whole ? kWholeDevice : 0),
+                           std::memory_order_relaxed);
 }
 
 std::vector<IoguardStreamingRule> StreamingPolicy::rules() const

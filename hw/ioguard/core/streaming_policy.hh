@@ -22,11 +22,16 @@ public:
     bool remove(const IoguardStreamingRule &rule);
     std::vector<IoguardStreamingRule> rules() const;
 
-    // On every translation: one relaxed load unless a rule names devid.
+    // On every translation: one relaxed load unless a rule with an IOVA
+    // range names devid.
     bool matches(uint16_t devid, uint64_t iova) const
     {
-        if (rules_of_[devid].load(std::memory_order_relaxed) == 0) {
+        const uint8_t rules = rules_of_[devid].load(std::memory_order_relaxed);
+        if (rules == 0) {
             return false;
+        }
+        if (rules & kWholeDevice) {
+            return true;
         }
         return matches_slow(devid, iova);
     }
@@ -36,7 +41,12 @@ private:
 
     mutable std::mutex lock_;
     std::vector<IoguardStreamingRule> rules_;
-    std::array<std::atomic<uint8_t>, 65536> rules_of_{};   // rules per devid
+    void update_rules_of(uint16_t devid);
+
+    // Per devid: the number of its rules, with kWholeDevice set when one
+    // of them covers every IOVA.
+    static constexpr uint8_t kWholeDevice = 0x80;
+    std::array<std::atomic<uint8_t>, 65536> rules_of_{};
 };
 
 // "bb:dd.f[@first-last]" rules separated by '+'. False, with error naming
