@@ -136,6 +136,25 @@ TEST_F(StreamingTest, GuestOptInPrefetchesDepthPagesAhead)
     EXPECT_LE(s.prefetch.walks, 1 + 62u / (kDepth / 2) + 1);
 }
 
+TEST_F(StreamingTest, StreamsOfLargePages)
+{
+    // Eight 2 MiB pages: each translation covers one, and the next page
+    // starts where it ends.
+    constexpr uint64_t k2M = 2 << 20, kIova = 0x40000000;
+    for (uint64_t i = 0; i < 8; i++) {
+        d.map(root, 3, kIova + i * k2M, 0, true, true, 2);
+    }
+    const IoguardStreamingRule rule{kDev, 0, ~uint64_t{0}};
+    ASSERT_TRUE(ioguard_iommu_add_streaming_rule(m.iommu, &rule));
+    for (uint64_t i = 0; i < 8; i++) {
+        ASSERT_EQ(d.translate(kDev, kIova + i * k2M + 0x1234,
+                              IOGUARD_PERM_READ).addr_mask, k2M - 1);
+    }
+    const auto s = requester();
+    EXPECT_EQ(s.iotlb_misses, 2u);
+    EXPECT_EQ(s.prefetch.used, 6u);
+}
+
 TEST_F(StreamingTest, RandomDmaCostsNoPrefetchWalks)
 {
     map(kBase, 64);

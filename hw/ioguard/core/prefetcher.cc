@@ -60,21 +60,22 @@ void Iommu::after_translation(uint16_t devid, const DeviceTableEntry &dte,
     }
 }
 
-// Which of a requester's streams page belongs to: one whose last page is
-// page or a neighbour, or whose prefetched window holds it.
+// Which of a requester's streams the page at base belongs to: one whose
+// last page is this page or a neighbour, or whose prefetched window holds
+// it.
 static Stream *find_stream(RequesterStreams &streams, uint16_t domain,
-                           uint64_t page)
+                           uint64_t base, uint64_t size)
 {
     for (Stream &s : streams) {
         if (!s.active || s.domain != domain) {
             continue;
         }
-        const uint64_t frontier_page = s.frontier >> 12;
-        const bool neighbour = page + 1 >= s.last_page &&
-                               page <= s.last_page + 1;
+        const bool neighbour = base == s.last_base ||
+                               base == s.last_base + s.last_size ||
+                               base + size == s.last_base;
         const bool in_window = s.direction > 0
-                                   ? page > s.last_page && page < frontier_page
-                                   : page < s.last_page && page > frontier_page;
+                                   ? base > s.last_base && base < s.frontier
+                                   : base < s.last_base && base > s.frontier;
         if (neighbour || in_window) {
             return &s;
         }
@@ -93,7 +94,6 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
     const uint64_t page_size = uint64_t{1} << entry.page_shift;
     const uint64_t base = iova & ~(page_size - 1);
     const uint64_t window = uint64_t{config_.prefetch_depth} << 12;
-    const uint64_t page = iova >> 12;
     bool continues;
     int direction = 1;
     uint64_t next, from;
@@ -101,7 +101,7 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
     {
         std::lock_guard<std::mutex> guard(streams_lock_);
         RequesterStreams &streams = streams_[devid];
-        Stream *s = find_stream(streams, dte.domain_id, page);
+        Stream *s = find_stream(streams, dte.domain_id, base, page_size);
         continues = s != nullptr;
         if (!s) {
             // A new stream takes the place of the least recently used.
@@ -117,8 +117,8 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
         s->last_use = ++stream_clock_;
         // A step to the page below turns the stream down, a step up turns
         // it up; a new stream starts up.
-        const bool stepped_up = continues && page > s->last_page;
-        const bool stepped_down = continues && page < s->last_page;
+        const bool stepped_up = continues && base > s->last_base;
+        const bool stepped_down = continues && base < s->last_base;
         direction = stepped_down ? -1
                     : stepped_up ? 1
                     : continues  ? s->direction
@@ -134,7 +134,8 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
             distance(next, s->frontier, direction) <= window;
         s->active = true;
         s->domain = dte.domain_id;
-        s->last_page = page;
+        s->last_base = base;
+        s->last_size = page_size;
         s->direction = direction;
         if (!frontier_ahead) {
             // A stream is confirmed by a step to a neighbouring page, so

@@ -11,7 +11,9 @@ namespace ioguard {
 struct Stream {
     bool active = false;
     uint16_t domain = 0;
-    uint64_t last_page = 0;     // iova >> 12 of the last translation
+    // The page of the last translation (any page size).
+    uint64_t last_base = 0;
+    uint64_t last_size = 0;
     int direction = 1;          // +1 up, -1 down
     // Stepped from a page to its neighbour since the stream (re)started:
     // only then does the prefetcher run.
