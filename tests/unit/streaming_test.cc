@@ -205,6 +205,28 @@ TEST_F(StreamingTest, StopsAtANotPresentPageAndNeverCachesIt)
     read(kDev, kBase + 5 * kPage, 1);
 }
 
+TEST_F(StreamingTest, StreamsEndingAtTheSameDeadEndWalkThereOnce)
+{
+    // Two short buffers read again and again, with other DMA in between:
+    // each time a new stream, each ending at an unmapped page.
+    map(kBase, 2);
+    map(kBase + 30 * kPage, 2);
+    guest_opt_in();
+    for (int round = 0; round < 10; round++) {
+        read(kDev, kBase, 2);
+        read(kDev, kBase + 30 * kPage, 2);
+        for (unsigned other : {10u, 50u, 70u, 90u}) {   // evict the streams
+            map(kBase + other * kPage, 1);
+            read(kDev, kBase + other * kPage, 1);
+        }
+    }
+    EXPECT_EQ(requester().prefetch.walks, 2u);
+    // Mapped later, the dead end is walked again once a DMA reached it.
+    map(kBase + 2 * kPage, 2);
+    read(kDev, kBase, 4);
+    EXPECT_EQ(requester().prefetch.walks, 3u);
+}
+
 TEST_F(StreamingTest, StopsAtAPageThatIsNotStreaming)
 {
     map(kBase, 3);

@@ -63,10 +63,10 @@ void Iommu::after_translation(uint16_t devid, const DeviceTableEntry &dte,
 // Which of a requester's streams the page at base belongs to: one whose
 // last page is this page or a neighbour, or whose prefetched window holds
 // it.
-static Stream *find_stream(RequesterStreams &streams, uint16_t domain,
+static Stream *find_stream(RequesterStreams &requester, uint16_t domain,
                            uint64_t base, uint64_t size)
 {
-    for (Stream &s : streams) {
+    for (Stream &s : requester.streams) {
         if (!s.active || s.domain != domain) {
             continue;
         }
@@ -100,8 +100,10 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
     size_t slot;
     {
         std::lock_guard<std::mutex> guard(streams_lock_);
-        RequesterStreams &streams = streams_[devid];
-        Stream *s = find_stream(streams, dte.domain_id, base, page_size);
+        RequesterStreams &requester = streams_[devid];
+        auto &streams = requester.streams;
+        requester.forget_dead_ends(base, page_size);
+        Stream *s = find_stream(requester, dte.domain_id, base, page_size);
         continues = s != nullptr;
         if (!s) {
             // A new stream takes the place of the least recently used.
@@ -144,6 +146,9 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
             s->stalled = at_end;
             s->confirmed = s->confirmed || stepped_up || stepped_down;
         }
+        if (requester.is_dead_end(s->frontier)) {
+            s->stalled = true;
+        }
         if (!s->confirmed || s->stalled ||
             distance(next, s->frontier, direction) > window / 2) {
             return continues;
@@ -181,7 +186,11 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
     bump(counters, &RequesterCounters::prefetch_issued, issued);
 
     std::lock_guard<std::mutex> guard(streams_lock_);
-    Stream &s = streams_[devid][slot];
+    RequesterStreams &requester = streams_[devid];
+    if (stop == PrefetchStop::Failed || stop == PrefetchStop::NotStreaming) {
+        requester.add_dead_end(at);
+    }
+    Stream &s = requester.streams[slot];
     if (s.frontier == from && s.direction == direction) {
         s.frontier = at;
         s.stalled = stop != PrefetchStop::None;

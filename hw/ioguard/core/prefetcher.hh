@@ -29,7 +29,41 @@ struct Stream {
 // A device interleaves streams (its queues, each buffer): the prefetcher
 // follows this many per requester.
 constexpr size_t kStreamsPerRequester = 4;
-using RequesterStreams = std::array<Stream, kStreamsPerRequester>;
+
+struct RequesterStreams {
+    std::array<Stream, kStreamsPerRequester> streams;
+    // Where the requester's last prefetches failed (not present, not
+    // STREAMING): a new stream does not walk there again until a DMA has
+    // translated that page, so streams that keep ending at the same place
+    // (a queue's last page) do not keep paying for it.
+    std::array<uint64_t, kStreamsPerRequester> dead_ends{
+        ~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}};
+    size_t next_dead_end = 0;
+
+    bool is_dead_end(uint64_t iova) const
+    {
+        for (uint64_t d : dead_ends) {
+            if ((d ^ iova) >> 12 == 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+    void add_dead_end(uint64_t iova)
+    {
+        dead_ends[next_dead_end] = iova;
+        next_dead_end = (next_dead_end + 1) % dead_ends.size();
+    }
+    // A page of [base, base + size) was translated: it is mapped now.
+    void forget_dead_ends(uint64_t base, uint64_t size)
+    {
+        for (uint64_t &d : dead_ends) {
+            if (d - base < size) {
+                d = ~uint64_t{0};
+            }
+        }
+    }
+};
 
 // What one DMA access costs in modelled time (latency model on): its walk
 // reads one after the other, then the PCIe round trip of a read; pipelined
