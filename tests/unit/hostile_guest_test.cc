@@ -16,6 +16,7 @@ constexpr uint64_t kRegisters[] = {
     MMIO_CONTROL_OFFSET,   MMIO_EXCL_BASE_OFFSET, MMIO_EXT_FEATURES,
     MMIO_CMD_HEAD_OFFSET,  MMIO_CMD_TAIL_OFFSET,  MMIO_EVT_HEAD_OFFSET,
     MMIO_EVT_TAIL_OFFSET,  MMIO_STATUS_OFFSET,    MMIO_INTCAPXT_EVT_OFFSET,
+    IOGUARD_MMIO_CONTROL,
 };
 
 TEST(HostileGuest, RandomRegistersTablesAndDmaForManySeeds)
@@ -23,7 +24,12 @@ TEST(HostileGuest, RandomRegistersTablesAndDmaForManySeeds)
     IoguardStats total{};
     for (uint32_t seed = 1; seed <= 20; seed++) {
         std::mt19937_64 rng(seed);
-        Machine m;
+        // The prefetcher on, so that random PTEs with the STREAMING bit
+        // (and STREAMING_EN written at random) drive it too.
+        IoguardConfig config = test_config();
+        config.prefetch_depth = 64;
+        config.latency_model = true;
+        Machine m(config);
         // Words that look like table entries and commands, and garbage:
         // the tables and rings the registers point at are made of them.
         auto plausible = [&]() -> uint64_t {

@@ -425,6 +425,16 @@ TEST_F(StreamingTest, PrefetchCommandErrors)
     d.queue(kDev | 0xffu << 16, uint32_t(CMD_PREFETCH_IOMMU_PAGES) << 28,
             uint32_t(kBase), 0);
     EXPECT_EQ(d.events().size(), 1u);
+
+    // The last pages of the address space, with Inval: bounded, silent.
+    Machine m3{streaming_config()};
+    Driver d3{m3};
+    d3.enable();
+    d3.set_dte(kDev, Driver::dte_translated(d3.alloc_table(), 6), kDomain);
+    d3.queue(kDev | 255u << 24, uint32_t(CMD_PREFETCH_IOMMU_PAGES) << 28,
+             0xfffff000u | CMD_PREFETCH_INVAL_MASK, 0xffffffffu);
+    EXPECT_TRUE(d3.completion_wait());
+    EXPECT_TRUE(d3.events().empty());
 }
 
 TEST_F(StreamingTest, UnusedPrefetchesPushedOutAreCounted)

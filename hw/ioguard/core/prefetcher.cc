@@ -19,6 +19,18 @@ namespace ioguard {
 
 namespace {
 
+// One prefetch run: a walk reading `entries` entries (if it read any)
+// that installed `issued` translations.
+void count_prefetch(RequesterCounters *counters, unsigned entries,
+                    unsigned issued)
+{
+    if (entries) {
+        bump(counters, &RequesterCounters::prefetch_walks);
+        bump(counters, &RequesterCounters::prefetch_walk_levels, entries);
+    }
+    bump(counters, &RequesterCounters::prefetch_issued, issued);
+}
+
 // How far `at` is beyond `from`, moving in direction.
 uint64_t distance(uint64_t from, uint64_t at, int direction)
 {
@@ -157,7 +169,6 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
     }
 
     const uint64_t filled_at = iotlb_.epoch();
-    RequesterCounters *counters = stats_.requester(devid);
     uint64_t at = from;
     unsigned entries = 0, issued = 0;
     PrefetchStop stop = PrefetchStop::None;
@@ -179,11 +190,7 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
         }
         at = direction > 0 ? first + size : first - 1;
     }
-    if (entries) {
-        bump(counters, &RequesterCounters::prefetch_walks);
-        bump(counters, &RequesterCounters::prefetch_walk_levels, entries);
-    }
-    bump(counters, &RequesterCounters::prefetch_issued, issued);
+    count_prefetch(stats_.requester(devid), entries, issued);
 
     std::lock_guard<std::mutex> guard(streams_lock_);
     RequesterStreams &requester = streams_[devid];
@@ -252,9 +259,12 @@ Iommu::CommandResult Iommu::prefetch_iommu_pages(const uint32_t cmd[4],
     const uint16_t devid = cmd[0] & 0xffff;
     const unsigned count = cmd[0] >> CMD_PREFETCH_PFCOUNT_SHIFT;
     IovaRange range = command_range(cmd[2], cmd[3]);
-    if (!(cmd[2] & CMD_PREFETCH_SIZE_MASK)) {
-        range.last = count ? range.first + (uint64_t{count} << 12) - 1
-                           : range.first;
+    if (!(cmd[2] & CMD_PREFETCH_SIZE_MASK) && count) {
+        // PFCount pages, or up to the end of the address space.
+        const uint64_t bytes = uint64_t{count} << 12;
+        range.last = range.first > ~uint64_t{0} - bytes
+                         ? ~uint64_t{0}
+                         : range.first + bytes - 1;
     }
     bool beyond_table = false;
     uint64_t dte_addr = 0;
@@ -284,12 +294,7 @@ Iommu::CommandResult Iommu::prefetch_iommu_pages(const uint32_t cmd[4],
         }
         at = next;
     }
-    RequesterCounters *counters = stats_.requester(devid);
-    if (entries) {
-        bump(counters, &RequesterCounters::prefetch_walks);
-        bump(counters, &RequesterCounters::prefetch_walk_levels, entries);
-    }
-    bump(counters, &RequesterCounters::prefetch_issued, issued);
+    count_prefetch(stats_.requester(devid), entries, issued);
     return CommandResult::Done;
 }
 
