@@ -220,11 +220,80 @@ TEST_F(StreamingTest, StreamsEndingAtTheSameDeadEndWalkThereOnce)
             read(kDev, kBase + other * kPage, 1);
         }
     }
-    EXPECT_EQ(requester().prefetch.walks, 2u);
-    // Mapped later, the dead end is walked again once a DMA reached it.
-    map(kBase + 2 * kPage, 2);
+    // The first stream's dead end is walked once. It found nothing at all,
+    // so the next streams start backing off (see BacksOff below) and the
+    // second buffer's dead end is not walked before it is remembered.
+    EXPECT_LE(requester().prefetch.walks, 2u);
+    const uint64_t walks = requester().prefetch.walks;
+    // Mapped later, the dead end is walked again once a DMA reached it, and
+    // the pages ahead are prefetched (from page 4: the back-off skipped the
+    // try at page 2).
+    map(kBase + 2 * kPage, 8);
     read(kDev, kBase, 4);
-    EXPECT_EQ(requester().prefetch.walks, 3u);
+    EXPECT_EQ(requester().prefetch.walks, walks + 1);
+    EXPECT_EQ(requester().prefetch.issued, 6u);
+}
+
+TEST_F(StreamingTest, TwoQueuesOnNeighbouringPagesAreNotAStream)
+{
+    // A submission queue and a completion queue in neighbouring pages,
+    // used in turn (as NVMe does): the requester goes back and forth, which
+    // is no direction to prefetch in.
+    map(kBase, 16);
+    guest_opt_in();
+    // The first step looks like a stream starting, and prefetches.
+    read(kDev, kBase + 4 * kPage, 1);
+    read(kDev, kBase + 5 * kPage, 1);
+    const IoguardRequesterStats first = requester();
+    EXPECT_EQ(first.prefetch.walks, 1u);
+    for (int i = 0; i < 50; i++) {
+        read(kDev, kBase + 4 * kPage, 1);
+        read(kDev, kBase + 5 * kPage, 1);
+    }
+    EXPECT_EQ(requester().prefetch.walks, first.prefetch.walks);
+    EXPECT_EQ(requester().prefetch.issued, first.prefetch.issued);
+}
+
+TEST_F(StreamingTest, AStreamRightBehindTheMappingsBacksOff)
+{
+    // A driver mapping each one-page buffer just before its DMA, at the
+    // next IOVA down (Linux's allocator), as for random 4 KiB reads: there
+    // is never anything mapped ahead, and refills back off exponentially.
+    guest_opt_in();
+    const unsigned buffers = 192;
+    for (unsigned i = 0; i < buffers; i++) {
+        const uint64_t at = kBase + (buffers - i) * kPage;
+        map(at, 1);
+        read(kDev, at, 1);
+    }
+    const IoguardRequesterStats s = requester();
+    EXPECT_EQ(s.prefetch.issued, 0u);
+    EXPECT_EQ(s.iotlb_misses, buffers);
+    // 191 steps, each a chance to refill: walks at the 1st, 3rd, 7th,
+    // 15th, 31st, then every 32nd (63rd, 95th, 127th, 159th, 191st). The
+    // last found kBase unmapped.
+    EXPECT_EQ(s.prefetch.walks, 10u);
+
+    // Other DMA takes the stream's place; the buffers go on, and the new
+    // stream backs off as much as the old one did.
+    for (unsigned other : {1000u, 1100u, 1200u, 1300u}) {
+        map(kBase + other * kPage, 1);
+        read(kDev, kBase + other * kPage, 1);
+    }
+    for (unsigned i = 0; i < 64; i++) {
+        const uint64_t at = kBase - i * kPage;
+        map(at, 1);
+        read(kDev, at, 1);
+    }
+    EXPECT_LE(requester().prefetch.walks - s.prefetch.walks, 2u);
+
+    // Once pages are mapped ahead again, a stream prefetches them at its
+    // next try: it skips 31 tries, then prefetches the other 31 pages, as
+    // the back-off is over.
+    const uint64_t low = kBase - 128 * kPage;
+    map(low, 64);
+    read(kDev, low + 63 * kPage, 64, -1);
+    EXPECT_EQ(requester().prefetch.issued, 31u);
 }
 
 TEST_F(StreamingTest, StopsAtAPageThatIsNotStreaming)

@@ -12,6 +12,7 @@
 // failure, and its entries are ordinary IOTLB entries for every
 // invalidation.
 #include "bits.hh"
+#include <algorithm>
 #include "hw/ioguard/amd-vi-regs.h"
 #include "iommu.hh"
 
@@ -126,43 +127,56 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
                 }
             }
             *s = Stream{};
+            // A driver that maps each buffer just in time does so for all
+            // of them: a new stream is as cautious as the requester's last
+            // one (and its first productive refill ends that).
+            s->empty_refills = requester.empty_refills;
+            s->refills_to_skip = (1u << s->empty_refills) - 1;
         }
         slot = s - streams.data();
         s->last_use = ++stream_clock_;
-        // A step to the page below turns the stream down, a step up turns
-        // it up; a new stream starts up.
-        const bool stepped_up = continues && base > s->last_base;
-        const bool stepped_down = continues && base < s->last_base;
-        direction = stepped_down ? -1
-                    : stepped_up ? 1
-                    : continues  ? s->direction
-                                 : 1;
+        // A step to the page below moves the stream down, a step up moves
+        // it up; a stream that has not stepped yet has no direction (0).
+        const int was = continues ? s->direction : 0;
+        const int step = !continues              ? 0
+                         : base > s->last_base ? 1
+                         : base < s->last_base ? -1
+                                               : 0;
+        const bool turned = step != 0 && was != 0 && step != was;
+        direction = step ? step : was ? was : 1;
         const bool at_end = direction > 0 ? base + page_size == 0 : base == 0;
         next = direction > 0 ? base + page_size : base - 1;
         // The window ahead holds what was prefetched only while the stream
         // goes on the same way and finds its pages cached; a turn or a miss
         // (an invalidation took them) starts it again from here.
         const bool frontier_ahead =
-            continues && !missed && s->direction == direction && !at_end &&
+            continues && !missed && was == direction && !at_end &&
             (direction > 0 ? s->frontier >= next : s->frontier <= next) &&
             distance(next, s->frontier, direction) <= window;
         s->active = true;
         s->domain = dte.domain_id;
         s->last_base = base;
         s->last_size = page_size;
-        s->direction = direction;
+        s->direction = step ? step : was;
         if (!frontier_ahead) {
             // A stream is confirmed by a step to a neighbouring page, so
-            // that random DMA costs no prefetch walks.
+            // that random DMA costs no prefetch walks. A turn takes that
+            // back until the next step the same way: a device going back
+            // and forth between two neighbouring pages (two queues) is not
+            // streaming.
             s->frontier = next;
             s->stalled = at_end;
-            s->confirmed = s->confirmed || stepped_up || stepped_down;
+            s->confirmed = !turned && (s->confirmed || step != 0);
         }
         if (requester.is_dead_end(s->frontier)) {
             s->stalled = true;
         }
         if (!s->confirmed || s->stalled ||
             distance(next, s->frontier, direction) > window / 2) {
+            return continues;
+        }
+        if (s->refills_to_skip) {
+            s->refills_to_skip--;
             return continues;
         }
         from = s->frontier;
@@ -201,6 +215,19 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
     if (s.frontier == from && s.direction == direction) {
         s.frontier = at;
         s.stalled = stop != PrefetchStop::None;
+    }
+    // A stream that runs right behind the driver's mappings (a driver that
+    // maps each buffer just before its DMA, at the next IOVA) finds nothing
+    // to prefetch, every time: back off exponentially, so that it costs a
+    // walk only now and then.
+    if (at == from && (stop == PrefetchStop::Failed ||
+                       stop == PrefetchStop::NotStreaming)) {
+        s.empty_refills = std::min(s.empty_refills + 1, kMaxEmptyRefillShift);
+        s.refills_to_skip = (1u << s.empty_refills) - 1;
+        requester.empty_refills = s.empty_refills;
+    } else if (issued) {
+        s.empty_refills = 0;
+        requester.empty_refills = 0;
     }
     return continues;
 }

@@ -14,17 +14,25 @@ struct Stream {
     // The page of the last translation (any page size).
     uint64_t last_base = 0;
     uint64_t last_size = 0;
-    int direction = 1;          // +1 up, -1 down
-    // Stepped from a page to its neighbour since the stream (re)started:
-    // only then does the prefetcher run.
+    int direction = 0;          // +1 up, -1 down, 0 not moved yet
+    // Stepped from a page to its neighbour since the stream (re)started or
+    // turned: only then does the prefetcher run.
     bool confirmed = false;
     // The next IOVA to prefetch, in direction; prefetched up to there.
     uint64_t frontier = 0;
     // The prefetcher stopped at the frontier (not present, not STREAMING,
     // the end of the address space): no refill until the stream moves on.
     bool stalled = false;
+    // Refills in a row that found the first page ahead unmapped, and how
+    // many refills to skip because of them (exponential back-off).
+    unsigned empty_refills = 0;
+    unsigned refills_to_skip = 0;
     uint64_t last_use = 0;      // for replacement
 };
+
+// A stream that keeps finding nothing ahead tries at least every 2^5 = 32nd
+// time it would refill.
+constexpr unsigned kMaxEmptyRefillShift = 5;
 
 // A device interleaves streams (its queues, each buffer): the prefetcher
 // follows this many per requester.
@@ -36,9 +44,20 @@ struct RequesterStreams {
     // STREAMING): a new stream does not walk there again until a DMA has
     // translated that page, so streams that keep ending at the same place
     // (a queue's last page) do not keep paying for it.
-    std::array<uint64_t, kStreamsPerRequester> dead_ends{
-        ~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}};
+    // Twice as many as streams: each stream's frontier, and the places
+    // streams that were replaced ended at.
+    std::array<uint64_t, 2 * kStreamsPerRequester> dead_ends = no_dead_ends();
     size_t next_dead_end = 0;
+    // The back-off of the stream that refilled last (Stream::empty_refills):
+    // where a new stream starts.
+    unsigned empty_refills = 0;
+
+    static std::array<uint64_t, 2 * kStreamsPerRequester> no_dead_ends()
+    {
+        std::array<uint64_t, 2 * kStreamsPerRequester> none;
+        none.fill(~uint64_t{0});
+        return none;
+    }
 
     bool is_dead_end(uint64_t iova) const
     {
