@@ -11,8 +11,9 @@
 // a not-present entry or a page that is not STREAMING, never caches a
 // failure, and its entries are ordinary IOTLB entries for every
 // invalidation.
-#include "bits.hh"
 #include <algorithm>
+
+#include "bits.hh"
 #include "hw/ioguard/amd-vi-regs.h"
 #include "iommu.hh"
 
@@ -212,10 +213,11 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
         requester.add_dead_end(at);
     }
     Stream &s = requester.streams[slot];
-    if (s.frontier == from && s.direction == direction) {
-        s.frontier = at;
-        s.stalled = stop != PrefetchStop::None;
+    if (s.frontier != from || s.direction != direction) {
+        return continues;   // another DMA moved or replaced the stream
     }
+    s.frontier = at;
+    s.stalled = stop != PrefetchStop::None;
     // A stream that runs right behind the driver's mappings (a driver that
     // maps each buffer just before its DMA, at the next IOVA) finds nothing
     // to prefetch, every time: back off exponentially, so that it costs a
