@@ -35,6 +35,13 @@ OBJECT_DECLARE_SIMPLE_TYPE(IoguardNicState, IOGUARD_NIC)
 
 /* Descriptors one bottom-half run may consume before yielding the loop. */
 #define NIC_BH_BUDGET 256
+/*
+ * Bytes of DMA one bottom-half run may move before yielding the loop: a
+ * DMA write over guest code costs QEMU's TCG about a second per MiB (each
+ * page's translated blocks are thrown away), and the main loop must answer
+ * QMP within a second whatever the guest asks for.
+ */
+#define NIC_BH_DMA_BUDGET (128 * 1024)
 /* DMA never crosses this boundary, so a refused chunk names its page. */
 #define NIC_DMA_CHUNK 4096
 
@@ -348,7 +355,8 @@ typedef enum {
  * Gather the next packet's descriptors from HEAD, read its fragments into
  * s->frame and send it (to the network, or to our RX ring in loopback).
  */
-static TxStep nic_tx_one(IoguardNicState *s, uint32_t *consumed)
+static TxStep nic_tx_one(IoguardNicState *s, uint32_t *consumed,
+                         uint32_t *dma_bytes)
 {
     NicRing *r = &s->tx;
     uint32_t pending = nic_ring_pending(r);
@@ -412,7 +420,9 @@ static TxStep nic_tx_one(IoguardNicState *s, uint32_t *consumed)
     }
 
     trace_ioguard_nic_tx(r->head, count, total);
+    *dma_bytes += total;
     if (s->ctrl & NIC_CTRL_LOOPBACK) {
+        *dma_bytes += total;
         if (!nic_rx_frame(s, s->frame, total)) {
             return TX_WAIT;     /* its buffer is not handed over yet */
         }
@@ -428,11 +438,12 @@ static TxStep nic_tx_one(IoguardNicState *s, uint32_t *consumed)
 static void nic_tx_bh(void *opaque)
 {
     IoguardNicState *s = opaque;
-    uint32_t consumed = 0;
+    uint32_t consumed = 0, dma_bytes = 0;
     bool sent = false;
 
-    while (s->tx.running && consumed < NIC_BH_BUDGET) {
-        TxStep step = nic_tx_one(s, &consumed);
+    while (s->tx.running && consumed < NIC_BH_BUDGET &&
+           dma_bytes < NIC_BH_DMA_BUDGET) {
+        TxStep step = nic_tx_one(s, &consumed, &dma_bytes);
 
         if (step != TX_DONE) {
             break;
@@ -442,7 +453,8 @@ static void nic_tx_bh(void *opaque)
     if (sent) {
         nic_raise(s, NIC_INT_TX_DONE);
     }
-    if (consumed >= NIC_BH_BUDGET) {
+    if (s->tx.running &&
+        (consumed >= NIC_BH_BUDGET || dma_bytes >= NIC_BH_DMA_BUDGET)) {
         qemu_bh_schedule(s->tx_bh);     /* more to do: after others ran */
     }
 }
@@ -460,12 +472,14 @@ static void nic_te_finish(IoguardNicState *s, bool ok, uint32_t fail)
     nic_raise(s, NIC_INT_TEST_DONE);
 }
 
+/* Runs (the next NIC_BH_DMA_BUDGET bytes of) the test engine's operation. */
 static void nic_te_bh(void *opaque)
 {
     IoguardNicState *s = opaque;
-    uint64_t src = s->te_src, dst = s->te_dst;
-    uint32_t left = s->te_len, fail = 0;
-    uLong crc = crc32(0, NULL, 0);
+    uint64_t src = s->te_src + s->te_done_len, dst = s->te_dst + s->te_done_len;
+    uint32_t left = s->te_len - s->te_done_len, fail = 0;
+    uint32_t budget = NIC_BH_DMA_BUDGET;
+    uLong crc = s->te_crc;      /* crc32() of nothing is 0, as started */
     bool reads = s->te_op != NIC_TE_OP_WRITE;
     bool writes = s->te_op != NIC_TE_OP_READ;
 
@@ -478,6 +492,12 @@ static void nic_te_bh(void *opaque)
     while (left) {
         uint32_t n = MIN(left, NIC_DMA_CHUNK);
 
+        if (!budget) {
+            qemu_bh_schedule(s->te_bh);     /* the rest after others ran */
+            return;
+        }
+        n = MIN(n, budget);
+        budget -= n;
         if (reads) {
             n = MIN(n, NIC_DMA_CHUNK - (src & (NIC_DMA_CHUNK - 1)));
         }
@@ -750,10 +770,22 @@ static void nic_mmio_write(void *opaque, hwaddr addr, uint64_t val64,
     case NIC_REG_RX_RING_BASE ... NIC_REG_RX_TAIL:
         nic_write_ring(s, &s->rx, addr - NIC_REG_RX_RING_BASE, val);
         break;
-    case NIC_REG_TE_SRC: s->te_src = val; break;
-    case NIC_REG_TE_DST: s->te_dst = val; break;
-    case NIC_REG_TE_LEN: s->te_len = val; break;
-    case NIC_REG_TE_PATTERN: s->te_pattern = val; break;
+    case NIC_REG_TE_SRC ... NIC_REG_TE_PATTERN:
+        if (s->te_status & NIC_TE_STATUS_BUSY) {
+            /* the running operation reads them until it is done */
+            qemu_log_mask(LOG_GUEST_ERROR, "ioguard-nic: test engine register "
+                          "0x%" HWADDR_PRIx " written while busy: ignored\n",
+                          addr);
+        } else if (addr == NIC_REG_TE_SRC) {
+            s->te_src = val;
+        } else if (addr == NIC_REG_TE_DST) {
+            s->te_dst = val;
+        } else if (addr == NIC_REG_TE_LEN) {
+            s->te_len = val;
+        } else {
+            s->te_pattern = val;
+        }
+        break;
     case NIC_REG_TE_CMD:
         nic_te_start(s, val);
         break;

@@ -59,6 +59,7 @@
  * 32-bit addresses, so that software can probe what the device can reach.
  * Writing TE_CMD starts the operation; TE_STATUS says when it is done.
  */
+/* Test engine: SRC, DST, LEN and PATTERN ignore writes while TE_STATUS is BUSY. */
 #define NIC_REG_TE_SRC                  0x80  /* RW: source DMA address (READ, COPY) */
 #define NIC_REG_TE_DST                  0x84  /* RW: destination DMA address (WRITE, COPY) */
 #define NIC_REG_TE_LEN                  0x88  /* RW: bytes, 1..NIC_TE_MAX_LEN */

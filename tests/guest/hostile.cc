@@ -1,0 +1,657 @@
+// ioguard-hostile: a hostile guest for ioguard-iommu and ioguard-nic, run
+// as root inside the VM by tests/guest/init (ioguard.hostile=SEED:OPS) while
+// the host checks that QEMU keeps answering QMP (scripts/hostile_guest.py).
+//
+//   ioguard-hostile SEED OPS [TRACE_FROM]
+//
+// From a seeded generator it performs OPS operations, each one of:
+//   - a write of any width to any of the IOMMU's registers (its MMIO
+//     window through /dev/mem) or the NIC's (its BAR through sysfs), with a
+//     random value or a shaped one: a base register pointing at this
+//     program's RAM, at MMIO (both devices', the local APIC, the IO-APIC),
+//     at addresses where nothing is, with any size field;
+//   - a read of any register;
+//   - a write of entry-shaped words (device-table entries, page-table
+//     entries, IRTEs, commands, NIC descriptors) into this program's RAM,
+//     which the registers above point the devices' tables, rings and logs at;
+//   - a burst of commands followed by a command-tail doorbell;
+//   - a NIC test-engine DMA or ring doorbell at shaped or random addresses;
+//   - a write to either device's PCI configuration space: the IOMMU's
+//     capability block, and both MSI capabilities;
+//   - now and then, a sane set-up (every table valid, the NIC mapped through
+//     a real page table), so that the random writes that follow reach the
+//     deeper states too.
+// Every 1000 operations, and at the end, it logs (in the kernel's log)
+//   IOGUARD-HOSTILE seed=S ops=N
+// and at the end IOGUARD-HOSTILE-DONE seed=S ops=N; from operation
+// TRACE_FROM on, it also logs each one once done (IOGUARD-HOSTILE-OP N
+// KIND), to find the one that a seed's failure follows. The guest boots with
+// amd_iommu=off iomem=relaxed so that Linux leaves both devices to us; the
+// NIC's driver is not loaded.
+// Built static by scripts/build-guest.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "hw/ioguard/amd-vi-regs.h"
+#include "hw/ioguard/nic-regs.h"
+
+namespace {
+
+[[noreturn]] void fail(const char *what)
+{
+    fprintf(stderr, "ioguard-hostile: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+// splitmix64: small, seedable, and the same on every build.
+class Random {
+public:
+    explicit Random(uint64_t seed) : state_(seed) {}
+    uint64_t next()
+    {
+        uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    }
+    uint64_t below(uint64_t n) { return next() % n; }
+    bool chance(unsigned percent) { return below(100) < percent; }
+    template <typename T, size_t N> T pick(const T (&a)[N]) { return a[below(N)]; }
+
+private:
+    uint64_t state_;
+};
+
+constexpr size_t kPage = 4096;
+constexpr unsigned kPages = 32;           // this program's RAM for the devices
+constexpr uint16_t kNicDevid = 0x28;      // 00:05.0, as tests place the NIC
+constexpr uint64_t kLapic = 0xfee00000, kIoapic = 0xfec00000;
+constexpr uint8_t kPciCapMsi = 0x05;
+
+// This program's RAM for the devices: one 2 MiB huge page, so that it is
+// physically contiguous and a DMA that starts in it and runs on (up to
+// kMaxDmaLen) stays in it. Tables, rings and logs live in its first kPages
+// pages.
+constexpr size_t kHugePage = 2 << 20;
+constexpr uint64_t kMaxDmaLen = 512 << 10;
+struct Ram {
+    uint8_t *virt = nullptr;
+    uint64_t base = 0;
+    uint64_t phys[kPages] = {};
+
+    void allocate()
+    {
+        FILE *fp = fopen("/proc/sys/vm/nr_hugepages", "w");
+        if (!fp || fprintf(fp, "1\n") < 0 || fclose(fp) != 0) {
+            fail("/proc/sys/vm/nr_hugepages");
+        }
+        virt = static_cast<uint8_t *>(mmap(nullptr, kHugePage, PROT_READ | PROT_WRITE,
+                                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+                                           MAP_POPULATE | MAP_LOCKED, -1, 0));
+        if (virt == MAP_FAILED) {
+            fail("mmap of a huge page");
+        }
+        int fd = open("/proc/self/pagemap", O_RDONLY);
+        if (fd < 0) {
+            fail("/proc/self/pagemap");
+        }
+        uint64_t entry = 0;
+        if (pread(fd, &entry, 8, off_t(uintptr_t(virt) / kPage * 8)) != 8 || !(entry >> 63)) {
+            fail("pagemap entry");
+        }
+        close(fd);
+        base = (entry & ((1ULL << 55) - 1)) * kPage;
+        for (unsigned i = 0; i < kPages; i++) {
+            phys[i] = base + i * kPage;
+        }
+    }
+    bool holds(uint64_t a) const { return a - base < kHugePage; }
+    uint64_t *word(unsigned page, unsigned index)
+    {
+        return reinterpret_cast<uint64_t *>(virt + page * kPage) + index % (kPage / 8);
+    }
+};
+
+// A register window mapped uncached.
+struct Window {
+    volatile uint8_t *base = nullptr;
+    uint64_t phys = 0;
+    size_t size = 0;
+
+    void map(const char *path, uint64_t offset, uint64_t at, size_t len)
+    {
+        int fd = open(path, O_RDWR | O_SYNC);
+        if (fd < 0) {
+            fail(path);
+        }
+        void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(offset));
+        if (p == MAP_FAILED) {
+            fail(path);
+        }
+        close(fd);
+        base = static_cast<volatile uint8_t *>(p);
+        phys = at;
+        size = len;
+    }
+    void write(uint64_t off, unsigned width, uint64_t v)
+    {
+        off = off % size & ~uint64_t(width - 1);
+        volatile uint8_t *p = base + off;
+        switch (width) {
+        case 1: *p = uint8_t(v); break;
+        case 2: *reinterpret_cast<volatile uint16_t *>(p) = uint16_t(v); break;
+        case 4: *reinterpret_cast<volatile uint32_t *>(p) = uint32_t(v); break;
+        default: *reinterpret_cast<volatile uint64_t *>(p) = v; break;
+        }
+    }
+    uint64_t read(uint64_t off, unsigned width)
+    {
+        off = off % size & ~uint64_t(width - 1);
+        volatile uint8_t *p = base + off;
+        switch (width) {
+        case 1: return *p;
+        case 2: return *reinterpret_cast<volatile uint16_t *>(p);
+        case 4: return *reinterpret_cast<volatile uint32_t *>(p);
+        default: return *reinterpret_cast<volatile uint64_t *>(p);
+        }
+    }
+};
+
+// The sysfs folder of the PCI function with this vendor:device.
+std::string find_pci(unsigned vendor, unsigned device)
+{
+    const std::string root = "/sys/bus/pci/devices/";
+    DIR *d = opendir(root.c_str());
+    if (!d) {
+        fail(root.c_str());
+    }
+    std::string found;
+    while (dirent *e = readdir(d)) {
+        std::string dir = root + e->d_name;
+        auto id = [&](const char *f) {
+            FILE *fp = fopen((dir + "/" + f).c_str(), "r");
+            unsigned v = 0;
+            if (fp) {
+                if (fscanf(fp, "%x", &v) != 1) {
+                    v = 0;
+                }
+                fclose(fp);
+            }
+            return v;
+        };
+        if (id("vendor") == vendor && id("device") == device) {
+            found = dir;
+        }
+    }
+    closedir(d);
+    if (found.empty()) {
+        fprintf(stderr, "ioguard-hostile: no PCI function %04x:%04x\n", vendor, device);
+        exit(1);
+    }
+    return found;
+}
+
+uint64_t bar0_address(const std::string &dir)
+{
+    FILE *fp = fopen((dir + "/resource").c_str(), "r");
+    unsigned long long start = 0;
+    if (!fp || fscanf(fp, "%llx", &start) != 1) {
+        fail("resource");
+    }
+    fclose(fp);
+    return start;
+}
+
+class Hostile {
+public:
+    explicit Hostile(uint64_t seed) : rnd_(seed) {}
+
+    void set_up()
+    {
+        ram_.allocate();
+        iommu_.map("/dev/mem", IOGUARD_MMIO_BASE, IOGUARD_MMIO_BASE, IOGUARD_MMIO_SIZE);
+        std::string nic = find_pci(IOGUARD_NIC_PCI_VENDOR_ID, IOGUARD_NIC_PCI_DEVICE_ID);
+        nic_.map((nic + "/resource0").c_str(), 0, bar0_address(nic), IOGUARD_NIC_MMIO_SIZE);
+        // Memory decoding and bus mastering on (no driver did it).
+        nic_config_ = open((nic + "/config").c_str(), O_RDWR);
+        uint16_t command = 0x6;
+        if (nic_config_ < 0 || pwrite(nic_config_, &command, 2, 4) != 2) {
+            fail("NIC config");
+        }
+        std::string iommu = find_pci(IOGUARD_PCI_VENDOR_ID, IOGUARD_IOMMU_PCI_DEVICE_ID);
+        iommu_config_ = open((iommu + "/config").c_str(), O_RDWR);
+        if (iommu_config_ < 0) {
+            fail("IOMMU config");
+        }
+        iommu_cap_ = find_capability(iommu_config_, IOGUARD_CAP_ID);
+        iommu_msi_ = find_capability(iommu_config_, kPciCapMsi);
+        nic_msi_ = find_capability(nic_config_, kPciCapMsi);
+        ram_end_ = uint64_t(sysconf(_SC_PHYS_PAGES)) * kPage;
+        if (ram_end_ > (kDmaHole & ((1u << 30) - 1))) {
+            fprintf(stderr, "ioguard-hostile: wants a guest with under 576 MiB of RAM\n");
+            exit(1);
+        }
+    }
+
+    // Progress goes to the kernel's log (/dev/kmsg), which the serial
+    // console prints by polling: this guest may well have remapped away the
+    // UART's interrupt, and a write to the console tty would then wait
+    // forever.
+    void run(uint64_t seed, uint64_t ops, uint64_t trace_from)
+    {
+        FILE *kmsg = fopen("/dev/kmsg", "w");
+        if (!kmsg) {
+            fail("/dev/kmsg");
+        }
+        for (uint64_t n = 1; n <= ops; n++) {
+            unsigned kind = step();
+            if (n >= trace_from) {
+                fprintf(kmsg, "IOGUARD-HOSTILE-OP %llu %s\n", (unsigned long long)n,
+                        kStepNames[kind]);
+                fflush(kmsg);
+            }
+            if (n % 1000 == 0 || n == ops) {
+                fprintf(kmsg, "IOGUARD-HOSTILE seed=%llu ops=%llu\n", (unsigned long long)seed,
+                        (unsigned long long)n);
+                fflush(kmsg);
+            }
+        }
+        fprintf(kmsg, "IOGUARD-HOSTILE-DONE seed=%llu ops=%llu\n", (unsigned long long)seed,
+                (unsigned long long)ops);
+        fclose(kmsg);
+    }
+
+private:
+    static uint8_t find_capability(int fd, uint8_t id)
+    {
+        uint8_t at = 0;
+        if (pread(fd, &at, 1, 0x34) != 1) {
+            return 0;
+        }
+        for (int hops = 0; at && hops < 48; hops++) {
+            uint8_t cap[2] = {};
+            if (pread(fd, cap, 2, at) != 2) {
+                return 0;
+            }
+            if (cap[0] == id) {
+                return at;
+            }
+            at = cap[1];
+        }
+        return 0;
+    }
+
+    // An address a hostile guest would aim a device at.
+    uint64_t address()
+    {
+        switch (rnd_.below(10)) {
+        case 0: case 1: case 2: case 3:      // our RAM, anywhere in it
+            return ram_.phys[rnd_.below(kPages)] + rnd_.below(kPage);
+        case 4: return iommu_.phys + rnd_.below(IOGUARD_MMIO_SIZE);
+        case 5: return nic_.phys + rnd_.below(IOGUARD_NIC_MMIO_SIZE);
+        case 6: return rnd_.chance(50) ? kLapic + rnd_.below(kPage) : kIoapic;
+        case 7: return 0xe0000000ULL + (rnd_.below(0x1000) << 12); // nothing there (PCI hole)
+        case 8: return 1ULL << (32 + rnd_.below(20));              // nothing either
+        default: return rnd_.next();
+        }
+    }
+    uint64_t page_address() { return address() & ~uint64_t(kPage - 1); }
+    // An IOVA the NIC can be given: small ones (the sane set-up maps them),
+    // our RAM's, either device's registers, or addresses where nothing is.
+    // Nothing else: with the IOMMU off or in passthrough an IOVA is a
+    // physical address, and through a hostile 1 GiB page entry at 0 its
+    // low 30 bits are. A DMA into the guest kernel's RAM stops the guest
+    // running this test, and one into another device's registers tests
+    // that device, not ioguard's (QEMU's HPET, for one, then spins in a
+    // timer loop forever). So any other address becomes one in
+    // [kDmaHole, kDmaHoleEnd), where nothing is and whose low 30 bits are
+    // above RAM. (The first 1 MiB is RAM that Linux reserves and never
+    // uses.)
+    static constexpr uint64_t kDmaHole = 0xe4000000, kDmaHoleEnd = 0xfe000000;
+    uint32_t dma_address()
+    {
+        uint64_t a;
+        switch (rnd_.below(5)) {
+        case 0: return uint32_t(rnd_.below(16 * kPage));
+        case 1: return uint32_t(ram_.phys[rnd_.below(kPages)] + rnd_.below(kPage));
+        case 2: return uint32_t(iommu_.phys + rnd_.below(IOGUARD_MMIO_SIZE));
+        case 3: return uint32_t(nic_.phys + rnd_.below(IOGUARD_NIC_MMIO_SIZE));
+        default: a = uint32_t(rnd_.next()); break;
+        }
+        if (!ram_.holds(a) && !(a >= kDmaHole && a < kDmaHoleEnd)) {
+            a = kDmaHole + a % (kDmaHoleEnd - kDmaHole);
+        }
+        return uint32_t(a);
+    }
+    uint32_t dma_length() { return uint32_t(1 + rnd_.below(rnd_.chance(90) ? 2 * kPage : kMaxDmaLen)); }
+    unsigned width() { return 1u << rnd_.below(4); }
+    uint64_t size_field() { return rnd_.chance(70) ? 8 + rnd_.below(8) : rnd_.below(16); }
+
+    // A base register value: address, with a length field in 59:56.
+    uint64_t base_value()
+    {
+        uint64_t v = page_address() & IOGUARD_BASE_ADDR_MASK;
+        return rnd_.chance(80) ? v | size_field() << IOGUARD_BASE_LEN_SHIFT : v | rnd_.next() << 52;
+    }
+
+    uint64_t dte_word()
+    {
+        uint64_t v = 1 | (rnd_.below(3) << 1)            // V, TV, (bit 2)
+            | (rnd_.below(8) << 9)                           // Mode
+            | (page_address() & IOGUARD_BASE_ADDR_MASK)      // Page-table root
+            | (rnd_.below(4) << 61);                         // IR, IW
+        return rnd_.chance(80) ? v : rnd_.next();
+    }
+    uint64_t pte_word()
+    {
+        uint64_t v = 1 | (rnd_.below(8) << 9)                // PR, NextLevel
+            | (page_address() & IOGUARD_BASE_ADDR_MASK)
+            | (rnd_.below(4) << 61) | (rnd_.below(2) << 1);  // IR/IW, STREAMING
+        return rnd_.chance(85) ? v : rnd_.next();
+    }
+    uint64_t command_word(bool first)
+    {
+        if (!first) {
+            return rnd_.chance(50) ? address() | 1 : rnd_.next();
+        }
+        uint64_t opcode = rnd_.below(12);
+        return (opcode << 60) | (rnd_.next() & 0x0fffffffffffffffULL);
+    }
+    // MSI data and IRTEs deliver fixed or lowest-priority interrupts with
+    // any vector; an INIT, SMI or NMI would stop the guest running this
+    // program (the random words written elsewhere may still do it).
+    uint32_t msi_data() { return uint32_t(rnd_.below(256) | rnd_.below(2) << 8); }
+    uint64_t irte_word()       // either format: IntType is bits 4:2
+    {
+        return (rnd_.next() & ~uint64_t(0x1c)) | rnd_.below(2) << 2;
+    }
+
+    uint64_t descriptor_word()
+    {
+        uint64_t len = rnd_.chance(70) ? 1 + rnd_.below(2048) : rnd_.below(65536);  // 0 too
+        uint64_t flags = (rnd_.chance(80) ? NIC_DESC_OWN : 0) | (rnd_.chance(60) ? NIC_DESC_EOP : 0);
+        return dma_address() | len << 32 | flags << 48;
+    }
+
+    // Entry-shaped words into our RAM: wherever the devices now look.
+    void write_ram()
+    {
+        unsigned page = unsigned(rnd_.below(kPages)), index = unsigned(rnd_.below(kPage / 8));
+        unsigned count = 1 + unsigned(rnd_.below(8));
+        unsigned kind = unsigned(rnd_.below(6));
+        for (unsigned i = 0; i < count; i++) {
+            uint64_t v;
+            switch (kind) {
+            case 0: v = dte_word(); break;
+            case 1: v = pte_word(); break;
+            case 2: v = command_word(i % 2 == 0); break;
+            case 3: v = descriptor_word(); break;
+            case 4: v = irte_word(); break;
+            default: v = rnd_.next(); break;
+            }
+            *ram_.word(page, index + i) = v;
+        }
+    }
+
+    void iommu_register_write()
+    {
+        static const uint64_t regs[] = {
+            MMIO_DEV_TABLE_OFFSET, MMIO_CMD_BUF_OFFSET, MMIO_EVT_BUF_OFFSET,
+            MMIO_CONTROL_OFFSET, MMIO_EXCL_BASE_OFFSET, MMIO_EXCL_LIMIT_OFFSET,
+            MMIO_EXT_FEATURES, MMIO_PPR_LOG_OFFSET, MMIO_GA_LOG_BASE_OFFSET,
+            MMIO_GA_LOG_TAIL_OFFSET, MMIO_INTCAPXT_EVT_OFFSET, MMIO_CMD_HEAD_OFFSET,
+            MMIO_CMD_TAIL_OFFSET, MMIO_EVT_HEAD_OFFSET, MMIO_EVT_TAIL_OFFSET,
+            MMIO_STATUS_OFFSET, MMIO_PPR_HEAD_OFFSET, MMIO_PPR_TAIL_OFFSET,
+            IOGUARD_MMIO_CONTROL,
+        };
+        if (rnd_.chance(15)) {
+            iommu_.write(rnd_.below(IOGUARD_MMIO_SIZE), width(), rnd_.next());
+            return;
+        }
+        uint64_t reg = rnd_.pick(regs), v;
+        switch (reg) {
+        case MMIO_DEV_TABLE_OFFSET:
+            v = (page_address() & IOGUARD_BASE_ADDR_MASK) | rnd_.below(IOGUARD_DEV_TABLE_SIZE_MASK + 1);
+            break;
+        case MMIO_CMD_BUF_OFFSET: case MMIO_EVT_BUF_OFFSET:
+        case MMIO_PPR_LOG_OFFSET: case MMIO_GA_LOG_BASE_OFFSET: case MMIO_EXCL_BASE_OFFSET:
+        case MMIO_EXCL_LIMIT_OFFSET: case MMIO_GA_LOG_TAIL_OFFSET:
+            v = base_value();
+            break;
+        case MMIO_CONTROL_OFFSET:
+            v = rnd_.next() | (rnd_.chance(70) ? 1ULL << CONTROL_IOMMU_EN : 0);
+            break;
+        case MMIO_CMD_HEAD_OFFSET: case MMIO_CMD_TAIL_OFFSET: case MMIO_EVT_HEAD_OFFSET:
+        case MMIO_EVT_TAIL_OFFSET: case MMIO_PPR_HEAD_OFFSET: case MMIO_PPR_TAIL_OFFSET:
+            v = rnd_.chance(80) ? rnd_.below(kPage) & IOGUARD_RING_PTR_MASK : rnd_.next();
+            break;
+        default:
+            v = rnd_.next();
+        }
+        iommu_.write(reg, rnd_.chance(85) ? 8 : width(), v);
+    }
+
+    void nic_register_write()
+    {
+        static const uint64_t regs[] = {
+            NIC_REG_CTRL, NIC_REG_STATUS, NIC_REG_INT_STATUS, NIC_REG_INT_MASK,
+            NIC_REG_TX_RING_BASE, NIC_REG_TX_RING_SIZE, NIC_REG_TX_TAIL,
+            NIC_REG_RX_RING_BASE, NIC_REG_RX_RING_SIZE, NIC_REG_RX_TAIL,
+            NIC_REG_TE_SRC, NIC_REG_TE_DST, NIC_REG_TE_LEN, NIC_REG_TE_PATTERN, NIC_REG_TE_CMD,
+        };
+        if (rnd_.chance(15)) {
+            nic_.write(rnd_.below(IOGUARD_NIC_MMIO_SIZE), width(), rnd_.next());
+            return;
+        }
+        uint64_t reg = rnd_.pick(regs), v;
+        switch (reg) {
+        case NIC_REG_TX_RING_BASE: case NIC_REG_RX_RING_BASE: case NIC_REG_TE_SRC: case NIC_REG_TE_DST:
+            v = dma_address();
+            break;
+        case NIC_REG_TX_RING_SIZE: case NIC_REG_RX_RING_SIZE: case NIC_REG_TX_TAIL: case NIC_REG_RX_TAIL:
+            v = rnd_.chance(80) ? rnd_.below(300) : rnd_.next();
+            break;
+        case NIC_REG_TE_LEN:
+            v = rnd_.chance(80) ? 1 + rnd_.below(3 * kPage) : rnd_.next();
+            break;
+        case NIC_REG_CTRL:
+            v = rnd_.chance(5) ? NIC_CTRL_RESET : rnd_.below(16);
+            break;
+        case NIC_REG_TE_CMD:
+            v = rnd_.below(5);
+            break;
+        default:
+            v = rnd_.next();
+        }
+        nic_.write(reg, 4, v);
+    }
+
+    void register_read()
+    {
+        if (rnd_.chance(50)) {
+            iommu_.read(rnd_.below(IOGUARD_MMIO_SIZE), width());
+        } else {
+            nic_.read(rnd_.below(IOGUARD_NIC_MMIO_SIZE), width());
+        }
+    }
+
+    // Commands at the command buffer's current head, then a tail doorbell.
+    void command_burst()
+    {
+        unsigned page = unsigned(rnd_.below(4)), count = 1 + unsigned(rnd_.below(16));
+        for (unsigned i = 0; i < 2 * count; i++) {
+            *ram_.word(page, i) = command_word(i % 2 == 0);
+        }
+        iommu_.write(MMIO_CMD_BUF_OFFSET, 8, ram_.phys[page] | 8ULL << IOGUARD_BASE_LEN_SHIFT);
+        iommu_.write(MMIO_CMD_HEAD_OFFSET, 8, 0);
+        iommu_.write(MMIO_CMD_TAIL_OFFSET, 8, count * 16ULL);
+    }
+
+    void nic_dma()
+    {
+        if (rnd_.chance(50)) {
+            nic_.write(NIC_REG_TE_SRC, 4, dma_address());
+            nic_.write(NIC_REG_TE_DST, 4, dma_address());
+            nic_.write(NIC_REG_TE_LEN, 4, dma_length());
+            nic_.write(NIC_REG_TE_PATTERN, 4, rnd_.next());
+            nic_.write(NIC_REG_TE_CMD, 4, 1 + rnd_.below(3));
+            return;
+        }
+        // A ring in one of our pages, full of descriptors, and its doorbell.
+        bool tx = rnd_.chance(50);
+        unsigned page = 8 + unsigned(rnd_.below(8)), size = 2 + unsigned(rnd_.below(255));
+        for (unsigned i = 0; i < 2 * size && i < kPage / 8; i += 2) {
+            *ram_.word(page, i) = descriptor_word();
+            *ram_.word(page, i + 1) = 0;
+        }
+        uint32_t base = rnd_.chance(80) ? uint32_t(ram_.phys[page]) : dma_address();
+        nic_.write(tx ? NIC_REG_TX_RING_BASE : NIC_REG_RX_RING_BASE, 4, base);
+        nic_.write(tx ? NIC_REG_TX_RING_SIZE : NIC_REG_RX_RING_SIZE, 4, size);
+        nic_.write(NIC_REG_CTRL, 4, NIC_CTRL_TX_EN | NIC_CTRL_RX_EN |
+                   (rnd_.chance(70) ? NIC_CTRL_LOOPBACK : 0));
+        nic_.write(tx ? NIC_REG_TX_TAIL : NIC_REG_RX_TAIL, 4, rnd_.below(size + 2));
+    }
+
+    // PCI configuration: the IOMMU's capability block (read-only: the
+    // write must change nothing) and both devices' MSI capability, aimed
+    // at the local APIC with any vector or at addresses where nothing is.
+    // (Not at RAM: an MSI is a DMA write, and the guest's own memory is
+    // not what this test is about.)
+    void config_write()
+    {
+        bool iommu = rnd_.chance(50);
+        int fd = iommu ? iommu_config_ : nic_config_;
+        uint8_t msi = iommu ? iommu_msi_ : nic_msi_;
+        uint32_t v;
+        off_t off;
+        if (iommu && iommu_cap_ && rnd_.chance(30)) {
+            off = iommu_cap_ + off_t(rnd_.below(IOGUARD_CAP_SIZE) & ~3u);
+            v = uint32_t(rnd_.next());
+        } else if (msi) {
+            switch (rnd_.below(4)) {
+            case 0: off = msi; v = uint32_t(rnd_.below(2)) << 16; break;   // MSI enable
+            case 1:
+                off = msi + 4;
+                v = uint32_t(rnd_.chance(80) ? kLapic | (rnd_.below(0x100000) & ~3u)
+                                             : 0xe0000000u + (rnd_.below(0x10000) << 4));
+                break;
+            case 2: off = msi + 8; v = 0; break;                           // address 63:32
+            default: off = msi + 12; v = msi_data(); break;
+            }
+        } else {
+            return;
+        }
+        if (pwrite(fd, &v, 4, off) != 4) {
+            // refused by the kernel: nothing reached the device
+        }
+    }
+
+    // Every table valid: device table in page 16 with the NIC translated
+    // through a 3-level table (pages 17..19) mapping IOVA 0..64 KiB onto
+    // pages 20..31, command buffer in page 0, event log in page 1; the
+    // NIC's rings in pages 8 and 9, the IOMMU enabled.
+    void sane_set_up()
+    {
+        memset(ram_.virt + 16 * kPage, 0, 4 * kPage);
+        uint64_t *dte = ram_.word(16, kNicDevid * 4);
+        dte[0] = 1 | 2 | (3ULL << 9) | ram_.phys[17] | (3ULL << 61);
+        *ram_.word(17, 0) = 1 | (2ULL << 9) | ram_.phys[18] | (3ULL << 61);
+        *ram_.word(18, 0) = 1 | (1ULL << 9) | ram_.phys[19] | (3ULL << 61);
+        for (unsigned i = 0; i < 16; i++) {
+            *ram_.word(19, i) = 1 | ram_.phys[20 + i % 12] | (3ULL << 61) |
+                                (rnd_.chance(30) ? 2 : 0);
+        }
+        iommu_.write(MMIO_CONTROL_OFFSET, 8, 0);
+        iommu_.write(MMIO_DEV_TABLE_OFFSET, 8, ram_.phys[16]);
+        iommu_.write(MMIO_CMD_BUF_OFFSET, 8, ram_.phys[0] | 8ULL << IOGUARD_BASE_LEN_SHIFT);
+        iommu_.write(MMIO_EVT_BUF_OFFSET, 8, ram_.phys[1] | 8ULL << IOGUARD_BASE_LEN_SHIFT);
+        iommu_.write(MMIO_CMD_HEAD_OFFSET, 8, 0);
+        iommu_.write(MMIO_CMD_TAIL_OFFSET, 8, 0);
+        iommu_.write(MMIO_EVT_HEAD_OFFSET, 8, 0);
+        iommu_.write(MMIO_EVT_TAIL_OFFSET, 8, 0);
+        iommu_.write(IOGUARD_MMIO_CONTROL, 8, rnd_.below(2));
+        iommu_.write(MMIO_CONTROL_OFFSET, 8,
+                     1ULL << CONTROL_IOMMU_EN | 1ULL << CONTROL_EVT_LOG_EN |
+                     1ULL << CONTROL_CMDBUF_EN | 1ULL << CONTROL_COMWAIT_EN);
+        nic_.write(NIC_REG_CTRL, 4, NIC_CTRL_RESET);
+        nic_.write(NIC_REG_INT_MASK, 4, NIC_INT_ALL);
+    }
+
+    // One operation, chosen by weight; returns which (kStepNames).
+    unsigned step()
+    {
+        unsigned r = unsigned(rnd_.below(100));
+        if (r < 22) {
+            iommu_register_write();
+            return 0;
+        } else if (r < 40) {
+            nic_register_write();
+            return 1;
+        } else if (r < 48) {
+            register_read();
+            return 2;
+        } else if (r < 68) {
+            write_ram();
+            return 3;
+        } else if (r < 76) {
+            command_burst();
+            return 4;
+        } else if (r < 94) {
+            nic_dma();
+            return 5;
+        } else if (r < 98) {
+            config_write();
+            return 6;
+        }
+        sane_set_up();
+        return 7;
+    }
+    static constexpr const char *kStepNames[] = {
+        "iommu-register-write", "nic-register-write", "register-read", "write-ram",
+        "command-burst", "nic-dma", "config-write", "sane-set-up",
+    };
+
+    Random rnd_;
+    Ram ram_;
+    Window iommu_, nic_;
+    int nic_config_ = -1, iommu_config_ = -1;
+    uint8_t iommu_cap_ = 0, iommu_msi_ = 0, nic_msi_ = 0;
+    uint64_t ram_end_ = 0;
+};
+
+bool parse(const char *s, uint64_t *out)
+{
+    char *end = nullptr;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || end == s || *end) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+}  // namespace
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = 0, ops = 0, trace_from = UINT64_MAX;
+    if (argc < 3 || argc > 4 || !parse(argv[1], &seed) || !parse(argv[2], &ops) ||
+        (argc == 4 && !parse(argv[3], &trace_from))) {
+        fprintf(stderr, "usage: ioguard-hostile SEED OPS [TRACE_FROM]\n");
+        return 2;
+    }
+    Hostile hostile(seed);
+    hostile.set_up();
+    hostile.run(seed, ops, trace_from);
+    return 0;
+}
