@@ -429,6 +429,26 @@ static void test_test_engine(void)
     g_assert_cmphex(got[5000], ==, 0);
     assert_no_error(&n);
 
+    /* 1 MiB takes several bottom-half runs (128 KiB each): all of it. */
+    {
+        g_autofree uint8_t *big = g_malloc(NIC_TE_MAX_LEN);
+        g_autofree uint8_t *copied = g_malloc(NIC_TE_MAX_LEN);
+
+        for (uint32_t i = 0; i < NIC_TE_MAX_LEN; i++) {
+            big[i] = i * 7 + (i >> 12);
+        }
+        qtest_memwrite(n.qts, TE_BUF, big, NIC_TE_MAX_LEN);
+        te_run(&n, NIC_TE_OP_COPY, TE_BUF, TE_BUF + 2 * NIC_TE_MAX_LEN,
+               NIC_TE_MAX_LEN, 0);
+        g_assert_cmpuint(rd(&n, NIC_REG_TE_DONE_LEN), ==, NIC_TE_MAX_LEN);
+        qtest_memread(n.qts, TE_BUF + 2 * NIC_TE_MAX_LEN, copied,
+                      NIC_TE_MAX_LEN);
+        g_assert(memcmp(big, copied, NIC_TE_MAX_LEN) == 0);
+        g_assert_cmphex(rd(&n, NIC_REG_TE_CRC), ==,
+                        crc32_of(big, NIC_TE_MAX_LEN));
+        assert_no_error(&n);
+    }
+
     /* Where nothing answers, the DMA fails: chunk address and progress. */
     te_run(&n, NIC_TE_OP_COPY, TE_BUF, UNASSIGNED - 4096 - 8, 2 * 4096, 0);
     g_assert_cmphex(rd(&n, NIC_REG_TE_STATUS), ==,
