@@ -15,7 +15,8 @@
 //     entries, IRTEs, commands, NIC descriptors) into this program's RAM,
 //     which the registers above point the devices' tables, rings and logs at;
 //   - a burst of commands followed by a command-tail doorbell;
-//   - a NIC test-engine DMA or ring doorbell at shaped or random addresses;
+//   - a NIC test-engine DMA, or a ring of descriptors and its doorbell, at
+//     the addresses dma_address() allows (away from the kernel's RAM);
 //   - a write to either device's PCI configuration space: the IOMMU's
 //     capability block, and both MSI capabilities;
 //   - now and then, a sane set-up (every table valid, the NIC mapped through
