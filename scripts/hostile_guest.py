@@ -65,7 +65,6 @@ class QmpWatch(threading.Thread):
         self.max_s = 0.0
         self.error = None
         self.status = "running"
-        self.max_at, self.max_what = 0, ""
 
     def run(self):
         self.vm.qmp.sock.settimeout(10)
@@ -77,14 +76,13 @@ class QmpWatch(threading.Thread):
                 else:
                     self.status = self.vm.cmd("query-status")["status"]
             except Exception as e:              # closed, timed out, refused
-                if self.vm.proc.poll() is None and not self.stop_event.is_set():
+                stopping = self.stop_event.is_set()
+                if self.vm.proc.poll() is None and not stopping:
                     self.error = f"QMP failed while QEMU ran: {e!r}"
                 return
             took = time.monotonic() - start
             self.polls += 1
-            if took > self.max_s:
-                self.max_s, self.max_at = took, start
-                self.max_what = "stats" if self.polls % 10 == 1 else "query-status"
+            self.max_s = max(self.max_s, took)
             self.stop_event.wait(0.1)
 
 
@@ -111,75 +109,83 @@ def run_seed(seed, ops, workdir, timeout=600):
     result = Result(seed, ops, workdir=workdir)
     start = time.monotonic()
     vm.start()
-    watch = QmpWatch(vm)
-    watch.start()
-    deadline = start + timeout
-    last_log, last_change = "", start
-    while time.monotonic() < deadline and vm.proc.poll() is None:
+    try:
+        watch = QmpWatch(vm)
+        watch.start()
+        deadline = start + timeout
+        last_log, last_change = "", start
+        while time.monotonic() < deadline and vm.proc.poll() is None:
+            log = vm.log()
+            if "IOGUARD-HOSTILE-EXIT" in log or "Kernel panic" in log:
+                break
+            if (watch.error or not watch.is_alive()
+                    or watch.status != "running"):
+                break
+            if log != last_log:
+                last_log, last_change = log, time.monotonic()
+            elif time.monotonic() - last_change > STALL_S:
+                break
+            time.sleep(0.2)
+        watch.stop_event.set()
+        watch.join(15)
+        result.seconds = time.monotonic() - start
+        result.qmp_polls, result.qmp_max_ms = watch.polls, watch.max_s * 1000
+
         log = vm.log()
-        if "IOGUARD-HOSTILE-EXIT" in log or "Kernel panic" in log:
-            break
-        if watch.error or not watch.is_alive() or watch.status != "running":
-            break
-        if log != last_log:
-            last_log, last_change = log, time.monotonic()
-        elif time.monotonic() - last_change > STALL_S:
-            break
-        time.sleep(0.2)
-    watch.stop_event.set()
-    watch.join(15)
-    result.seconds = time.monotonic() - start
-    result.qmp_polls, result.qmp_max_ms = watch.polls, watch.max_s * 1000
+        done = re.findall(r"IOGUARD-HOSTILE seed=\d+ ops=(\d+)", log)
+        result.ops_done = int(done[-1]) if done else 0
+        if "IOGUARD-HOSTILE-DONE" in log:
+            result.guest = "done"
+        elif "Kernel panic" in log:
+            result.guest = "guest panicked"
+        elif "IOGUARD-HOSTILE-EXIT" in log:
+            result.guest = "program failed"
+            result.failures.append("the hostile program failed: see "
+                                   f"{vm.serial}")
+        elif watch.status == "shutdown":          # -no-reboot: a reset stops
+            result.guest = "guest reset"
+        elif watch.status != "running":
+            result.guest = f"guest {watch.status}"
+        else:
+            result.guest = "guest stopped"
 
-    log = vm.log()
-    done = re.findall(r"IOGUARD-HOSTILE seed=\d+ ops=(\d+)", log)
-    result.ops_done = int(done[-1]) if done else 0
-    if "IOGUARD-HOSTILE-DONE" in log:
-        result.guest = "done"
-    elif "Kernel panic" in log:
-        result.guest = "guest panicked"
-    elif "IOGUARD-HOSTILE-EXIT" in log:
-        result.guest = "program failed"
-        result.failures.append("the hostile program failed: see "
-                               f"{vm.serial}")
-    elif watch.status == "shutdown":          # -no-reboot: a reset stops
-        result.guest = "guest reset"
-    elif watch.status != "running":
-        result.guest = f"guest {watch.status}"
-    else:
-        result.guest = "guest stopped"
-
-    code = vm.proc.poll()
-    if code is None:
-        vm.proc.send_signal(signal.SIGTERM)
-        try:
-            code = vm.proc.wait(10)
-            result.exit = "SIGTERM"
-        except subprocess.TimeoutExpired:
-            result.failures.append("QEMU ignored SIGTERM for 10 s")
+        code = vm.proc.poll()
+        if code is None:
+            vm.proc.send_signal(signal.SIGTERM)
+            try:
+                code = vm.proc.wait(10)
+                result.exit = "SIGTERM"
+            except subprocess.TimeoutExpired:
+                result.failures.append("QEMU ignored SIGTERM for 10 s")
+                vm.proc.kill()
+                code = vm.proc.wait()
+                result.exit = "killed"
+        else:
+            result.exit = f"exited {code}"
+        vm.qmp.close()
+        if code < 0 and result.exit != "SIGTERM":
+            result.failures.append(f"QEMU died of signal {-code}")
+        elif code != 0:
+            result.failures.append(f"QEMU exited with {code}")
+        if watch.error:
+            result.failures.append(watch.error)
+        if result.qmp_max_ms > QMP_DEADLINE_S * 1000:
+            result.failures.append(
+                f"QMP took {result.qmp_max_ms:.0f} ms to answer")
+        result.guest_errors = guest_error_lines(
+            vm.workdir / "guest-errors.log")
+        if result.guest_errors == 0:
+            result.failures.append("QEMU logged no refused guest access")
+        stderr = vm.stderr.read_text(errors="replace")
+        for bad in ("Assertion", "AddressSanitizer", "runtime error",
+                    "Aborted"):
+            if bad in stderr:
+                result.failures.append(f"QEMU's stderr says {bad!r}")
+        return result
+    finally:
+        if vm.proc.poll() is None:     # an exception above: no stray QEMU
             vm.proc.kill()
-            code = vm.proc.wait()
-            result.exit = "killed"
-    else:
-        result.exit = f"exited {code}"
-    vm.qmp.close()
-    if code < 0 and result.exit != "SIGTERM":
-        result.failures.append(f"QEMU died of signal {-code}")
-    elif code != 0:
-        result.failures.append(f"QEMU exited with {code}")
-    if watch.error:
-        result.failures.append(watch.error)
-    if result.qmp_max_ms > QMP_DEADLINE_S * 1000:
-        result.failures.append(
-            f"QMP took {result.qmp_max_ms:.0f} ms to answer")
-    result.guest_errors = guest_error_lines(vm.workdir / "guest-errors.log")
-    if result.guest_errors == 0:
-        result.failures.append("QEMU logged no refused guest access")
-    stderr = vm.stderr.read_text(errors="replace")
-    for bad in ("Assertion", "AddressSanitizer", "runtime error", "Aborted"):
-        if bad in stderr:
-            result.failures.append(f"QEMU's stderr says {bad!r}")
-    return result
+            vm.proc.wait()
 
 
 def format_table(results):
