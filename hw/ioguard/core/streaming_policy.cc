@@ -1,5 +1,7 @@
 #include "streaming_policy.hh"
 
+#include "text_parse.hh"
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -10,56 +12,6 @@ namespace {
 bool same(const IoguardStreamingRule &a, const IoguardStreamingRule &b)
 {
     return a.devid == b.devid && a.first == b.first && a.last == b.last;
-}
-
-// A hexadecimal number of at most max_digits digits ("0x" allowed), all of s.
-bool parse_hex(std::string_view s, unsigned max_digits, uint64_t &out)
-{
-    if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        s.remove_prefix(2);
-    }
-    if (s.empty() || s.size() > max_digits) {
-        return false;
-    }
-    out = 0;
-    for (char c : s) {
-        unsigned digit;
-        if (c >= '0' && c <= '9') {
-            digit = c - '0';
-        } else if (c >= 'a' && c <= 'f') {
-            digit = c - 'a' + 10;
-        } else if (c >= 'A' && c <= 'F') {
-            digit = c - 'A' + 10;
-        } else {
-            return false;
-        }
-        out = out << 4 | digit;
-    }
-    return true;
-}
-
-// before + part + after (appended one by one: GCC 12 warns wrongly about
-// chains of std::string operator+).
-std::string message(const char *before, std::string_view part,
-                    const char *after)
-{
-    std::string m(before);
-    m.append(part);
-    m.append(after);
-    return m;
-}
-
-bool parse_requester(std::string_view s, uint16_t &devid)
-{
-    uint64_t bus, dev, fn;
-    if (s.size() != 7 || s[2] != ':' || s[5] != '.' ||
-        !parse_hex(s.substr(0, 2), 2, bus) ||
-        !parse_hex(s.substr(3, 2), 2, dev) || dev > 0x1f ||
-        !parse_hex(s.substr(6, 1), 1, fn) || fn > 7) {
-        return false;
-    }
-    devid = uint16_t(bus << 8 | dev << 3 | fn);
-    return true;
 }
 
 bool parse_rule(std::string_view s, IoguardStreamingRule &rule,
