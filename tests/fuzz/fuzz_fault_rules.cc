@@ -21,7 +21,8 @@
 
 using namespace ioguard;
 
-namespace {
+namespace
+{
 
 struct Step {
     FaultSite site;
@@ -38,7 +39,7 @@ std::vector<Step> read_steps(const uint8_t *data, size_t size)
         memcpy(&s.check.requester, data + 1, 2);
         memcpy(&s.check.address, data + 3, 8);
         if (data[11] & 1) {
-            s.check.address &= 0xffff;      // small addresses hit small ranges
+            s.check.address &= 0xffff; // small addresses hit small ranges
         }
         s.check.write = data[11] & 2;
         s.check.opcode = data[12] % 17 - 1;
@@ -70,25 +71,30 @@ bool passes_filters(const FaultRule &r, FaultSite site, const FaultCheck &c)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *newline = static_cast<const uint8_t *>(memchr(data, '\n', size));
+    const uint8_t *newline =
+        static_cast<const uint8_t *>(memchr(data, '\n', size));
     const size_t text_len = newline ? size_t(newline - data) : size;
     const std::string text(reinterpret_cast<const char *>(data), text_len);
     FaultRule rule;
     std::string error;
     if (!parse_fault_rule(text, rule, error)) {
-        FUZZ_CHECK(!error.empty(), "refused without a message: '%s'", text.c_str());
+        FUZZ_CHECK(!error.empty(), "refused without a message: '%s'",
+                   text.c_str());
         return 0;
     }
     const std::string canonical = format_fault_rule(rule);
     FaultRule again;
-    FUZZ_CHECK(parse_fault_rule(canonical, again, error), "'%s' gave canonical '%s': %s",
-               text.c_str(), canonical.c_str(), error.c_str());
-    FUZZ_CHECK(again == rule, "'%s' and its canonical '%s' differ", text.c_str(),
+    FUZZ_CHECK(parse_fault_rule(canonical, again, error),
+               "'%s' gave canonical '%s': %s", text.c_str(), canonical.c_str(),
+               error.c_str());
+    FUZZ_CHECK(again == rule, "'%s' and its canonical '%s' differ",
+               text.c_str(), canonical.c_str());
+    FUZZ_CHECK(format_fault_rule(again) == canonical, "'%s' formats unstably",
                canonical.c_str());
-    FUZZ_CHECK(format_fault_rule(again) == canonical, "'%s' formats unstably", canonical.c_str());
 
     const size_t rest = newline ? size - text_len - 1 : 0;
-    const std::vector<Step> steps = read_steps(newline ? newline + 1 : data, rest);
+    const std::vector<Step> steps =
+        read_steps(newline ? newline + 1 : data, rest);
     const uint64_t seed = text.size() * 0x9e3779b97f4a7c15ULL;
     FaultInjector injector(seed), replay(seed);
     injector.add(rule, 0);
@@ -97,10 +103,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (const Step &s : steps) {
         const auto f = injector.check(s.site, s.check);
         const auto r = replay.check(s.site, s.check);
-        FUZZ_CHECK(bool(f) == bool(r), "same seed, different decision at check %" PRIu64,
-                   matches);
+        FUZZ_CHECK(bool(f) == bool(r),
+                   "same seed, different decision at check %" PRIu64, matches);
         const bool match = passes_filters(rule, s.site, s.check);
-        FUZZ_CHECK(match || !f, "'%s' fired at a check it does not match", canonical.c_str());
+        FUZZ_CHECK(match || !f, "'%s' fired at a check it does not match",
+                   canonical.c_str());
         if (!match) {
             continue;
         }
@@ -108,30 +115,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fired += f ? 1 : 0;
         switch (rule.when) {
         case FaultWhen::Always:
-            FUZZ_CHECK(f, "'%s' did not fire at match %" PRIu64, canonical.c_str(), matches);
+            FUZZ_CHECK(f, "'%s' did not fire at match %" PRIu64,
+                       canonical.c_str(), matches);
             break;
         case FaultWhen::Once:
-            FUZZ_CHECK(bool(f) == (matches == 1), "'%s' at match %" PRIu64, canonical.c_str(),
-                       matches);
+            FUZZ_CHECK(bool(f) == (matches == 1), "'%s' at match %" PRIu64,
+                       canonical.c_str(), matches);
             break;
         case FaultWhen::Nth:
             FUZZ_CHECK(bool(f) == (matches == rule.n), "'%s' at match %" PRIu64,
                        canonical.c_str(), matches);
             break;
         case FaultWhen::Every:
-            FUZZ_CHECK(bool(f) == (matches % rule.n == 0), "'%s' at match %" PRIu64,
-                       canonical.c_str(), matches);
+            FUZZ_CHECK(bool(f) == (matches % rule.n == 0),
+                       "'%s' at match %" PRIu64, canonical.c_str(), matches);
             break;
         case FaultWhen::After:
-            FUZZ_CHECK(!f || s.check.now_ns >= rule.after_ns, "'%s' fired early",
-                       canonical.c_str());
+            FUZZ_CHECK(!f || s.check.now_ns >= rule.after_ns,
+                       "'%s' fired early", canonical.c_str());
             FUZZ_CHECK(fired <= 1, "'%s' fired twice", canonical.c_str());
             break;
-        case FaultWhen::Probability:
-            break;
+        case FaultWhen::Probability: break;
         }
         if (f) {
-            FUZZ_CHECK(f->action == rule.action && f->rule_id == 1 && f->sequence == fired,
+            FUZZ_CHECK(f->action == rule.action && f->rule_id == 1 &&
+                           f->sequence == fired,
                        "record of '%s' is wrong", canonical.c_str());
         }
     }

@@ -10,7 +10,8 @@
 
 using namespace ioguard;
 
-namespace {
+namespace
+{
 
 FaultRule parse_ok(const std::string &text)
 {
@@ -42,8 +43,9 @@ TEST(FaultRules, ParsesEveryFieldAndFormatsCanonically)
     EXPECT_EQ(r.when, FaultWhen::Nth);
     EXPECT_EQ(r.n, 3u);
     EXPECT_EQ(r.action, FaultAction::Fault);
-    EXPECT_EQ(format_fault_rule(r), "site=translate,requester=00:05.0,range=0x1000-0x1fff,"
-                                    "access=write,when=nth:3,action=fault");
+    EXPECT_EQ(format_fault_rule(r),
+              "site=translate,requester=00:05.0,range=0x1000-0x1fff,"
+              "access=write,when=nth:3,action=fault");
 
     // Keys in any order; the defaults (any requester, any address, both
     // directions, always) are left out of the canonical text.
@@ -51,20 +53,28 @@ TEST(FaultRules, ParsesEveryFieldAndFormatsCanonically)
     EXPECT_EQ(r.when, FaultWhen::Always);
     EXPECT_EQ(format_fault_rule(r), "site=completion-wait,action=drop");
 
-    EXPECT_EQ(format_fault_rule(parse_ok("site=command,opcode=1,when=once,action=stuck")),
+    EXPECT_EQ(format_fault_rule(
+                  parse_ok("site=command,opcode=1,when=once,action=stuck")),
               "site=command,opcode=completion-wait,when=once,action=stuck");
-    EXPECT_EQ(format_fault_rule(parse_ok("site=command,opcode=15,action=fault")),
-              "site=command,opcode=15,action=fault");
-    EXPECT_EQ(format_fault_rule(parse_ok("site=nic-dma,when=prob:0.010,action=dma-error")),
+    EXPECT_EQ(
+        format_fault_rule(parse_ok("site=command,opcode=15,action=fault")),
+        "site=command,opcode=15,action=fault");
+    EXPECT_EQ(format_fault_rule(
+                  parse_ok("site=nic-dma,when=prob:0.010,action=dma-error")),
               "site=nic-dma,when=prob:0.01,action=dma-error");
-    EXPECT_EQ(parse_ok("site=nic-dma,when=prob:1,action=dma-error").ppb, 1000000000u);
-    EXPECT_EQ(parse_ok("site=nic-dma,when=prob:0.000000001,action=dma-error").ppb, 1u);
-    EXPECT_EQ(format_fault_rule(parse_ok("site=completion-wait,when=after:1500ms,"
-                                         "action=delay:2000us")),
-              "site=completion-wait,when=after:1500ms,action=delay:2ms");
+    EXPECT_EQ(parse_ok("site=nic-dma,when=prob:1,action=dma-error").ppb,
+              1000000000u);
+    EXPECT_EQ(
+        parse_ok("site=nic-dma,when=prob:0.000000001,action=dma-error").ppb,
+        1u);
+    EXPECT_EQ(
+        format_fault_rule(parse_ok("site=completion-wait,when=after:1500ms,"
+                                   "action=delay:2000us")),
+        "site=completion-wait,when=after:1500ms,action=delay:2ms");
     r = parse_ok("site=nic-link,when=every:10,action=link-flap");
-    EXPECT_EQ(r.delay_ns, 100000000u);      // 100 ms unless said
-    EXPECT_EQ(format_fault_rule(r), "site=nic-link,when=every:10,action=link-flap:100ms");
+    EXPECT_EQ(r.delay_ns, 100000000u); // 100 ms unless said
+    EXPECT_EQ(format_fault_rule(r),
+              "site=nic-link,when=every:10,action=link-flap:100ms");
 }
 
 TEST(FaultRules, CanonicalTextParsesToTheSameRule)
@@ -87,14 +97,20 @@ TEST(FaultRules, CanonicalTextParsesToTheSameRule)
 TEST(FaultRules, BadRulesNameWhatIsWrong)
 {
     EXPECT_EQ(parse_error(""), "a rule needs a site= and an action=");
-    EXPECT_EQ(parse_error("site=translate"), "a rule needs a site= and an action=");
-    EXPECT_EQ(parse_error("site=translate,action"), "'action' is not key=value");
-    EXPECT_EQ(parse_error("site=translate,action=fault,"), "a ',' with nothing after it");
-    EXPECT_EQ(parse_error("site=translate,site=command,action=fault"), "'site' given twice");
+    EXPECT_EQ(parse_error("site=translate"),
+              "a rule needs a site= and an action=");
+    EXPECT_EQ(parse_error("site=translate,action"),
+              "'action' is not key=value");
+    EXPECT_EQ(parse_error("site=translate,action=fault,"),
+              "a ',' with nothing after it");
+    EXPECT_EQ(parse_error("site=translate,site=command,action=fault"),
+              "'site' given twice");
     EXPECT_EQ(parse_error("site=translate,colour=red,action=fault"),
-              "unknown key 'colour' (keys: site, requester, range, access, opcode, when, "
+              "unknown key 'colour' (keys: site, requester, range, access, "
+              "opcode, when, "
               "action)");
-    EXPECT_NE(parse_error("site=disk,action=fault").find("unknown site 'disk' (sites: translate"),
+    EXPECT_NE(parse_error("site=disk,action=fault")
+                  .find("unknown site 'disk' (sites: translate"),
               std::string::npos);
     EXPECT_NE(parse_error("site=translate,requester=0:5.0,action=fault")
                   .find("'0:5.0' is not a requester ID"),
@@ -106,23 +122,29 @@ TEST(FaultRules, BadRulesNameWhatIsWrong)
               std::string::npos);
     EXPECT_EQ(parse_error("site=translate,access=execute,action=fault"),
               "access 'execute' is neither read nor write");
-    EXPECT_NE(parse_error("site=command,opcode=16,action=fault").find("unknown command '16'"),
+    EXPECT_NE(parse_error("site=command,opcode=16,action=fault")
+                  .find("unknown command '16'"),
               std::string::npos);
-    for (const char *when : {"nth:0", "every:", "prob:0", "prob:1.5", "prob:0.1234567891",
-                             "prob:.5", "after:10", "after:0ms", "once:2", "sometimes"}) {
-        EXPECT_EQ(parse_error(std::string("site=nic-dma,when=") + when + ",action=dma-error")
+    for (const char *when :
+         {"nth:0", "every:", "prob:0", "prob:1.5", "prob:0.1234567891",
+          "prob:.5", "after:10", "after:0ms", "once:2", "sometimes"}) {
+        EXPECT_EQ(parse_error(std::string("site=nic-dma,when=") + when +
+                              ",action=dma-error")
                       .rfind(std::string("when '") + when + "' is none of", 0),
                   0u)
             << when;
     }
-    EXPECT_NE(parse_error("site=completion-wait,action=delay").find("action 'delay' is none of"),
+    EXPECT_NE(parse_error("site=completion-wait,action=delay")
+                  .find("action 'delay' is none of"),
               std::string::npos);
-    EXPECT_NE(parse_error("site=command,action=fault:1ms").find("action 'fault:1ms'"),
-              std::string::npos);
+    EXPECT_NE(
+        parse_error("site=command,action=fault:1ms").find("action 'fault:1ms'"),
+        std::string::npos);
     // Actions and filters a site does not have.
     EXPECT_EQ(parse_error("site=completion-wait,action=fault"),
               "site completion-wait cannot fault");
-    EXPECT_EQ(parse_error("site=nic-dma,action=stuck"), "site nic-dma cannot stuck");
+    EXPECT_EQ(parse_error("site=nic-dma,action=stuck"),
+              "site nic-dma cannot stuck");
     EXPECT_EQ(parse_error("site=command,requester=00:05.0,action=fault"),
               "requester does not apply to site command");
     EXPECT_EQ(parse_error("site=translate,opcode=1,action=fault"),
@@ -131,7 +153,8 @@ TEST(FaultRules, BadRulesNameWhatIsWrong)
               "range does not apply to site nic-link");
 }
 
-FaultCheck at(uint16_t requester, uint64_t address, bool write = false, uint64_t now = 0)
+FaultCheck at(uint16_t requester, uint64_t address, bool write = false,
+              uint64_t now = 0)
 {
     FaultCheck c;
     c.requester = requester;
@@ -144,12 +167,19 @@ FaultCheck at(uint16_t requester, uint64_t address, bool write = false, uint64_t
 TEST(FaultInjector, FiltersDecideWhatMatches)
 {
     FaultInjector inj;
-    inj.add(parse_ok("site=translate,requester=00:05.0,range=0x1000-0x1fff,access=write,"
-                     "action=fault"), 0);
-    EXPECT_FALSE(inj.check(FaultSite::Translate, at(0x28, 0x1000, false)));    // a read
-    EXPECT_FALSE(inj.check(FaultSite::Translate, at(0x29, 0x1000, true)));     // 00:05.1
-    EXPECT_FALSE(inj.check(FaultSite::Translate, at(0x28, 0x2000, true)));     // past the range
-    EXPECT_FALSE(inj.check(FaultSite::PageWalk, at(0x28, 0x1000, true)));      // another site
+    inj.add(
+        parse_ok(
+            "site=translate,requester=00:05.0,range=0x1000-0x1fff,access=write,"
+            "action=fault"),
+        0);
+    EXPECT_FALSE(
+        inj.check(FaultSite::Translate, at(0x28, 0x1000, false))); // a read
+    EXPECT_FALSE(
+        inj.check(FaultSite::Translate, at(0x29, 0x1000, true))); // 00:05.1
+    EXPECT_FALSE(inj.check(FaultSite::Translate,
+                           at(0x28, 0x2000, true))); // past the range
+    EXPECT_FALSE(
+        inj.check(FaultSite::PageWalk, at(0x28, 0x1000, true))); // another site
     auto f = inj.check(FaultSite::Translate, at(0x28, 0x1fff, true, 42));
     ASSERT_TRUE(f);
     EXPECT_EQ(f->rule_id, 1u);
@@ -161,15 +191,16 @@ TEST(FaultInjector, FiltersDecideWhatMatches)
 
     FaultCheck cmd;
     cmd.opcode = 3;
-    inj.add(parse_ok("site=command,opcode=invalidate-iommu-pages,action=stuck"), 0);
+    inj.add(parse_ok("site=command,opcode=invalidate-iommu-pages,action=stuck"),
+            0);
     EXPECT_TRUE(inj.check(FaultSite::Command, cmd));
     cmd.opcode = 1;
     EXPECT_FALSE(inj.check(FaultSite::Command, cmd));
 }
 
 // The match numbers at which a rule fires, over `checks` matching checks.
-std::vector<unsigned> firing(const std::string &rule, unsigned checks, uint64_t seed = 0,
-                             uint64_t step_ns = 0)
+std::vector<unsigned> firing(const std::string &rule, unsigned checks,
+                             uint64_t seed = 0, uint64_t step_ns = 0)
 {
     FaultInjector inj(seed);
     inj.add(parse_ok(rule), 0);
@@ -184,33 +215,41 @@ std::vector<unsigned> firing(const std::string &rule, unsigned checks, uint64_t 
 
 TEST(FaultInjector, WhenSaysWhichMatchesFire)
 {
-    EXPECT_EQ(firing("site=nic-dma,action=dma-error", 3), (std::vector<unsigned>{1, 2, 3}));
-    EXPECT_EQ(firing("site=nic-dma,when=once,action=dma-error", 5), (std::vector<unsigned>{1}));
-    EXPECT_EQ(firing("site=nic-dma,when=nth:4,action=dma-error", 9), (std::vector<unsigned>{4}));
+    EXPECT_EQ(firing("site=nic-dma,action=dma-error", 3),
+              (std::vector<unsigned>{1, 2, 3}));
+    EXPECT_EQ(firing("site=nic-dma,when=once,action=dma-error", 5),
+              (std::vector<unsigned>{1}));
+    EXPECT_EQ(firing("site=nic-dma,when=nth:4,action=dma-error", 9),
+              (std::vector<unsigned>{4}));
     EXPECT_EQ(firing("site=nic-dma,when=every:3,action=dma-error", 10),
               (std::vector<unsigned>{3, 6, 9}));
     // after: the first match at least 25 us after the rule was added, once
     // (checks every 10 us of virtual time).
-    EXPECT_EQ(firing("site=nic-dma,when=after:25us,action=dma-error", 10, 0, 10000),
-              (std::vector<unsigned>{3}));
+    EXPECT_EQ(
+        firing("site=nic-dma,when=after:25us,action=dma-error", 10, 0, 10000),
+        (std::vector<unsigned>{3}));
 }
 
 TEST(FaultInjector, ProbabilityIsDeterministicBySeed)
 {
     const std::string rule = "site=nic-dma,when=prob:0.25,action=dma-error";
-    const auto a = firing(rule, 4000, 7), b = firing(rule, 4000, 7), c = firing(rule, 4000, 8);
+    const auto a = firing(rule, 4000, 7), b = firing(rule, 4000, 7),
+               c = firing(rule, 4000, 8);
     EXPECT_EQ(a, b);
     EXPECT_NE(a, c);
-    EXPECT_GT(a.size(), 850u);      // 1000 expected: well within 5 sigma (27)
+    EXPECT_GT(a.size(), 850u); // 1000 expected: well within 5 sigma (27)
     EXPECT_LT(a.size(), 1150u);
-    EXPECT_EQ(firing("site=nic-dma,when=prob:1,action=dma-error", 50).size(), 50u);
+    EXPECT_EQ(firing("site=nic-dma,when=prob:1,action=dma-error", 50).size(),
+              50u);
 }
 
 TEST(FaultInjector, EarliestRuleWinsAndEveryRuleCountsItsMatches)
 {
     FaultInjector inj;
-    const uint32_t always = inj.add(parse_ok("site=nic-dma,range=0-0xfff,action=dma-error"), 0);
-    const uint32_t nth = inj.add(parse_ok("site=nic-dma,when=nth:2,action=dma-error"), 0);
+    const uint32_t always =
+        inj.add(parse_ok("site=nic-dma,range=0-0xfff,action=dma-error"), 0);
+    const uint32_t nth =
+        inj.add(parse_ok("site=nic-dma,when=nth:2,action=dma-error"), 0);
     EXPECT_EQ(inj.check(FaultSite::NicDma, at(0, 0x10))->rule_id, always);
     // The second rule's 2nd match, shadowed by the first rule: it is spent.
     EXPECT_EQ(inj.check(FaultSite::NicDma, at(0, 0x10))->rule_id, always);

@@ -6,9 +6,11 @@
 
 #include "text_parse.hh"
 
-namespace ioguard {
+namespace ioguard
+{
 
-namespace {
+namespace
+{
 
 struct Name {
     const char *text;
@@ -52,8 +54,14 @@ constexpr std::array kOpcodes = {
     Name{"invalidate-iommu-all", 0x8},
 };
 
-constexpr uint32_t bit(FaultSite s) { return 1u << unsigned(s); }
-constexpr uint32_t bit(FaultAction a) { return 1u << unsigned(a); }
+constexpr uint32_t bit(FaultSite s)
+{
+    return 1u << unsigned(s);
+}
+constexpr uint32_t bit(FaultAction a)
+{
+    return 1u << unsigned(a);
+}
 
 // What each site can do, and which filters mean something there.
 struct SiteRules {
@@ -66,23 +74,29 @@ SiteRules site_rules(FaultSite site)
     using A = FaultAction;
     switch (site) {
     case FaultSite::Translate:
-        return {bit(A::Fault) | bit(A::Corrupt) | bit(A::Stale), true, true, true, false};
+        return {bit(A::Fault) | bit(A::Corrupt) | bit(A::Stale), true, true,
+                true, false};
     case FaultSite::PageWalk: return {bit(A::Fault), true, true, false, false};
     case FaultSite::DteFetch: return {bit(A::Fault), true, false, false, false};
-    case FaultSite::Command: return {bit(A::Fault) | bit(A::Stuck), false, false, false, true};
+    case FaultSite::Command:
+        return {bit(A::Fault) | bit(A::Stuck), false, false, false, true};
     case FaultSite::CompletionWait:
         return {bit(A::Drop) | bit(A::Delay), false, false, false, false};
-    case FaultSite::EventLog: return {bit(A::Drop) | bit(A::Overflow), false, false, false, false};
+    case FaultSite::EventLog:
+        return {bit(A::Drop) | bit(A::Overflow), false, false, false, false};
     case FaultSite::Interrupt: return {bit(A::Drop), true, false, false, false};
-    case FaultSite::NicDesc: return {bit(A::DmaError), false, true, false, false};
+    case FaultSite::NicDesc:
+        return {bit(A::DmaError), false, true, false, false};
     case FaultSite::NicDma: return {bit(A::DmaError), false, true, true, false};
-    case FaultSite::NicLink: return {bit(A::LinkFlap), false, false, false, false};
+    case FaultSite::NicLink:
+        return {bit(A::LinkFlap), false, false, false, false};
     }
     return {};
 }
 
 template <size_t N>
-bool lookup(const std::array<Name, N> &names, std::string_view text, uint8_t &value)
+bool lookup(const std::array<Name, N> &names, std::string_view text,
+            uint8_t &value)
 {
     for (const Name &n : names) {
         if (text == n.text) {
@@ -104,8 +118,7 @@ const char *name_of(const std::array<Name, N> &names, uint8_t value)
     return "?";
 }
 
-template <size_t N>
-std::string list(const std::array<Name, N> &names)
+template <size_t N> std::string list(const std::array<Name, N> &names)
 {
     std::string out;
     for (const Name &n : names) {
@@ -117,16 +130,24 @@ std::string list(const std::array<Name, N> &names)
 // "250ms": a positive number of ns, us, ms or s.
 bool parse_duration(std::string_view s, uint64_t &ns)
 {
-    static const struct { const char *unit; uint64_t ns; } units[] = {
-        {"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000},
+    static const struct {
+        const char *unit;
+        uint64_t ns;
+    } units[] = {
+        {"ns", 1},
+        {"us", 1000},
+        {"ms", 1000000},
+        {"s", 1000000000},
     };
     for (const auto &u : units) {
         const std::string_view unit(u.unit);
-        if (s.size() > unit.size() && s.substr(s.size() - unit.size()) == unit) {
+        if (s.size() > unit.size() &&
+            s.substr(s.size() - unit.size()) == unit) {
             const std::string_view number = s.substr(0, s.size() - unit.size());
             uint64_t v;
-            if (!number.empty() && number.back() >= '0' && number.back() <= '9' &&
-                parse_decimal(number, v) && v > 0 && v <= UINT64_MAX / u.ns) {
+            if (!number.empty() && number.back() >= '0' &&
+                number.back() <= '9' && parse_decimal(number, v) && v > 0 &&
+                v <= UINT64_MAX / u.ns) {
                 ns = v * u.ns;
                 return true;
             }
@@ -153,9 +174,11 @@ bool parse_probability(std::string_view s, uint32_t &ppb)
 {
     const size_t dot = s.find('.');
     const std::string_view whole = s.substr(0, dot);
-    std::string_view fraction = dot == std::string_view::npos ? "" : s.substr(dot + 1);
+    std::string_view fraction =
+        dot == std::string_view::npos ? "" : s.substr(dot + 1);
     if ((whole != "0" && whole != "1") ||
-        (dot != std::string_view::npos && fraction.empty()) || fraction.size() > 9) {
+        (dot != std::string_view::npos && fraction.empty()) ||
+        fraction.size() > 9) {
         return false;
     }
     uint64_t f = 0;
@@ -201,13 +224,15 @@ bool parse_when(std::string_view s, FaultRule &rule)
 {
     const size_t colon = s.find(':');
     const std::string_view kind = s.substr(0, colon);
-    const std::string_view arg = colon == std::string_view::npos ? "" : s.substr(colon + 1);
+    const std::string_view arg =
+        colon == std::string_view::npos ? "" : s.substr(colon + 1);
     const bool has_arg = colon != std::string_view::npos;
     if (kind == "always" && !has_arg) {
         rule.when = FaultWhen::Always;
     } else if (kind == "once" && !has_arg) {
         rule.when = FaultWhen::Once;
-    } else if ((kind == "nth" || kind == "every") && parse_decimal(arg, rule.n) && rule.n > 0) {
+    } else if ((kind == "nth" || kind == "every") &&
+               parse_decimal(arg, rule.n) && rule.n > 0) {
         rule.when = kind == "nth" ? FaultWhen::Nth : FaultWhen::Every;
     } else if (kind == "prob" && parse_probability(arg, rule.ppb)) {
         rule.when = FaultWhen::Probability;
@@ -227,7 +252,8 @@ bool parse_action(std::string_view s, FaultRule &rule)
         return false;
     }
     rule.action = FaultAction(value);
-    const bool timed = rule.action == FaultAction::Delay || rule.action == FaultAction::LinkFlap;
+    const bool timed = rule.action == FaultAction::Delay ||
+                       rule.action == FaultAction::LinkFlap;
     if (colon == std::string_view::npos) {
         // A link flap lasts 100 ms unless the rule says; a delay must say.
         rule.delay_ns = rule.action == FaultAction::LinkFlap ? 100000000 : 0;
@@ -242,26 +268,32 @@ bool parse_key(std::string_view key, std::string_view value, FaultRule &rule,
     uint8_t v;
     if (key == "site") {
         if (!lookup(kSites, value, v)) {
-            error = message("unknown site '", value, "' (sites: ") + list(kSites) + ")";
+            error = message("unknown site '", value, "' (sites: ") +
+                    list(kSites) + ")";
             return false;
         }
         rule.site = FaultSite(v);
     } else if (key == "requester") {
         if (!parse_requester(value, rule.requester)) {
-            error = message("'", value, "' is not a requester ID of the form bus:dev.fn "
-                                        "(e.g. 00:05.0)");
+            error = message("'", value,
+                            "' is not a requester ID of the form bus:dev.fn "
+                            "(e.g. 00:05.0)");
             return false;
         }
         rule.any_requester = false;
     } else if (key == "range") {
         const size_t dash = value.find('-');
-        if (dash == std::string_view::npos || !parse_hex(value.substr(0, dash), 16, rule.first) ||
+        if (dash == std::string_view::npos ||
+            !parse_hex(value.substr(0, dash), 16, rule.first) ||
             !parse_hex(value.substr(dash + 1), 16, rule.last)) {
-            error = message("'", value, "' is not an address range of the form first-last in hex");
+            error = message(
+                "'", value,
+                "' is not an address range of the form first-last in hex");
             return false;
         }
         if (rule.first > rule.last) {
-            error = message("address range '", value, "' ends before it starts");
+            error =
+                message("address range '", value, "' ends before it starts");
             return false;
         }
     } else if (key == "access") {
@@ -278,25 +310,29 @@ bool parse_key(std::string_view key, std::string_view value, FaultRule &rule,
         } else if (parse_decimal(value, number) && number < 16) {
             rule.opcode = int(number);
         } else {
-            error = message("unknown command '", value, "' (a number below 16 or one of: ") +
+            error = message("unknown command '", value,
+                            "' (a number below 16 or one of: ") +
                     list(kOpcodes) + ")";
             return false;
         }
     } else if (key == "when") {
         if (!parse_when(value, rule)) {
-            error = message("when '", value, "' is none of always, once, nth:N, every:N, "
-                                             "prob:P (0 < P <= 1), after:TIME (e.g. 250ms)");
+            error = message("when '", value,
+                            "' is none of always, once, nth:N, every:N, "
+                            "prob:P (0 < P <= 1), after:TIME (e.g. 250ms)");
             return false;
         }
     } else if (key == "action") {
         if (!parse_action(value, rule)) {
-            error = message("action '", value, "' is none of ") + list(kActions) +
+            error = message("action '", value, "' is none of ") +
+                    list(kActions) +
                     " (delay:TIME, link-flap[:TIME], TIME e.g. 10ms)";
             return false;
         }
     } else {
-        error = message("unknown key '", key,
-                        "' (keys: site, requester, range, access, opcode, when, action)");
+        error = message(
+            "unknown key '", key,
+            "' (keys: site, requester, range, access, opcode, when, action)");
         return false;
     }
     return true;
@@ -304,10 +340,17 @@ bool parse_key(std::string_view key, std::string_view value, FaultRule &rule,
 
 } // namespace
 
-const char *fault_site_name(FaultSite site) { return name_of(kSites, uint8_t(site)); }
-const char *fault_action_name(FaultAction action) { return name_of(kActions, uint8_t(action)); }
+const char *fault_site_name(FaultSite site)
+{
+    return name_of(kSites, uint8_t(site));
+}
+const char *fault_action_name(FaultAction action)
+{
+    return name_of(kActions, uint8_t(action));
+}
 
-bool parse_fault_rule(std::string_view text, FaultRule &rule, std::string &error)
+bool parse_fault_rule(std::string_view text, FaultRule &rule,
+                      std::string &error)
 {
     rule = FaultRule{};
     std::vector<std::string_view> seen;
@@ -328,7 +371,8 @@ bool parse_fault_rule(std::string_view text, FaultRule &rule, std::string &error
         if (!parse_key(key, part.substr(eq + 1), rule, error)) {
             return false;
         }
-        text.remove_prefix(comma == std::string_view::npos ? text.size() : comma + 1);
+        text.remove_prefix(comma == std::string_view::npos ? text.size()
+                                                           : comma + 1);
         if (comma != std::string_view::npos && text.empty()) {
             error = "a ',' with nothing after it";
             return false;
@@ -344,12 +388,18 @@ bool parse_fault_rule(std::string_view text, FaultRule &rule, std::string &error
     const SiteRules allowed = site_rules(rule.site);
     const char *site = fault_site_name(rule.site);
     if (!(allowed.actions & bit(rule.action))) {
-        error = message("site ", site, " cannot ") + fault_action_name(rule.action);
+        error =
+            message("site ", site, " cannot ") + fault_action_name(rule.action);
         return false;
     }
-    const struct { const char *key; bool applies; } filters[] = {
-        {"requester", allowed.requester}, {"range", allowed.range},
-        {"access", allowed.access}, {"opcode", allowed.opcode},
+    const struct {
+        const char *key;
+        bool applies;
+    } filters[] = {
+        {"requester", allowed.requester},
+        {"range", allowed.range},
+        {"access", allowed.access},
+        {"opcode", allowed.opcode},
     };
     for (const auto &f : filters) {
         if (given(f.key) && !f.applies) {
@@ -366,13 +416,16 @@ std::string format_fault_rule(const FaultRule &r)
     out += fault_site_name(r.site);
     if (!r.any_requester) {
         char bdf[8];
-        snprintf(bdf, sizeof(bdf), "%02x:%02x.%x", r.requester >> 8, (r.requester >> 3) & 0x1f,
-                 r.requester & 7);
+        snprintf(bdf, sizeof(bdf), "%02x:%02x.%x", r.requester >> 8,
+                 (r.requester >> 3) & 0x1f, r.requester & 7);
         out += ",requester=";
         out += bdf;
     }
     if (r.first != 0 || r.last != ~uint64_t{0}) {
-        out.append(",range=").append(hex(r.first)).append("-").append(hex(r.last));
+        out.append(",range=")
+            .append(hex(r.first))
+            .append("-")
+            .append(hex(r.last));
     }
     if (!(r.reads && r.writes)) {
         out += r.reads ? ",access=read" : ",access=write";
@@ -385,10 +438,18 @@ std::string format_fault_rule(const FaultRule &r)
     switch (r.when) {
     case FaultWhen::Always: break;
     case FaultWhen::Once: out += ",when=once"; break;
-    case FaultWhen::Nth: out.append(",when=nth:").append(std::to_string(r.n)); break;
-    case FaultWhen::Every: out.append(",when=every:").append(std::to_string(r.n)); break;
-    case FaultWhen::Probability: out.append(",when=prob:").append(format_probability(r.ppb)); break;
-    case FaultWhen::After: out.append(",when=after:").append(format_duration(r.after_ns)); break;
+    case FaultWhen::Nth:
+        out.append(",when=nth:").append(std::to_string(r.n));
+        break;
+    case FaultWhen::Every:
+        out.append(",when=every:").append(std::to_string(r.n));
+        break;
+    case FaultWhen::Probability:
+        out.append(",when=prob:").append(format_probability(r.ppb));
+        break;
+    case FaultWhen::After:
+        out.append(",when=after:").append(format_duration(r.after_ns));
+        break;
     }
     out += ",action=";
     out += fault_action_name(r.action);
@@ -400,7 +461,8 @@ std::string format_fault_rule(const FaultRule &r)
 
 // FaultInjector
 
-namespace {
+namespace
+{
 
 uint64_t splitmix64(uint64_t &state)
 {
@@ -412,8 +474,9 @@ uint64_t splitmix64(uint64_t &state)
 
 bool matches(const FaultRule &r, const FaultCheck &hit)
 {
-    return (r.any_requester || r.requester == hit.requester) && r.first <= hit.address &&
-           hit.address <= r.last && (hit.write ? r.writes : r.reads) &&
+    return (r.any_requester || r.requester == hit.requester) &&
+           r.first <= hit.address && hit.address <= r.last &&
+           (hit.write ? r.writes : r.reads) &&
            (r.opcode < 0 || r.opcode == hit.opcode);
 }
 
@@ -425,7 +488,8 @@ uint32_t FaultInjector::add(const FaultRule &rule, uint64_t now_ns)
     const uint32_t id = next_id_++;
     // Each rule draws from its own generator, seeded by the injector's seed
     // and its id, so that adding a rule does not change another's draws.
-    rules_.push_back(Active{id, rule, 0, now_ns, seed_ ^ (uint64_t(id) << 32 | id)});
+    rules_.push_back(
+        Active{id, rule, 0, now_ns, seed_ ^ (uint64_t(id) << 32 | id)});
     update_sites();
     return id;
 }
@@ -471,14 +535,17 @@ bool FaultInjector::fires(Active &a, uint64_t now_ns)
     case FaultWhen::Once: return !a.spent;
     case FaultWhen::Nth: return a.matches == a.rule.n;
     case FaultWhen::Every: return a.matches % a.rule.n == 0;
-    case FaultWhen::Probability: return splitmix64(a.random) % 1000000000 < a.rule.ppb;
+    case FaultWhen::Probability:
+        return splitmix64(a.random) % 1000000000 < a.rule.ppb;
     case FaultWhen::After:
-        return !a.spent && now_ns >= a.added_ns && now_ns - a.added_ns >= a.rule.after_ns;
+        return !a.spent && now_ns >= a.added_ns &&
+               now_ns - a.added_ns >= a.rule.after_ns;
     }
     return false;
 }
 
-std::optional<FiredFault> FaultInjector::check(FaultSite site, const FaultCheck &hit)
+std::optional<FiredFault> FaultInjector::check(FaultSite site,
+                                               const FaultCheck &hit)
 {
     if (!(sites_.load(std::memory_order_relaxed) & bit(site))) {
         return std::nullopt;
@@ -494,8 +561,9 @@ std::optional<FiredFault> FaultInjector::check(FaultSite site, const FaultCheck 
         a.matches++;
         if (fires(a, hit.now_ns) && !out) {
             a.spent = true;
-            out = FiredFault{++sequence_, a.id, hit.now_ns, site, a.rule.action,
-                             a.rule.delay_ns, hit};
+            out = FiredFault{++sequence_, a.id,          hit.now_ns,
+                             site,        a.rule.action, a.rule.delay_ns,
+                             hit};
         }
     }
     if (out) {

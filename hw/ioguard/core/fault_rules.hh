@@ -43,7 +43,7 @@ enum class FaultWhen : uint8_t {
     Nth,                // the Nth match only
     Every,              // every Nth match
     Probability,        // each match with probability ppb / 1e9
-    After,              // the first match at least delay_ns after the rule was added
+    After,              // first match after_ns or more after the rule came
 };
 
 enum class FaultAction : uint8_t {
