@@ -254,10 +254,9 @@ public:
             fail("/dev/kmsg");
         }
         for (uint64_t n = 1; n <= ops; n++) {
-            unsigned kind = step();
+            const char *op = step();
             if (n >= trace_from) {
-                fprintf(kmsg, "IOGUARD-HOSTILE-OP %llu %s\n", (unsigned long long)n,
-                        kStepNames[kind]);
+                fprintf(kmsg, "IOGUARD-HOSTILE-OP %llu %s\n", (unsigned long long)n, op);
                 fflush(kmsg);
             }
             if (n % 1000 == 0 || n == ops) {
@@ -587,39 +586,36 @@ private:
         nic_.write(NIC_REG_INT_MASK, 4, NIC_INT_ALL);
     }
 
-    // One operation, chosen by weight; returns which (kStepNames).
-    unsigned step()
-    {
-        unsigned r = unsigned(rnd_.below(100));
-        if (r < 22) {
-            iommu_register_write();
-            return 0;
-        } else if (r < 40) {
-            nic_register_write();
-            return 1;
-        } else if (r < 48) {
-            register_read();
-            return 2;
-        } else if (r < 68) {
-            write_ram();
-            return 3;
-        } else if (r < 76) {
-            command_burst();
-            return 4;
-        } else if (r < 94) {
-            nic_dma();
-            return 5;
-        } else if (r < 98) {
-            config_write();
-            return 6;
-        }
-        sane_set_up();
-        return 7;
-    }
-    static constexpr const char *kStepNames[] = {
-        "iommu-register-write", "nic-register-write", "register-read", "write-ram",
-        "command-burst", "nic-dma", "config-write", "sane-set-up",
+    // The operations and their odds: each takes the draws of 0..99 below
+    // its bound and above the previous one's.
+    struct Op {
+        unsigned below;
+        void (Hostile::*run)();
+        const char *name;
     };
+    static constexpr Op kOps[] = {
+        {22, &Hostile::iommu_register_write, "iommu-register-write"},
+        {40, &Hostile::nic_register_write, "nic-register-write"},
+        {48, &Hostile::register_read, "register-read"},
+        {68, &Hostile::write_ram, "write-ram"},
+        {76, &Hostile::command_burst, "command-burst"},
+        {94, &Hostile::nic_dma, "nic-dma"},
+        {98, &Hostile::config_write, "config-write"},
+        {100, &Hostile::sane_set_up, "sane-set-up"},
+    };
+
+    // One operation, chosen by its odds; returns its name.
+    const char *step()
+    {
+        const unsigned r = unsigned(rnd_.below(100));
+        for (const Op &op : kOps) {
+            if (r < op.below) {
+                (this->*op.run)();
+                return op.name;
+            }
+        }
+        return "";      // not reached: the last bound is 100
+    }
 
     Random rnd_;
     Ram ram_;
