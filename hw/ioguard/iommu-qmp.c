@@ -57,6 +57,7 @@ const char *ioguard_delivery_name(unsigned delivery)
         [IOGUARD_DELIVERY_LOG_STOPPED] = "log-stopped",
         [IOGUARD_DELIVERY_LOG_NOT_IN_RAM] = "log-not-in-ram",
         [IOGUARD_DELIVERY_NOT_REPORTED] = "not-reported",
+        [IOGUARD_DELIVERY_INJECTED] = "injected",
     };
 
     return delivery < ARRAY_SIZE(names) ? names[delivery] : "?";

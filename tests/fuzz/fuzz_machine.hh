@@ -72,6 +72,7 @@ struct FuzzMachine {
                 static_cast<FuzzMachine *>(o)->commands++;
             },
             nullptr,
+            nullptr,
         };
         iommu = ioguard_iommu_new(&ops, this, &config);
     }

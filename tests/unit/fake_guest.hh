@@ -44,6 +44,7 @@ struct Machine {
     std::vector<uint32_t> commands_seen;            // opcodes
     std::vector<IoguardFaultRecord> records_seen;   // as the host is told
     uint64_t now = 0;
+    uint64_t wake_deadline = 0;                     // 0: none asked for
     IoguardIommu *iommu = nullptr;
 
     static bool read_ram(void *o, uint64_t addr, void *buf, uint64_t len)
@@ -94,6 +95,10 @@ struct Machine {
     {
         static_cast<Machine *>(o)->records_seen.push_back(*r);
     }
+    static void wake_at(void *o, uint64_t deadline_ns)
+    {
+        static_cast<Machine *>(o)->wake_deadline = deadline_ns;
+    }
 
     explicit Machine(IoguardConfig config = test_config())
     {
@@ -102,7 +107,7 @@ struct Machine {
                                            guest_error,
                                            irt_invalidated, devtab_changed,
                                            now_ns, command_executed,
-                                           fault_recorded};
+                                           fault_recorded, wake_at};
         iommu = ioguard_iommu_new(&ops, this, &config);
     }
     ~Machine() { ioguard_iommu_free(iommu); }

@@ -258,7 +258,9 @@ TEST(FaultInjector, EarliestRuleWinsAndEveryRuleCountsItsMatches)
     EXPECT_FALSE(inj.remove(always));
     EXPECT_FALSE(inj.check(FaultSite::NicDma, at(0, 0x10)));
     ASSERT_EQ(inj.rules().size(), 1u);
-    EXPECT_EQ(inj.rules()[0].first, nth);
+    EXPECT_EQ(inj.rules()[0].id, nth);
+    EXPECT_EQ(inj.rules()[0].matches, 4u);
+    EXPECT_EQ(inj.rules()[0].fired, 0u);
     const auto fired = inj.fired();
     ASSERT_EQ(fired.size(), 2u);
     EXPECT_EQ(fired[1].sequence, 2u);

@@ -31,6 +31,18 @@ void Iommu::process_commands()
         for (int i = 0; i < 4; i++) {
             cmd[i] = load_le32(buf + 4 * i);
         }
+        if (const auto fired = inject(FaultSite::Command,
+                                      {0, addr, false, int(cmd[1] >> 28)})) {
+            if (fired->action == FaultAction::Stuck) {
+                // The head stays here until a later tail write (or a change
+                // of the rules) finds the rule no longer firing.
+                return;
+            }
+            log_event_locked(Event::illegal_command_error(addr),
+                             FaultReason::Injected);
+            status_ &= ~uint64_t{MMIO_STATUS_CMDBUF_RUN_MASK};
+            return;
+        }
         stats_.count_command(cmd[1] >> 28);
         host_.command_executed(cmd, addr);
         if (execute_command(cmd, addr) == CommandResult::Stop) {
@@ -78,6 +90,18 @@ Iommu::CommandResult Iommu::execute_command(const uint32_t cmd[4],
 }
 
 Iommu::CommandResult Iommu::completion_wait(const uint32_t cmd[4])
+{
+    if (const auto fired = inject(FaultSite::CompletionWait, {})) {
+        if (fired->action == FaultAction::Delay) {
+            delay_completion_wait(cmd, fired->delay_ns);
+        }
+        return CommandResult::Done;     // dropped, or done later
+    }
+    return complete_wait(cmd);
+}
+
+// COMPLETION_WAIT's store and interrupt.
+Iommu::CommandResult Iommu::complete_wait(const uint32_t cmd[4])
 {
     // Every earlier command has already taken effect: they run in order.
     if (cmd[0] & CMD_COMPL_WAIT_STORE_MASK) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "fault_inject_api.hh"
 #include "hw/ioguard/iommu-engine.h"
 #include "iommu.hh"
 
@@ -64,6 +65,12 @@ public:
             ops_.fault_recorded(opaque_, &record);
         }
     }
+    void wake_at(uint64_t deadline_ns) override
+    {
+        if (ops_.wake_at) {
+            ops_.wake_at(opaque_, deadline_ns);
+        }
+    }
 
 private:
     const IoguardHostOps ops_;
@@ -100,6 +107,7 @@ IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
     c.latency_model = config->latency_model;
     c.round_trip_ns = config->round_trip_ns;
     c.walk_read_ns = config->walk_read_ns;
+    c.faults = config->faults ? &config->faults->injector : nullptr;
     return new (std::nothrow) IoguardIommu(*ops, opaque, c);
 }
 
@@ -257,4 +265,14 @@ size_t ioguard_iommu_streaming_rules(IoguardIommu *iommu,
 bool ioguard_iommu_guest_streaming_enabled(IoguardIommu *iommu)
 {
     return iommu->iommu.guest_streaming_enabled();
+}
+
+void ioguard_iommu_faults_changed(IoguardIommu *iommu)
+{
+    iommu->iommu.faults_changed();
+}
+
+void ioguard_iommu_run_timers(IoguardIommu *iommu)
+{
+    iommu->iommu.run_timers();
 }

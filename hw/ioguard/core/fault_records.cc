@@ -34,6 +34,7 @@ const char *reason_name(unsigned reason)
         return "completion-store-not-in-ram";
     case IOGUARD_FAULT_USE_AFTER_UNMAP: return "use-after-unmap";
     case IOGUARD_FAULT_STALE_TRANSLATION: return "stale-translation";
+    case IOGUARD_FAULT_INJECTED: return "injected";
     default: return nullptr;
     }
 }

@@ -36,6 +36,7 @@ enum class FaultReason : unsigned {
     CompletionStoreNotInRam = IOGUARD_FAULT_COMPLETION_STORE_NOT_IN_RAM,
     UseAfterUnmap = IOGUARD_FAULT_USE_AFTER_UNMAP,
     StaleTranslation = IOGUARD_FAULT_STALE_TRANSLATION,
+    Injected = IOGUARD_FAULT_INJECTED,
 };
 
 // What became of a record's event (IOGUARD_DELIVERY_*).
@@ -46,6 +47,7 @@ enum class Delivery : unsigned {
     LogStopped = IOGUARD_DELIVERY_LOG_STOPPED,
     LogNotInRam = IOGUARD_DELIVERY_LOG_NOT_IN_RAM,
     NotReported = IOGUARD_DELIVERY_NOT_REPORTED,
+    Injected = IOGUARD_DELIVERY_INJECTED,
 };
 
 // A verifier finding: DMA that an IOTLB entry let through although the

@@ -489,7 +489,7 @@ uint32_t FaultInjector::add(const FaultRule &rule, uint64_t now_ns)
     // Each rule draws from its own generator, seeded by the injector's seed
     // and its id, so that adding a rule does not change another's draws.
     rules_.push_back(
-        Active{id, rule, 0, now_ns, seed_ ^ (uint64_t(id) << 32 | id)});
+        Active{id, rule, 0, 0, now_ns, seed_ ^ (uint64_t(id) << 32 | id)});
     update_sites();
     return id;
 }
@@ -517,14 +517,21 @@ void FaultInjector::update_sites()
     sites_.store(sites, std::memory_order_relaxed);
 }
 
-std::vector<std::pair<uint32_t, FaultRule>> FaultInjector::rules() const
+std::vector<ActiveRule> FaultInjector::rules() const
 {
     std::lock_guard<std::mutex> guard(lock_);
-    std::vector<std::pair<uint32_t, FaultRule>> out;
+    std::vector<ActiveRule> out;
     for (const Active &a : rules_) {
-        out.emplace_back(a.id, a.rule);
+        out.push_back(ActiveRule{a.id, a.rule, a.matches, a.fired});
     }
     return out;
+}
+
+void FaultInjector::set_listener(
+    std::function<void(const FiredFault &)> listener)
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    listener_ = std::move(listener);
 }
 
 // With lock_ held, for a rule that matched (a.matches counts it).
@@ -550,7 +557,7 @@ std::optional<FiredFault> FaultInjector::check(FaultSite site,
     if (!(sites_.load(std::memory_order_relaxed) & bit(site))) {
         return std::nullopt;
     }
-    std::lock_guard<std::mutex> guard(lock_);
+    std::unique_lock<std::mutex> guard(lock_);
     std::optional<FiredFault> out;
     // Every matching rule counts the match and draws, fired or not, so that
     // a rule's decisions depend only on the checks it matched.
@@ -561,6 +568,7 @@ std::optional<FiredFault> FaultInjector::check(FaultSite site,
         a.matches++;
         if (fires(a, hit.now_ns) && !out) {
             a.spent = true;
+            a.fired++;
             out = FiredFault{++sequence_, a.id,          hit.now_ns,
                              site,        a.rule.action, a.rule.delay_ns,
                              hit};
@@ -572,6 +580,11 @@ std::optional<FiredFault> FaultInjector::check(FaultSite site,
             fired_dropped_++;
         }
         fired_.push_back(*out);
+        if (listener_) {
+            const auto listener = listener_;
+            guard.unlock();
+            listener(*out);
+        }
     }
     return out;
 }

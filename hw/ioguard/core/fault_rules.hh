@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -105,15 +106,31 @@ struct FiredFault {
     FaultCheck hit;
 };
 
+// A rule as the injector holds it.
+struct ActiveRule {
+    uint32_t id;
+    FaultRule rule;
+    uint64_t matches;           // checks it matched
+    uint64_t fired;             // faults it fired
+};
+
 class FaultInjector {
 public:
     explicit FaultInjector(uint64_t seed = 0) : seed_(seed) {}
+
+    uint64_t seed() const { return seed_; }
 
     // Rules get ids 1, 2, ... in the order they are added; now_ns starts
     // an After rule's delay.
     uint32_t add(const FaultRule &rule, uint64_t now_ns);
     bool remove(uint32_t id);
-    std::vector<std::pair<uint32_t, FaultRule>> rules() const;
+    std::vector<ActiveRule> rules() const;
+
+    // Whether any rule names site: the sites' fast path, without a lock.
+    bool armed(FaultSite site) const
+    {
+        return sites_.load(std::memory_order_relaxed) & (1u << unsigned(site));
+    }
 
     // Whether a rule fires at this point of site: the first rule (by id)
     // that matches and whose "when" says so. Every matching rule counts
@@ -126,11 +143,16 @@ public:
     uint64_t fired_dropped() const;
     static constexpr size_t kMaxRecords = 256;
 
+    // Called with each fault fired (for tracing), outside the injector's
+    // lock, on the thread that made the check.
+    void set_listener(std::function<void(const FiredFault &)> listener);
+
 private:
     struct Active {
         uint32_t id;
         FaultRule rule;
         uint64_t matches = 0;
+        uint64_t fired = 0;
         uint64_t added_ns;
         uint64_t random;        // the rule's own generator state
         bool spent = false;     // Once, Nth and After fire one time
@@ -146,6 +168,7 @@ private:
     std::vector<FiredFault> fired_;
     uint64_t fired_dropped_ = 0;
     uint64_t sequence_ = 0;
+    std::function<void(const FiredFault &)> listener_;
 };
 
 } // namespace ioguard

@@ -24,6 +24,10 @@ public:
     // every fault record made (events and verifier findings).
     virtual void command_executed(const uint32_t cmd[4], uint64_t addr) = 0;
     virtual void fault_recorded(const IoguardFaultRecord &record) = 0;
+    // Call Iommu::run_timers() once virtual time reaches deadline_ns (a
+    // later call replaces an earlier deadline). Only fault rules that
+    // delay completions need it.
+    virtual void wake_at(uint64_t deadline_ns) { (void)deadline_ns; }
 };
 
 } // namespace ioguard

@@ -63,7 +63,13 @@ RemappedInterrupt decode_irte128(uint64_t lo, uint64_t hi)
 bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
 {
     out = in;
-    if (!config_.intremap || !enabled_.load(std::memory_order_acquire)) {
+    if (!enabled_.load(std::memory_order_acquire)) {
+        return true;
+    }
+    if (inject(FaultSite::Interrupt, {devid, in.address, true})) {
+        return false;   // lost, without a trace the guest could see
+    }
+    if (!config_.intremap) {
         return true;
     }
     RequesterCounters *counters = stats_.requester(devid);

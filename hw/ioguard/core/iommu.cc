@@ -65,6 +65,11 @@ void Iommu::reset()
     dte_cache_.clear();
     iotlb_.invalidate_iommu_all();
     directory_cache_.invalidate_iommu_all();
+    delayed_waits_.clear();
+    {
+        std::lock_guard<std::mutex> remembered_guard(remembered_lock_);
+        remembered_.clear();
+    }
 }
 
 void Iommu::guest_error(const char *fmt, ...)
@@ -305,10 +310,22 @@ void Iommu::log_event_locked(const Event &ev, FaultReason reason)
             host_.now_ns()));
         return;
     }
-    const EventLog::Outcome outcome = event_log_.append(host_, ev);
+    const auto fired = inject(FaultSite::EventLog,
+                              {uint16_t(ev.has_requester() ? ev.devid() : 0),
+                               ev.address(), false, -1});
+    if (fired && fired->action == FaultAction::Drop) {
+        bump(stats_.events_dropped);
+        host_.fault_recorded(fault_records_.record_event(
+            ev, reason, Delivery::Injected, host_.now_ns()));
+        return;
+    }
+    // A rule's overflow: the log reports it exactly as if it were full.
+    const EventLog::Outcome outcome =
+        fired ? EventLog::Outcome::Overflow : event_log_.append(host_, ev);
     host_.fault_recorded(fault_records_.record_event(
         ev, reason,
-        outcome == EventLog::Outcome::Logged     ? Delivery::Logged
+        fired                                    ? Delivery::Injected
+        : outcome == EventLog::Outcome::Logged   ? Delivery::Logged
         : outcome == EventLog::Outcome::Overflow ? Delivery::LogFull
                                                  : Delivery::LogNotInRam,
         host_.now_ns()));

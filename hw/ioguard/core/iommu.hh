@@ -9,7 +9,9 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -18,6 +20,7 @@
 #include "device_table.hh"
 #include "event_log.hh"
 #include "fault_records.hh"
+#include "fault_rules.hh"
 #include "host.hh"
 #include "hw/ioguard/iommu-engine.h"
 #include "iotlb.hh"
@@ -42,6 +45,7 @@ struct Config {
     bool latency_model = false;
     unsigned round_trip_ns = 1000;
     unsigned walk_read_ns = 100;
+    FaultInjector *faults = nullptr;    // not owned; null: no fault rules
 };
 
 // The IOVA range a command's Address and S bit name (dw2, dw3).
@@ -76,6 +80,11 @@ public:
     IoguardStats stats() const { return stats_.totals(); }
     Statistics &statistics() { return stats_; }
 
+    // Fault injection (fault_injection.cc): see ioguard_iommu_faults_changed
+    // and ioguard_iommu_run_timers.
+    void faults_changed();
+    void run_timers();
+
     StreamingPolicy &streaming_policy() { return policy_; }
     bool guest_streaming_enabled() const
     {
@@ -105,6 +114,7 @@ private:
     enum class CommandResult { Done, Stop };
     CommandResult execute_command(const uint32_t cmd[4], uint64_t addr);
     CommandResult completion_wait(const uint32_t cmd[4]);
+    CommandResult complete_wait(const uint32_t cmd[4]);
     void invalidate_devtab_entry(uint16_t devid);
     void invalidate_iommu_pages(const uint32_t cmd[4]);
     void invalidate_interrupt_table(uint16_t devid);
@@ -156,6 +166,31 @@ private:
     IoguardTranslation fault(uint16_t devid, uint16_t domain, uint64_t iova,
                              unsigned flags, unsigned perm,
                              FaultReason reason);
+    IoguardTranslation translate_tables(uint16_t devid, uint64_t iova,
+                                        unsigned perm);
+    IoguardTranslation translate_with_faults(uint16_t devid, uint64_t iova,
+                                             unsigned perm);
+
+    // Fault injection (fault_injection.cc)
+    // Whether a rule fires at this point of site (hit.now_ns is filled in).
+    std::optional<FiredFault> inject(FaultSite site, FaultCheck hit)
+    {
+        if (!config_.faults || !config_.faults->armed(site)) {
+            return std::nullopt;
+        }
+        hit.now_ns = host_.now_ns();
+        return config_.faults->check(site, hit);
+    }
+    bool faults_armed(FaultSite site) const
+    {
+        return config_.faults && config_.faults->armed(site);
+    }
+    // The translations given while translate rules exist, for action=stale.
+    void remember_translation(uint16_t devid, uint64_t iova,
+                              const IoguardTranslation &t);
+    std::optional<IoguardTranslation> remembered_translation(uint16_t devid,
+                                                             uint64_t iova);
+    void delay_completion_wait(const uint32_t cmd[4], uint64_t delay_ns);
 
     Host &host_;
     const Config config_;
@@ -190,6 +225,16 @@ private:
     ShardedCache<uint16_t, DeviceTableEntry, DevidHash> dte_cache_;
     Iotlb iotlb_{stats_};
     PageDirectoryCache directory_cache_;
+
+    // Fault injection: completions a rule delayed (under lock_), and the
+    // translations action=stale can serve.
+    struct DelayedWait {
+        uint64_t due_ns;
+        std::array<uint32_t, 4> cmd;
+    };
+    std::deque<DelayedWait> delayed_waits_;
+    std::mutex remembered_lock_;
+    std::map<std::pair<uint16_t, uint64_t>, IoguardTranslation> remembered_;
 
     StreamingPolicy policy_;
     std::mutex streams_lock_;

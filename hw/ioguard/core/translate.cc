@@ -112,6 +112,10 @@ bool Iommu::dma_is_identity(uint16_t devid)
     if (!enabled_.load(std::memory_order_acquire)) {
         return true;
     }
+    if (faults_armed(FaultSite::Translate) ||
+        faults_armed(FaultSite::DteFetch)) {
+        return false;   // the rules want to see every DMA
+    }
     bool beyond_table = false;
     uint64_t dte_addr = 0;
     const auto dte = read_dte(devid, beyond_table, dte_addr);
@@ -171,6 +175,56 @@ IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,
 IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
                                     unsigned perm)
 {
+    if (perm != IOGUARD_PERM_NONE && faults_armed(FaultSite::Translate) &&
+        enabled_.load(std::memory_order_acquire)) {
+        return translate_with_faults(devid, iova, perm);
+    }
+    return translate_tables(devid, iova, perm);
+}
+
+// A translation that a site=translate rule may change
+// (docs/ioguard-faults.rst).
+IoguardTranslation Iommu::translate_with_faults(uint16_t devid, uint64_t iova,
+                                                unsigned perm)
+{
+    const auto fired = inject(FaultSite::Translate,
+                              {devid, iova, perm == IOGUARD_PERM_WRITE});
+    if (!fired) {
+        const IoguardTranslation t = translate_tables(devid, iova, perm);
+        remember_translation(devid, iova, t);
+        return t;
+    }
+    switch (fired->action) {
+    case FaultAction::Fault: {
+        bool beyond_table = false;
+        uint64_t dte_addr = 0;
+        const auto dte = read_dte(devid, beyond_table, dte_addr);
+        return fault(devid, dte ? dte->domain_id : 0, iova,
+                     request_flags(perm), perm, FaultReason::Injected);
+    }
+    case FaultAction::Corrupt: {
+        // The 4 KiB page next to the right one, silently.
+        const IoguardTranslation t = translate_tables(devid, iova, perm);
+        if (t.perm == IOGUARD_PERM_NONE) {
+            return t;
+        }
+        const uint64_t page = t.translated_addr +
+                              (iova & t.addr_mask & ~uint64_t{0xfff});
+        return IoguardTranslation{page ^ 0x1000, 0xfff, t.perm};
+    }
+    case FaultAction::Stale:
+        if (const auto old = remembered_translation(devid, iova)) {
+            return *old;
+        }
+        return translate_tables(devid, iova, perm);
+    default:
+        return translate_tables(devid, iova, perm);
+    }
+}
+
+IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
+                                           unsigned perm)
+{
     // Each translation is counted once, by its outcome (see statistics.hh).
     RequesterCounters *counters = stats_.requester(devid);
     const unsigned flags = request_flags(perm);
@@ -183,6 +237,19 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
     // Read before the DTE and the walk: a fill that an invalidation
     // overtakes is then dropped (see ShardedCache).
     const uint64_t filled_at = iotlb_.epoch();
+    const bool write = perm == IOGUARD_PERM_WRITE;
+    if (perm != IOGUARD_PERM_NONE && faults_armed(FaultSite::DteFetch) &&
+        inject(FaultSite::DteFetch, {devid, iova, write})) {
+        // As if the entry could not be read.
+        const uint64_t dtb = dev_table_snapshot_.load();
+        const uint64_t dte_addr = (dtb & IOGUARD_BASE_ADDR_MASK) +
+                                  uint64_t{devid} * DTE_ENTRY_SIZE;
+        log_event(Event::dev_tab_hardware_error(devid, dte_addr, flags),
+                  FaultReason::Injected);
+        bump(counters, &RequesterCounters::faults);
+        bump(counters, &RequesterCounters::refused_by_dte);
+        return blocked(iova);
+    }
     const auto dte = fetch_dte(devid, iova, flags);
     if (!dte) {
         bump(counters, &RequesterCounters::faults);
@@ -233,6 +300,19 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
         }
     } else {
         bump(counters, &RequesterCounters::iotlb_misses);
+        if (perm != IOGUARD_PERM_NONE && faults_armed(FaultSite::PageWalk) &&
+            inject(FaultSite::PageWalk, {devid, iova, write})) {
+            // As if the walk's first read, in the root table, failed.
+            const unsigned shift = 12 + 9 * (dte->mode - 1);
+            const uint64_t entry_addr =
+                dte->page_table_root +
+                (shift < 64 ? (iova >> shift) & 0x1ff : 0) * 8;
+            bump(counters, &RequesterCounters::faults);
+            log_event(Event::page_tab_hardware_error(devid, domain, entry_addr,
+                                                     flags),
+                      FaultReason::Injected);
+            return blocked(iova);
+        }
         const WalkResult walk = walk_tables(*dte, iova, from_caches);
         walk_entries = walk.entries_read;
         bump(counters, &RequesterCounters::page_walk_levels,

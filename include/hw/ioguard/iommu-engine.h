@@ -25,6 +25,7 @@ extern "C" {
 
 typedef struct IoguardIommu IoguardIommu;
 struct IoguardFaultRecord;
+struct IoguardFaults;
 
 typedef struct IoguardHostOps {
     /*
@@ -64,6 +65,13 @@ typedef struct IoguardHostOps {
                              uint64_t addr);
     void (*fault_recorded)(void *opaque,
                            const struct IoguardFaultRecord *record);
+    /*
+     * Optional (needed by fault rules that delay a completion): call
+     * ioguard_iommu_run_timers() once virtual time reaches deadline_ns.
+     * Called with the engine's lock held; a later call replaces an earlier
+     * deadline.
+     */
+    void (*wake_at)(void *opaque, uint64_t deadline_ns);
 } IoguardHostOps;
 
 typedef struct IoguardConfig {
@@ -85,6 +93,11 @@ typedef struct IoguardConfig {
     bool latency_model;
     unsigned round_trip_ns;
     unsigned walk_read_ns;
+    /*
+     * Fault rules (include/hw/ioguard/fault-inject.h), or NULL for none:
+     * owned by the caller, outliving the engine.
+     */
+    struct IoguardFaults *faults;
 } IoguardConfig;
 
 #define IOGUARD_PREFETCH_DEPTH_MAX 256
@@ -262,6 +275,15 @@ size_t ioguard_iommu_streaming_rules(IoguardIommu *iommu,
 bool ioguard_iommu_guest_streaming_enabled(IoguardIommu *iommu);
 
 /*
+ * The fault rules (IoguardConfig.faults) changed: a command buffer that a
+ * rule held stuck moves on, and identity DMA is asked about again
+ * (device_table_changed), as a rule may now want to see it.
+ */
+void ioguard_iommu_faults_changed(IoguardIommu *iommu);
+/* Completions a fault rule delayed whose time has come (wake_at). */
+void ioguard_iommu_run_timers(IoguardIommu *iommu);
+
+/*
  * Fault records: every event the IOMMU generated, and every finding of the
  * DMA verifier, with why. Names: ioguard_fault_reason_name().
  */
@@ -284,6 +306,7 @@ enum {
     /* DMA verifier findings: DMA a stale IOTLB entry let through. */
     IOGUARD_FAULT_USE_AFTER_UNMAP,          /* the IOVA is no longer mapped */
     IOGUARD_FAULT_STALE_TRANSLATION,        /* it maps elsewhere, or less */
+    IOGUARD_FAULT_INJECTED,                 /* a fault rule made it */
     IOGUARD_FAULT_REASONS
 };
 
@@ -296,6 +319,8 @@ enum {
                                      * overflow or error, not restarted */
     IOGUARD_DELIVERY_LOG_NOT_IN_RAM,    /* lost: the log is not in RAM */
     IOGUARD_DELIVERY_NOT_REPORTED,  /* a verifier finding: no event exists */
+    IOGUARD_DELIVERY_INJECTED,      /* lost: a fault rule dropped it or
+                                     * overflowed the log */
 };
 
 typedef struct IoguardFaultRecord {

@@ -1,0 +1,85 @@
+// What the engine keeps for fault rules beyond the check at each site: the
+// completions a rule delayed, and the translations a rule may serve stale.
+// (The sites themselves are in translate.cc, command_processor.cc,
+// iommu.cc and interrupt_remap.cc, next to what they break.)
+#include "iommu.hh"
+
+namespace ioguard
+{
+
+namespace
+{
+
+// Bounds on what a guest can make the host keep: COMPLETION_WAITs waiting
+// on a delay (beyond it the oldest completes early), and translations for
+// action=stale (beyond it they are forgotten and remembered afresh).
+constexpr size_t kMaxDelayedWaits = 4096;
+constexpr size_t kMaxRemembered = 4096;
+
+} // namespace
+
+void Iommu::faults_changed()
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    process_commands(); // a rule that held the buffer stuck may be gone
+    host_.device_table_changed(-1);
+}
+
+void Iommu::delay_completion_wait(const uint32_t cmd[4], uint64_t delay_ns)
+{
+    if (delayed_waits_.size() == kMaxDelayedWaits) {
+        complete_wait(delayed_waits_.front().cmd.data());
+        delayed_waits_.pop_front();
+    }
+    const uint64_t due = host_.now_ns() + delay_ns;
+    // Completions happen in command order: one delayed later than the one
+    // before it in the queue waits for it.
+    const uint64_t after =
+        delayed_waits_.empty() ? 0 : delayed_waits_.back().due_ns;
+    delayed_waits_.push_back(
+        {std::max(due, after), {cmd[0], cmd[1], cmd[2], cmd[3]}});
+    host_.wake_at(delayed_waits_.front().due_ns);
+}
+
+void Iommu::run_timers()
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    const uint64_t now = host_.now_ns();
+    while (!delayed_waits_.empty() && delayed_waits_.front().due_ns <= now) {
+        const DelayedWait wait = delayed_waits_.front();
+        delayed_waits_.pop_front();
+        complete_wait(wait.cmd.data());
+    }
+    if (!delayed_waits_.empty()) {
+        host_.wake_at(delayed_waits_.front().due_ns);
+    }
+}
+
+void Iommu::remember_translation(uint16_t devid, uint64_t iova,
+                                 const IoguardTranslation &t)
+{
+    if (t.perm == IOGUARD_PERM_NONE) {
+        return;
+    }
+    const uint64_t page = iova & ~uint64_t{0xfff};
+    const IoguardTranslation small{t.translated_addr + (page & t.addr_mask),
+                                   0xfff, t.perm};
+    std::lock_guard<std::mutex> guard(remembered_lock_);
+    if (remembered_.size() == kMaxRemembered) {
+        remembered_.clear();
+    }
+    remembered_[{devid, page}] = small;
+}
+
+std::optional<IoguardTranslation> Iommu::remembered_translation(uint16_t devid,
+                                                                uint64_t iova)
+{
+    std::lock_guard<std::mutex> guard(remembered_lock_);
+    const auto it = remembered_.find({devid, iova & ~uint64_t{0xfff}});
+    if (it == remembered_.end()) {
+        return std::nullopt;
+    }
+    return it->second;
+}
+
+} // namespace ioguard
