@@ -24,6 +24,7 @@
 #include "system/kvm.h"
 #include "kvm/kvm_i386.h"
 #include "migration/vmstate.h"
+#include "hw/ioguard/fault-device.h"
 #include "hw/ioguard/amd-vi-regs.h"
 #include "hw/ioguard/iommu-engine.h"
 #include "hw/ioguard/iommu.h"
@@ -210,6 +211,21 @@ static void ioguard_fault_recorded(void *opaque, const IoguardFaultRecord *r)
     }
 }
 
+/* A completion that a fault rule delayed is due (ioguard_wake_at). */
+static void ioguard_fault_timer(void *opaque)
+{
+    IoguardIommuState *s = opaque;
+
+    ioguard_iommu_run_timers(s->engine);
+}
+
+static void ioguard_wake_at(void *opaque, uint64_t deadline_ns)
+{
+    IoguardIommuState *s = opaque;
+
+    timer_mod(s->fault_timer, deadline_ns);
+}
+
 static const IoguardHostOps ioguard_host_ops = {
     .read_ram = ioguard_read_ram,
     .write_ram = ioguard_write_ram,
@@ -221,6 +237,7 @@ static const IoguardHostOps ioguard_host_ops = {
     .now_ns = ioguard_now_ns,
     .command_executed = ioguard_command_executed,
     .fault_recorded = ioguard_fault_recorded,
+    .wake_at = ioguard_wake_at,
 };
 
 /* ---- MMIO window ---- */
@@ -403,6 +420,11 @@ static const PCIIOMMUOps ioguard_iommu_ops = {
 
 /* ---- the device ---- */
 
+static void ioguard_iommu_faults_changed_cb(DeviceState *dev)
+{
+    ioguard_iommu_faults_changed(IOGUARD_IOMMU(dev)->engine);
+}
+
 static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
 {
     IoguardIommuState *s = IOGUARD_IOMMU(dev);
@@ -466,6 +488,16 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
         return;
     }
 
+    s->faults = ioguard_fault_device_new(dev, IOGUARD_FAULT_SITES_IOMMU,
+                                         s->fault_rules, s->fault_seed,
+                                         ioguard_iommu_faults_changed_cb,
+                                         errp);
+    if (!s->faults) {
+        error_prepend(errp, "ioguard-iommu: ");
+        return;
+    }
+    config.faults = s->faults;
+    s->fault_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, ioguard_fault_timer, s);
     s->engine = ioguard_iommu_new(&ioguard_host_ops, s, &config);
     for (int i = 0; i < nrules; i++) {
         ioguard_iommu_add_streaming_rule(s->engine, &rules[i]);
@@ -562,6 +594,10 @@ static void ioguard_iommu_finalize(Object *obj)
     IoguardIommuState *s = IOGUARD_IOMMU(obj);
 
     ioguard_iommu_free(s->engine);
+    ioguard_fault_device_free(s->faults);
+    if (s->fault_timer) {
+        timer_free(s->fault_timer);
+    }
 }
 
 static const Property ioguard_iommu_properties[] = {
@@ -577,6 +613,8 @@ static const Property ioguard_iommu_properties[] = {
     DEFINE_PROP_UINT32("round-trip-ns", IoguardIommuState, round_trip_ns,
                        1000),
     DEFINE_PROP_UINT32("walk-read-ns", IoguardIommuState, walk_read_ns, 100),
+    DEFINE_PROP_STRING("fault-rules", IoguardIommuState, fault_rules),
+    DEFINE_PROP_UINT64("fault-seed", IoguardIommuState, fault_seed, 0),
 };
 
 /* Saving the engine's state is not implemented yet: refuse migration. */

@@ -19,11 +19,13 @@
 #include "qemu/osdep.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
+#include "qemu/timer.h"
 #include "qapi/error.h"
 #include "hw/pci/pci_device.h"
 #include "hw/pci/msi.h"
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
+#include "hw/ioguard/fault-device.h"
 #include "net/net.h"
 #include "net/eth.h"
 #include <zlib.h>
@@ -77,9 +79,18 @@ struct IoguardNicState {
 
     QEMUBH *tx_bh;
     QEMUBH *te_bh;
+
+    /* Fault rules (docs/ioguard-faults.rst) */
+    char *fault_rules;          /* property: a file of rules */
+    uint64_t fault_seed;        /* property */
+    IoguardFaults *faults;
+    QEMUTimer *link_up_timer;   /* ends a link flap */
+    bool link_flapped;          /* the link is down for a flap */
     uint8_t frame[NIC_MAX_FRAME];
     uint8_t te_chunk[NIC_DMA_CHUNK];
 };
+
+static void nic_link_fault(IoguardNicState *s);
 
 /* Interrupts */
 
@@ -139,8 +150,18 @@ static void nic_guest_error(IoguardNicState *s, uint32_t code, uint32_t addr,
  * first byte of the refused chunk; bytes before it were transferred.
  */
 
-static bool nic_dma(IoguardNicState *s, uint64_t addr, void *buf,
-                    uint32_t len, DMADirection dir, uint32_t *fail_addr)
+/* Whether a fault rule fails this DMA (site: descriptor or data). */
+static bool nic_dma_fault(IoguardNicState *s, unsigned site, uint64_t addr,
+                          DMADirection dir)
+{
+    return ioguard_fault_check(s->faults, site,
+                               pci_requester_id(PCI_DEVICE(s)), addr,
+                               dir == DMA_DIRECTION_FROM_DEVICE, NULL);
+}
+
+static bool nic_dma(IoguardNicState *s, unsigned site, uint64_t addr,
+                    void *buf, uint32_t len, DMADirection dir,
+                    uint32_t *fail_addr)
 {
     uint8_t *p = buf;
 
@@ -152,6 +173,10 @@ static bool nic_dma(IoguardNicState *s, uint64_t addr, void *buf,
             *fail_addr = addr > UINT32_MAX ? 0 : addr;
             qemu_log_mask(LOG_GUEST_ERROR, "ioguard-nic: DMA beyond 4 GiB at "
                           "0x%08" PRIx64 ": a 32-bit bus master\n", addr);
+            return false;
+        }
+        if (nic_dma_fault(s, site, addr, dir)) {
+            *fail_addr = addr;      /* as if the IOMMU refused it */
             return false;
         }
         r = pci_dma_rw(PCI_DEVICE(s), addr, p, n, dir, MEMTXATTRS_UNSPECIFIED);
@@ -180,8 +205,8 @@ static uint32_t nic_desc_addr(const NicRing *r, uint32_t index)
 static bool nic_desc_read(IoguardNicState *s, const NicRing *r, uint32_t index,
                           struct ioguard_nic_desc *d, uint32_t *fail_addr)
 {
-    if (!nic_dma(s, nic_desc_addr(r, index), d, sizeof(*d),
-                 DMA_DIRECTION_TO_DEVICE, fail_addr)) {
+    if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DESC, nic_desc_addr(r, index), d,
+                 sizeof(*d), DMA_DIRECTION_TO_DEVICE, fail_addr)) {
         return false;
     }
     d->addr = le32_to_cpu(d->addr);
@@ -202,13 +227,13 @@ static bool nic_desc_complete(IoguardNicState *s, const NicRing *r,
     uint16_t tail[2] = { cpu_to_le16(status), cpu_to_le16(written_len) };
     uint16_t f = cpu_to_le16(flags & ~NIC_DESC_OWN);
 
-    if (!nic_dma(s, at + 8, tail, sizeof(tail), DMA_DIRECTION_FROM_DEVICE,
-                 fail_addr)) {
+    if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DESC, at + 8, tail, sizeof(tail),
+                 DMA_DIRECTION_FROM_DEVICE, fail_addr)) {
         return false;
     }
     smp_wmb();
-    return nic_dma(s, at + 6, &f, sizeof(f), DMA_DIRECTION_FROM_DEVICE,
-                   fail_addr);
+    return nic_dma(s, IOGUARD_FAULT_SITE_NIC_DESC, at + 6, &f, sizeof(f),
+                   DMA_DIRECTION_FROM_DEVICE, fail_addr);
 }
 
 static uint16_t nic_desc_error(uint32_t code)
@@ -275,8 +300,8 @@ static bool nic_rx_frame(IoguardNicState *s, const uint8_t *buf, size_t size)
         status = nic_desc_error(NIC_ERR_DESC_LEN);
     } else if (size > d.len) {
         status = nic_desc_error(NIC_ERR_DESC_LEN);   /* too long: dropped */
-    } else if (!nic_dma(s, d.addr, (void *)buf, size,
-                        DMA_DIRECTION_FROM_DEVICE, &fail)) {
+    } else if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DMA, d.addr, (void *)buf,
+                        size, DMA_DIRECTION_FROM_DEVICE, &fail)) {
         nic_error(s, NIC_ERR_RX_DMA, fail);
         status = nic_desc_error(NIC_ERR_RX_DMA);
     }
@@ -309,6 +334,7 @@ static ssize_t nic_receive(NetClientState *nc, const uint8_t *buf, size_t size)
 {
     IoguardNicState *s = qemu_get_nic_opaque(nc);
 
+    nic_link_fault(s);
     if (!(s->status & NIC_STATUS_LINK_UP) || size < NIC_MIN_FRAME ||
         !nic_frame_wanted(s, buf, size)) {
         return size;            /* not for us: gone */
@@ -408,8 +434,9 @@ static TxStep nic_tx_one(IoguardNicState *s, uint32_t *consumed,
 
     total = 0;
     for (uint32_t i = 0; i < count; i++) {
-        if (!nic_dma(s, d[i].addr, s->frame + total, d[i].len,
-                     DMA_DIRECTION_TO_DEVICE, &fail)) {
+        if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DMA, d[i].addr,
+                     s->frame + total, d[i].len, DMA_DIRECTION_TO_DEVICE,
+                     &fail)) {
             nic_error(s, NIC_ERR_TX_DMA, fail);
             *consumed += count;
             return nic_tx_complete(s, r->head, count,
@@ -421,6 +448,7 @@ static TxStep nic_tx_one(IoguardNicState *s, uint32_t *consumed,
 
     trace_ioguard_nic_tx(r->head, count, total);
     *dma_bytes += total;
+    nic_link_fault(s);      /* in loopback the frame still goes round */
     if (s->ctrl & NIC_CTRL_LOOPBACK) {
         *dma_bytes += total;
         if (!nic_rx_frame(s, s->frame, total)) {
@@ -505,8 +533,8 @@ static void nic_te_bh(void *opaque)
             n = MIN(n, NIC_DMA_CHUNK - (dst & (NIC_DMA_CHUNK - 1)));
         }
         if (reads) {
-            if (!nic_dma(s, src, s->te_chunk, n, DMA_DIRECTION_TO_DEVICE,
-                         &fail)) {
+            if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DMA, src, s->te_chunk, n,
+                         DMA_DIRECTION_TO_DEVICE, &fail)) {
                 nic_te_finish(s, false, fail);
                 return;
             }
@@ -515,8 +543,8 @@ static void nic_te_bh(void *opaque)
             src += n;
         }
         if (writes) {
-            if (!nic_dma(s, dst, s->te_chunk, n, DMA_DIRECTION_FROM_DEVICE,
-                         &fail)) {
+            if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DMA, dst, s->te_chunk, n,
+                         DMA_DIRECTION_FROM_DEVICE, &fail)) {
                 nic_te_finish(s, false, fail);
                 return;
             }
@@ -805,10 +833,9 @@ static const MemoryRegionOps nic_mmio_ops = {
 
 /* The network side */
 
-static void nic_link_status_changed(NetClientState *nc)
+static void nic_link_changed(IoguardNicState *s)
 {
-    IoguardNicState *s = qemu_get_nic_opaque(nc);
-    bool up = !nc->link_down;
+    bool up = !qemu_get_queue(s->nic)->link_down && !s->link_flapped;
 
     if (up == !!(s->status & NIC_STATUS_LINK_UP)) {
         return;
@@ -819,6 +846,39 @@ static void nic_link_status_changed(NetClientState *nc)
     if (up) {
         nic_kick_rx(s);
     }
+}
+
+static void nic_link_status_changed(NetClientState *nc)
+{
+    nic_link_changed(qemu_get_nic_opaque(nc));
+}
+
+static void nic_link_up_timer(void *opaque)
+{
+    IoguardNicState *s = opaque;
+
+    s->link_flapped = false;
+    nic_link_changed(s);
+}
+
+/*
+ * Fault site nic-link, checked for each frame the NIC sends or takes from
+ * the network while its link is up: a link-flap takes the link down for
+ * the rule's time.
+ */
+static void nic_link_fault(IoguardNicState *s)
+{
+    IoguardFiredFault f;
+
+    if (!(s->status & NIC_STATUS_LINK_UP) ||
+        !ioguard_fault_check(s->faults, IOGUARD_FAULT_SITE_NIC_LINK,
+                             pci_requester_id(PCI_DEVICE(s)), 0, false, &f)) {
+        return;
+    }
+    s->link_flapped = true;
+    nic_link_changed(s);
+    timer_mod(s->link_up_timer,
+              qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) + f.delay_ns);
 }
 
 static NetClientInfo nic_net_info = {
@@ -848,6 +908,16 @@ static void nic_realize(PCIDevice *pdev, Error **errp)
     s->tx_bh = qemu_bh_new_guarded(nic_tx_bh, s, &dev->mem_reentrancy_guard);
     s->te_bh = qemu_bh_new_guarded(nic_te_bh, s, &dev->mem_reentrancy_guard);
 
+    s->faults = ioguard_fault_device_new(dev, IOGUARD_FAULT_SITES_NIC,
+                                         s->fault_rules, s->fault_seed, NULL,
+                                         errp);
+    if (!s->faults) {
+        error_prepend(errp, "ioguard-nic: ");
+        msi_uninit(pdev);
+        return;
+    }
+    s->link_up_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, nic_link_up_timer, s);
+
     qemu_macaddr_default_if_unset(&s->conf.macaddr);
     s->nic = qemu_new_nic(&nic_net_info, &s->conf,
                           object_get_typename(OBJECT(s)), dev->id,
@@ -862,6 +932,8 @@ static void nic_exit(PCIDevice *pdev)
 
     qemu_bh_delete(s->tx_bh);
     qemu_bh_delete(s->te_bh);
+    timer_free(s->link_up_timer);
+    ioguard_fault_device_free(s->faults);
     qemu_del_nic(s->nic);
     msi_uninit(pdev);
 }
@@ -874,6 +946,8 @@ static void nic_reset(DeviceState *dev)
 static const Property nic_properties[] = {
     DEFINE_NIC_PROPERTIES(IoguardNicState, conf),
     DEFINE_PROP_BOOL("sg", IoguardNicState, sg, true),
+    DEFINE_PROP_STRING("fault-rules", IoguardNicState, fault_rules),
+    DEFINE_PROP_UINT64("fault-seed", IoguardNicState, fault_seed, 0),
 };
 
 /* Snapshots and migration arrive with the fault-injection work. */

@@ -263,7 +263,7 @@ TEST_F(FaultInjectionTest, NoRuleNoChange)
               kPage);
     EXPECT_TRUE(d.completion_wait());
     EXPECT_EQ(fired(), 0u);
-    IoguardFaultRuleInfo info;
+    IoguardFaultRuleEntry info;
     ASSERT_EQ(ioguard_faults_rules(faults.f, &info, 1), 1u);
     EXPECT_STREQ(info.text, "site=translate,requester=00:01.0,action=fault");
     EXPECT_EQ(info.matches, 0u);

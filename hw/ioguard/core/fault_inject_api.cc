@@ -90,7 +90,7 @@ bool ioguard_faults_remove(IoguardFaults *faults, uint32_t id)
     return faults->injector.remove(id);
 }
 
-size_t ioguard_faults_rules(IoguardFaults *faults, IoguardFaultRuleInfo *out,
+size_t ioguard_faults_rules(IoguardFaults *faults, IoguardFaultRuleEntry *out,
                             size_t max)
 {
     const auto rules = faults->injector.rules();

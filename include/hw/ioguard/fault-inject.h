@@ -72,12 +72,12 @@ typedef struct IoguardFiredFault {
 
 #define IOGUARD_FAULT_RULE_TEXT_MAX 256
 
-typedef struct IoguardFaultRuleInfo {
+typedef struct IoguardFaultRuleEntry {
     uint32_t id;
     char text[IOGUARD_FAULT_RULE_TEXT_MAX];     /* canonical */
     uint64_t matches;           /* checks it matched */
     uint64_t fired;             /* faults it fired */
-} IoguardFaultRuleInfo;
+} IoguardFaultRuleEntry;
 
 /* The same seed, rules and checks give the same faults. */
 IoguardFaults *ioguard_faults_new(uint64_t seed);
@@ -96,7 +96,7 @@ uint32_t ioguard_faults_add(IoguardFaults *faults, const char *text,
 /* False when there is no rule with that id. */
 bool ioguard_faults_remove(IoguardFaults *faults, uint32_t id);
 /* Copies up to max rules, in id order; returns how many there are. */
-size_t ioguard_faults_rules(IoguardFaults *faults, IoguardFaultRuleInfo *out,
+size_t ioguard_faults_rules(IoguardFaults *faults, IoguardFaultRuleEntry *out,
                             size_t max);
 /*
  * Copies up to max of the faults fired (the latest IOGUARD_FAULTS_FIRED_MAX

@@ -33,6 +33,8 @@ struct IoguardIommuState {
     MemoryRegion mmio;
     IoguardIommu *engine;
     GHashTable *bus_spaces;     /* PCIBus * -> IoguardDeviceSpace *[256] */
+    struct IoguardFaults *faults;   /* fault rules (hw/ioguard/fault-device.c) */
+    QEMUTimer *fault_timer;     /* completions a fault rule delayed */
 
     /* properties */
     bool ga;
@@ -45,6 +47,8 @@ struct IoguardIommuState {
     bool latency_model;
     uint32_t round_trip_ns;
     uint32_t walk_read_ns;
+    char *fault_rules;          /* a file of fault rules, one per line */
+    uint64_t fault_seed;
 };
 
 /* How many fault records an IOMMU may keep (the fault-records property). */
