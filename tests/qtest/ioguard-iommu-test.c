@@ -998,6 +998,280 @@ static void test_qmp_streaming(void)
     fixture_free(&f);
 }
 
+/* ---- fault rules (docs/ioguard-faults.rst) ---- */
+
+/* Adds a rule to iommu0; returns its id. */
+static int64_t fault_add(Fixture *f, const char *rule)
+{
+    QDict *resp = qtest_qmp(f->qts, "{'execute': 'ioguard-fault-add', "
+                            "'arguments': {'device': 'iommu0', 'rule': %s}}",
+                            rule);
+    QDict *ret = qdict_get_qdict(resp, "return");
+    int64_t id;
+
+    g_assert(ret);
+    g_assert_cmpstr(qdict_get_str(ret, "rule"), ==, rule);
+    id = qdict_get_int(ret, "id");
+    qobject_unref(resp);
+    return id;
+}
+
+static void fault_remove(Fixture *f, int64_t id)
+{
+    qobject_unref(qtest_qmp_assert_success_ref(
+        f->qts, "{'execute': 'ioguard-fault-remove', "
+        "'arguments': {'device': 'iommu0', 'id': %" PRId64 "}}", id));
+}
+
+/* The faults fired on iommu0 (a reference the caller drops). */
+static QDict *fault_rules(Fixture *f)
+{
+    QDict *resp = qtest_qmp(f->qts, "{'execute': 'query-ioguard-fault-rules', "
+                            "'arguments': {'device': 'iommu0'}}");
+    QDict *info = qobject_to(QDict,
+                             qlist_peek(qdict_get_qlist(resp, "return")));
+
+    qobject_ref(info);
+    qobject_unref(resp);
+    return info;
+}
+
+static uint32_t event_type(const Event *ev)
+{
+    return ev->dw[1] >> 28;
+}
+
+/*
+ * site=translate: a fault is the IO_PAGE_FAULT of a refused DMA (nothing
+ * read, the event logged, the record says "injected"); corrupt silently
+ * sends the DMA to the neighbouring page.
+ */
+static void test_fault_translate(void)
+{
+    Fixture f;
+    Event ev[4];
+    uint8_t data[64], got[64], other[64];
+    QDict *info, *fired, *iommu;
+
+    fixture_init(&f);
+    build_tables(&f);
+    map_page(&f, 0x10000, 0x2000000, false);
+    memset(data, 0xa5, sizeof(data));
+    memset(other, 0x5a, sizeof(other));
+    qtest_memwrite(f.qts, 0x2000000, data, sizeof(data));
+    qtest_memwrite(f.qts, 0x2001000, other, sizeof(other));
+
+    fault_add(&f, "site=translate,requester=00:04.0,range=0x10000-0x10fff,"
+              "access=read,when=once,action=fault");
+    edu_dma(&f, 0x10000, 64, false);            /* refused */
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 1);
+    g_assert_cmpuint(event_type(&ev[0]), ==, EVENT_TYPE_IO_FAULT);
+    g_assert_cmphex(ev[0].dw[0] & 0xffff, ==, EDU_DEVID);
+    g_assert_cmphex(ev[0].dw[1] & 0xffff, ==, DOMAIN);
+    g_assert_cmphex(ev[0].dw[2], ==, 0x10000);
+    g_assert_false((ev[0].dw[1] >> 16) & EVENT_FLAG_RW);
+
+    info = fault_rules(&f);
+    fired = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "fired")));
+    g_assert_cmpint(qdict_get_int(fired, "seq"), ==, 1);
+    g_assert_cmpint(qdict_get_int(fired, "rule"), ==, 1);
+    g_assert_cmpstr(qdict_get_str(fired, "site"), ==, "translate");
+    g_assert_cmpstr(qdict_get_str(fired, "action"), ==, "fault");
+    g_assert_cmpstr(qdict_get_str(fired, "requester"), ==, "00:04.0");
+    g_assert_cmphex(qdict_get_int(fired, "address"), ==, 0x10000);
+    g_assert_cmpstr(qdict_get_str(fired, "access"), ==, "read");
+    qobject_unref(info);
+    iommu = query_faults(&f, false);
+    g_assert_cmpstr(qdict_get_str(fault_at(iommu, 0), "reason"), ==,
+                    "injected");
+    qobject_unref(iommu);
+
+    /* The rule is spent: the same DMA now reads the data. */
+    edu_dma(&f, 0x10000, 64, false);
+    map_page(&f, 0x11000, 0x2800000, true);
+    edu_dma(&f, 0x11000, 64, true);
+    qtest_memread(f.qts, 0x2800000, got, sizeof(got));
+    g_assert_cmpmem(got, sizeof(got), data, sizeof(data));
+
+    /* corrupt: the read comes from the page next to the mapped one. */
+    fault_add(&f, "site=translate,range=0x10000-0x10fff,when=once,"
+              "action=corrupt");
+    edu_dma(&f, 0x10000, 64, false);
+    edu_dma(&f, 0x11000, 64, true);
+    qtest_memread(f.qts, 0x2800000, got, sizeof(got));
+    g_assert_cmpmem(got, sizeof(got), other, sizeof(other));
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 0);
+    fixture_free(&f);
+}
+
+/* site=page-walk and site=dte-fetch: the hardware-error events. */
+static void test_fault_tables(void)
+{
+    Fixture f;
+    Event ev[4];
+
+    fixture_init(&f);
+    build_tables(&f);
+    map_page(&f, 0x10000, 0x2000000, true);
+    fault_add(&f, "site=page-walk,when=once,action=fault");
+    edu_dma(&f, 0x10000, 64, true);
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 1);
+    g_assert_cmpuint(event_type(&ev[0]), ==, EVENT_TYPE_PAGE_TAB_ERR);
+    g_assert_cmphex(ev[0].dw[1] & 0xffff, ==, DOMAIN);
+    g_assert_cmphex(ev[0].dw[2], ==, PT_ROOT);
+
+    fault_add(&f, "site=dte-fetch,requester=00:04.0,when=once,action=fault");
+    edu_dma(&f, 0x10000, 64, true);
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 1);
+    g_assert_cmpuint(event_type(&ev[0]), ==, EVENT_TYPE_DEV_TAB_ERR);
+    g_assert_cmphex(ev[0].dw[0] & 0xffff, ==, EDU_DEVID);
+    g_assert_cmphex(ev[0].dw[2], ==, DEV_TABLE + EDU_DEVID * 32);
+    edu_dma(&f, 0x10000, 64, true);             /* both spent */
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 0);
+    fixture_free(&f);
+}
+
+/*
+ * site=command (stuck buffer, illegal command) and site=completion-wait
+ * (dropped, delayed): what a driver waiting on its semaphore sees.
+ */
+static void test_fault_commands(void)
+{
+    Fixture f;
+    Event ev[4];
+    int64_t id;
+
+    fixture_init(&f);
+    id = fault_add(&f, "site=command,opcode=completion-wait,action=stuck");
+    f.sem++;
+    queue_command(&f, SEMAPHORE | CMD_COMPL_WAIT_STORE_MASK,
+                  CMD_COMPL_WAIT << 28, f.sem, 0);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), !=, f.sem);
+    g_assert_cmphex(reg_read(&f, MMIO_CMD_HEAD_OFFSET), ==, 0);
+    fault_remove(&f, id);                       /* the buffer moves on */
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem);
+
+    fault_add(&f, "site=completion-wait,when=once,action=drop");
+    f.sem++;
+    queue_command(&f, SEMAPHORE | CMD_COMPL_WAIT_STORE_MASK,
+                  CMD_COMPL_WAIT << 28, f.sem, 0);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem - 1);
+    completion_wait(&f);
+
+    fault_add(&f, "site=completion-wait,when=once,action=delay:10ms");
+    f.sem++;
+    queue_command(&f, SEMAPHORE | CMD_COMPL_WAIT_STORE_MASK,
+                  CMD_COMPL_WAIT << 28, f.sem, 0);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem - 1);
+    qtest_clock_step(f.qts, 9 * 1000 * 1000);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem - 1);
+    qtest_clock_step(f.qts, 1000 * 1000);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem);
+
+    fault_add(&f, "site=command,opcode=invalidate-devtab-entry,when=once,"
+              "action=fault");
+    queue_command(&f, EDU_DEVID, CMD_INV_DEV_ENTRY << 28, 0, 0);
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 1);
+    g_assert_cmpuint(event_type(&ev[0]), ==, EVENT_TYPE_ILL_CMD);
+    g_assert_cmphex(ev[0].dw[2], ==, CMD_BUF + f.cmd_tail - 16);
+    g_assert_false(reg_read(&f, MMIO_STATUS_OFFSET) &
+                   MMIO_STATUS_CMDBUF_RUN_MASK);
+    fixture_free(&f);
+}
+
+/* site=event-log: a dropped event, and an overflow that stops the log. */
+static void test_fault_event_log(void)
+{
+    Fixture f;
+    Event ev[4];
+    QDict *iommu;
+
+    fixture_init(&f);
+    build_tables(&f);
+    fault_add(&f, "site=event-log,when=once,action=drop");
+    edu_dma(&f, 0x55000, 64, true);
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 0);
+    iommu = query_faults(&f, false);
+    g_assert_cmpstr(qdict_get_str(fault_at(iommu, 0), "delivery"), ==,
+                    "injected");
+    qobject_unref(iommu);
+
+    fault_add(&f, "site=event-log,when=once,action=overflow");
+    edu_dma(&f, 0x56000, 64, true);
+    g_assert_true(reg_read(&f, MMIO_STATUS_OFFSET) &
+                  MMIO_STATUS_EVT_OVERFLOW_MASK);
+    g_assert_false(reg_read(&f, MMIO_STATUS_OFFSET) &
+                   MMIO_STATUS_EVT_RUN_MASK);
+    edu_dma(&f, 0x57000, 64, true);             /* the log has stopped */
+    g_assert_cmpint(read_events(&f, ev, 4), ==, 0);
+    fixture_free(&f);
+}
+
+/* What QMP refuses, with what it says. */
+static void test_fault_qmp_errors(void)
+{
+    Fixture f;
+
+    fixture_init(&f);
+    assert_qmp_error(&f, qtest_qmp(f.qts, "{'execute': 'ioguard-fault-add', "
+                     "'arguments': {'device': 'iommu0', "
+                     "'rule': 'site=translate,when=twice,action=fault'}}"),
+                     "rule 'site=translate,when=twice,action=fault': when "
+                     "'twice' is none of always, once, nth:N, every:N, "
+                     "prob:P (0 < P <= 1), after:TIME (e.g. 250ms)");
+    assert_qmp_error(&f, qtest_qmp(f.qts, "{'execute': 'ioguard-fault-add', "
+                     "'arguments': {'device': 'iommu0', "
+                     "'rule': 'site=nic-link,action=link-flap'}}"),
+                     "rule 'site=nic-link,action=link-flap': site=nic-link "
+                     "is not on this device (it has translate, page-walk, "
+                     "dte-fetch, command, completion-wait, event-log, "
+                     "interrupt)");
+    assert_qmp_error(&f, qtest_qmp(f.qts, "{'execute': 'ioguard-fault-add', "
+                     "'arguments': {'device': 'edu0', "
+                     "'rule': 'site=translate,action=fault'}}"),
+                     "'edu0' is not an ioguard device with fault rules "
+                     "(give an id, a QOM path, ioguard-iommu or "
+                     "ioguard-nic)");
+    assert_qmp_error(&f, qtest_qmp(f.qts, "{'execute': "
+                     "'ioguard-fault-remove', 'arguments': "
+                     "{'device': 'ioguard-iommu', 'id': 3}}"),
+                     "ioguard-iommu has no fault rule 3");
+    fixture_free(&f);
+}
+
+/* A rules file at start-up: the rules and their seed are there. */
+static void test_fault_rules_file(void)
+{
+    Fixture f;
+    g_autofree char *path = NULL;
+    g_autofree char *props = NULL;
+    int fd = g_file_open_tmp("ioguard-faults-XXXXXX", &path, NULL);
+    const char *text = "# a comment\n\n"
+                       "site=translate,requester=00:04.0,when=prob:0.5,"
+                       "action=fault\n"
+                       "  site=command,opcode=invalidate-iommu-all,"
+                       "action=stuck  \n";
+    QDict *info;
+    QList *rules;
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(write(fd, text, strlen(text)), ==, strlen(text));
+    close(fd);
+    props = g_strdup_printf(",fault-rules=%s,fault-seed=77", path);
+    fixture_init_with(&f, props);
+    info = fault_rules(&f);
+    g_assert_cmpint(qdict_get_int(info, "seed"), ==, 77);
+    rules = qdict_get_qlist(info, "rules");
+    g_assert_cmpint(qlist_size(rules), ==, 2);
+    g_assert_cmpstr(qdict_get_str(qobject_to(QDict, qlist_peek(rules)),
+                                  "rule"), ==,
+                    "site=translate,requester=00:04.0,when=prob:0.5,"
+                    "action=fault");
+    qobject_unref(info);
+    fixture_free(&f);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1023,5 +1297,11 @@ int main(int argc, char **argv)
     qtest_add_func("/ioguard-iommu/streaming/guest-opt-in",
                    test_streaming_guest_opt_in);
     qtest_add_func("/ioguard-iommu/qmp/streaming", test_qmp_streaming);
+    qtest_add_func("/ioguard-iommu/faults/translate", test_fault_translate);
+    qtest_add_func("/ioguard-iommu/faults/tables", test_fault_tables);
+    qtest_add_func("/ioguard-iommu/faults/commands", test_fault_commands);
+    qtest_add_func("/ioguard-iommu/faults/event-log", test_fault_event_log);
+    qtest_add_func("/ioguard-iommu/faults/qmp-errors", test_fault_qmp_errors);
+    qtest_add_func("/ioguard-iommu/faults/rules-file", test_fault_rules_file);
     return g_test_run();
 }

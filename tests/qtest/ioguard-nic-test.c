@@ -10,6 +10,8 @@
 #include "qemu/osdep.h"
 #include <sys/socket.h>
 #include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "libqos/pci-pc.h"
 #include "qemu/bswap.h"
 #include "qemu/sockets.h"
@@ -664,6 +666,120 @@ static void test_behind_iommu(void)
     nic_stop(&n);
 }
 
+/* ---- fault rules (docs/ioguard-faults.rst) ---- */
+
+static void nic_fault_add(Nic *n, const char *rule)
+{
+    qobject_unref(qtest_qmp_assert_success_ref(
+        n->qts, "{'execute': 'ioguard-fault-add', "
+        "'arguments': {'device': 'ioguard-nic', 'rule': %s}}", rule));
+}
+
+/* The n-th fault fired (from 0) on the NIC: its site and address. */
+static void assert_fired(Nic *n, int nth, const char *site, uint64_t address)
+{
+    QDict *resp = qtest_qmp(n->qts, "{'execute': 'query-ioguard-fault-rules',"
+                            " 'arguments': {'device': 'ioguard-nic'}}");
+    QDict *info = qobject_to(QDict,
+                             qlist_peek(qdict_get_qlist(resp, "return")));
+    QListEntry *e;
+    QDict *fired = NULL;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "fired"), e) {
+        if (nth-- == 0) {
+            fired = qobject_to(QDict, qlist_entry_obj(e));
+        }
+    }
+    g_assert(fired);
+    g_assert_cmpstr(qdict_get_str(fired, "site"), ==, site);
+    if (strcmp(site, "nic-link")) {
+        g_assert_cmphex(qdict_get_int(fired, "address"), ==, address);
+    }
+    qobject_unref(resp);
+}
+
+/*
+ * nic-dma and nic-desc: the DMA fails as one the IOMMU refused would, with
+ * the device's DMA error status; once the rule is spent traffic goes on.
+ */
+static void test_fault_dma(void)
+{
+    const uint16_t len = 200;
+    uint8_t frame[200];
+    struct ioguard_nic_desc d;
+    Nic n;
+
+    nic_start(&n, "", false);
+    nic_fault_add(&n, "site=nic-dma,range=0x401000-0x401fff,access=read,"
+                  "when=once,action=dma-error");
+    te_run(&n, NIC_TE_OP_READ, TE_BUF, 0, 3 * 4096, 0);
+    g_assert_cmphex(rd(&n, NIC_REG_TE_STATUS), ==,
+                    NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR);
+    g_assert_cmpuint(rd(&n, NIC_REG_TE_DONE_LEN), ==, 4096);
+    assert_error(&n, NIC_ERR_TE_DMA, TE_BUF + 0x1000);
+    assert_fired(&n, 0, "nic-dma", TE_BUF + 0x1000);
+    te_run(&n, NIC_TE_OP_READ, TE_BUF, 0, 3 * 4096, 0);
+    g_assert_cmphex(rd(&n, NIC_REG_TE_STATUS), ==, NIC_TE_STATUS_DONE);
+
+    /* The RX DMA of a looped-back frame fails; the next one arrives. */
+    setup_rings(&n, 8, NIC_CTRL_LOOPBACK);
+    nic_fault_add(&n, "site=nic-dma,access=write,when=once,action=dma-error");
+    fill_frame(frame, sizeof(frame), 3);
+    qtest_memwrite(n.qts, TX_BUF, frame, sizeof(frame));
+    post_rx(&n, 8, 2, 2048);
+    post_tx(&n, 8, &len, 1, TX_BUF);
+    g_assert_cmpuint(wait_reg(&n, NIC_REG_RX_HEAD, 1), ==, 1);
+    d = get_desc(&n, RX_RING);
+    g_assert_cmphex(d.status, ==, NIC_DESC_ST_DONE | NIC_DESC_ST_ERROR |
+                    NIC_ERR_RX_DMA << NIC_DESC_ST_ERR_SHIFT);
+    assert_error(&n, NIC_ERR_RX_DMA, RX_BUF);
+    post_tx(&n, 8, &len, 1, TX_BUF);
+    g_assert_cmpuint(wait_reg(&n, NIC_REG_RX_PACKETS, 1), ==, 1);
+    g_assert_cmphex(get_desc(&n, RX_RING + NIC_DESC_SIZE).status, ==,
+                    NIC_DESC_ST_DONE);
+
+    /* A descriptor the NIC cannot fetch stops its ring. */
+    nic_fault_add(&n, "site=nic-desc,range=0x100000-0x100fff,when=once,"
+                  "action=dma-error");
+    post_tx(&n, 8, &len, 1, TX_BUF);
+    g_assert_cmphex(wait_reg(&n, NIC_REG_STATUS, NIC_STATUS_LINK_UP |
+                             NIC_STATUS_RX_RUNNING | NIC_STATUS_ERROR) &
+                    NIC_STATUS_TX_RUNNING, ==, 0);
+    assert_error(&n, NIC_ERR_TX_DMA, TX_RING + 2 * NIC_DESC_SIZE);
+    assert_fired(&n, 2, "nic-desc", TX_RING + 2 * NIC_DESC_SIZE);
+    nic_stop(&n);
+}
+
+/* nic-link: the link goes down for the rule's time, and comes back. */
+static void test_fault_link(void)
+{
+    const uint16_t len = 100;
+    uint8_t frame[100];
+    Nic n;
+
+    nic_start(&n, "", false);
+    setup_rings(&n, 8, NIC_CTRL_LOOPBACK);
+    nic_fault_add(&n, "site=nic-link,when=once,action=link-flap:50ms");
+    fill_frame(frame, sizeof(frame), 5);
+    qtest_memwrite(n.qts, TX_BUF, frame, sizeof(frame));
+    post_rx(&n, 8, 1, 2048);
+    post_tx(&n, 8, &len, 1, TX_BUF);
+    g_assert_cmpuint(wait_reg(&n, NIC_REG_RX_PACKETS, 1), ==, 1);
+    g_assert_cmphex(rd(&n, NIC_REG_STATUS) & NIC_STATUS_LINK_UP, ==, 0);
+    g_assert_cmphex(rd(&n, NIC_REG_INT_STATUS) & NIC_INT_LINK, ==,
+                    NIC_INT_LINK);
+    assert_fired(&n, 0, "nic-link", 0);
+    wr(&n, NIC_REG_INT_STATUS, NIC_INT_LINK);
+    qtest_clock_step(n.qts, 49 * 1000 * 1000);
+    g_assert_cmphex(rd(&n, NIC_REG_STATUS) & NIC_STATUS_LINK_UP, ==, 0);
+    qtest_clock_step(n.qts, 1000 * 1000);
+    g_assert_cmphex(rd(&n, NIC_REG_STATUS) & NIC_STATUS_LINK_UP, ==,
+                    NIC_STATUS_LINK_UP);
+    g_assert_cmphex(rd(&n, NIC_REG_INT_STATUS) & NIC_INT_LINK, ==,
+                    NIC_INT_LINK);
+    nic_stop(&n);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -674,5 +790,7 @@ int main(int argc, char **argv)
     qtest_add_func("/ioguard-nic/hostile-rings", test_hostile_rings);
     qtest_add_func("/ioguard-nic/no-sg", test_no_sg);
     qtest_add_func("/ioguard-nic/behind-iommu", test_behind_iommu);
+    qtest_add_func("/ioguard-nic/faults/dma", test_fault_dma);
+    qtest_add_func("/ioguard-nic/faults/link", test_fault_link);
     return g_test_run();
 }
