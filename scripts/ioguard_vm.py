@@ -37,19 +37,19 @@ class Qmp:
         json.loads(self.stream.readline())          # greeting
         self.cmd("qmp_capabilities")
 
-    def cmd(self, name, **args):
-        self.stream.write(json.dumps({"execute": name, "arguments": args}) +
-                          "\n")
+    def cmd(self, command, **args):
+        self.stream.write(json.dumps({"execute": command,
+                                      "arguments": args}) + "\n")
         self.stream.flush()
         while True:
             line = self.stream.readline()
             if not line:
-                raise EOFError(f"QMP closed during {name}")
+                raise EOFError(f"QMP closed during {command}")
             reply = json.loads(line)
             if "event" in reply:
                 self.events.append(reply)
             elif "error" in reply:
-                raise RuntimeError(f"{name}: {reply['error']['desc']}")
+                raise RuntimeError(f"{command}: {reply['error']['desc']}")
             else:
                 return reply["return"]
 
@@ -222,8 +222,8 @@ class Vm:
             time.sleep(0.2)
         return False
 
-    def cmd(self, name, **args):
-        return self.qmp.cmd(name, **args)
+    def cmd(self, command, **args):
+        return self.qmp.cmd(command, **args)
 
     def stats(self):
         return self.cmd("qom-get", path="/machine/peripheral/iommu",
