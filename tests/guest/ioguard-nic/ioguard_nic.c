@@ -1124,6 +1124,12 @@ static void ioguard_datapath_stop(struct ioguard_nic *nic)
 	ioguard_irq_update(nic, IOGUARD_INT_NAPI, 0);
 	ioguard_rd(nic, NIC_REG_STATUS);        /* flush the posted writes */
 	napi_disable(&nic->napi);
+	/*
+	 * A poll that ran until napi_disable() may have woken the queue on
+	 * the completions it found: stop it again, for good this time, before
+	 * the rings go away (a TX doorbell now would hit a ring being reset).
+	 */
+	netif_tx_disable(nic->netdev);
 	timer_delete_sync(&nic->refill_timer);
 	WRITE_ONCE(nic->rings_up, false);
 	ioguard_free_buffers(nic);
