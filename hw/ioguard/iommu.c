@@ -10,6 +10,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/timer.h"
 #include "qapi/error.h"
@@ -595,6 +596,8 @@ static void ioguard_iommu_finalize(Object *obj)
 
     ioguard_iommu_free(s->engine);
     ioguard_fault_device_free(s->faults);
+    g_free(s->saved_engine);
+    g_free(s->saved_faults);
     if (s->fault_timer) {
         timer_free(s->fault_timer);
     }
@@ -617,10 +620,72 @@ static const Property ioguard_iommu_properties[] = {
     DEFINE_PROP_UINT64("fault-seed", IoguardIommuState, fault_seed, 0),
 };
 
-/* Saving the engine's state is not implemented yet: refuse migration. */
+/*
+ * Snapshots and migration: the engine's state and the fault injector's go
+ * as two opaque buffers, made just before saving and checked field by
+ * field when loaded (a malformed stream fails the load, not QEMU).
+ */
+static int ioguard_iommu_pre_save(void *opaque)
+{
+    IoguardIommuState *s = opaque;
+    size_t size;
+
+    g_free(s->saved_engine);
+    s->saved_engine = ioguard_iommu_save_state(s->engine, &size);
+    s->saved_engine_size = size;
+    g_free(s->saved_faults);
+    s->saved_faults = ioguard_faults_save(s->faults, &size);
+    s->saved_faults_size = size;
+    return 0;
+}
+
+static void ioguard_iommu_drop_saved(IoguardIommuState *s)
+{
+    g_free(s->saved_engine);
+    g_free(s->saved_faults);
+    s->saved_engine = s->saved_faults = NULL;
+    s->saved_engine_size = s->saved_faults_size = 0;
+}
+
+static int ioguard_iommu_post_save(void *opaque)
+{
+    ioguard_iommu_drop_saved(opaque);
+    return 0;
+}
+
+static int ioguard_iommu_post_load(void *opaque, int version_id)
+{
+    IoguardIommuState *s = opaque;
+    bool ok = ioguard_iommu_load_state(s->engine, s->saved_engine,
+                                       s->saved_engine_size) &&
+              ioguard_faults_load(s->faults, s->saved_faults,
+                                  s->saved_faults_size);
+
+    ioguard_iommu_drop_saved(s);
+    if (!ok) {
+        error_report("ioguard-iommu: the saved state is malformed");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static const VMStateDescription vmstate_ioguard_iommu = {
     .name = "ioguard-iommu",
-    .unmigratable = 1,
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .priority = MIG_PRI_IOMMU,      /* before the devices that DMA through it */
+    .pre_save = ioguard_iommu_pre_save,
+    .post_save = ioguard_iommu_post_save,
+    .post_load = ioguard_iommu_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(saved_engine_size, IoguardIommuState),
+        VMSTATE_VBUFFER_ALLOC_UINT32(saved_engine, IoguardIommuState, 1, NULL,
+                                     saved_engine_size),
+        VMSTATE_UINT32(saved_faults_size, IoguardIommuState),
+        VMSTATE_VBUFFER_ALLOC_UINT32(saved_faults, IoguardIommuState, 1, NULL,
+                                     saved_faults_size),
+        VMSTATE_END_OF_LIST()
+    }
 };
 
 static void ioguard_iommu_class_init(ObjectClass *klass, void *data)
@@ -676,11 +741,22 @@ static void ioguard_iommu_pci_reset(DeviceState *dev)
     msi_reset(PCI_DEVICE(dev));
 }
 
+static const VMStateDescription vmstate_ioguard_iommu_pci = {
+    .name = "ioguard-iommu-pci",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, IoguardIommuPciState),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
 static void ioguard_iommu_pci_class_init(ObjectClass *klass, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
     PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
 
+    dc->vmsd = &vmstate_ioguard_iommu_pci;
     k->vendor_id = IOGUARD_PCI_VENDOR_ID;
     k->device_id = IOGUARD_IOMMU_PCI_DEVICE_ID;
     k->class_id = IOGUARD_PCI_CLASS_IOMMU;

@@ -17,6 +17,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
@@ -86,6 +87,8 @@ struct IoguardNicState {
     IoguardFaults *faults;
     QEMUTimer *link_up_timer;   /* ends a link flap */
     bool link_flapped;          /* the link is down for a flap */
+    uint8_t *saved_faults;      /* the rules' state while saved */
+    uint32_t saved_faults_size;
     uint8_t frame[NIC_MAX_FRAME];
     uint8_t te_chunk[NIC_DMA_CHUNK];
 };
@@ -934,6 +937,7 @@ static void nic_exit(PCIDevice *pdev)
     qemu_bh_delete(s->te_bh);
     timer_free(s->link_up_timer);
     ioguard_fault_device_free(s->faults);
+    g_free(s->saved_faults);
     qemu_del_nic(s->nic);
     msi_uninit(pdev);
 }
@@ -950,10 +954,128 @@ static const Property nic_properties[] = {
     DEFINE_PROP_UINT64("fault-seed", IoguardNicState, fault_seed, 0),
 };
 
-/* Snapshots and migration arrive with the fault-injection work. */
+/*
+ * Snapshots and migration. Nothing is in flight between bottom-half runs
+ * but what the registers say (the TX ring from HEAD, the test engine from
+ * TE_DONE_LEN and TE_CRC), so the registers are the whole state, with the
+ * fault rules' state as an opaque buffer.
+ */
+static const VMStateDescription nic_ring_vmstate = {
+    .name = TYPE_IOGUARD_NIC "/ring",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(base, NicRing),
+        VMSTATE_UINT32(size, NicRing),
+        VMSTATE_UINT32(head, NicRing),
+        VMSTATE_UINT32(tail, NicRing),
+        VMSTATE_BOOL(running, NicRing),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static int nic_pre_save(void *opaque)
+{
+    IoguardNicState *s = opaque;
+    size_t size;
+
+    g_free(s->saved_faults);
+    s->saved_faults = ioguard_faults_save(s->faults, &size);
+    s->saved_faults_size = size;
+    return 0;
+}
+
+static int nic_post_save(void *opaque)
+{
+    IoguardNicState *s = opaque;
+
+    g_clear_pointer(&s->saved_faults, g_free);
+    s->saved_faults_size = 0;
+    return 0;
+}
+
+/* A ring as a register write could have left it, and running only if
+ * enabling it would have succeeded. */
+static bool nic_ring_valid(const NicRing *r)
+{
+    if (r->size > NIC_RING_MAX_SIZE ||
+        (r->size && (r->head >= r->size || r->tail >= r->size)) ||
+        (!r->size && (r->head || r->tail))) {
+        return false;
+    }
+    return !r->running ||
+           (r->size >= 2 && !(r->base & (NIC_DESC_SIZE - 1)) &&
+            (uint64_t)r->base + (uint64_t)r->size * NIC_DESC_SIZE <=
+            (1ULL << 32));
+}
+
+static int nic_post_load(void *opaque, int version_id)
+{
+    IoguardNicState *s = opaque;
+    bool faults_ok = ioguard_faults_load(s->faults, s->saved_faults,
+                                         s->saved_faults_size);
+
+    nic_post_save(s);
+    if (!faults_ok || !nic_ring_valid(&s->tx) || !nic_ring_valid(&s->rx) ||
+        s->err_code >= ARRAY_SIZE(nic_err_names) ||
+        ((s->te_status & NIC_TE_STATUS_BUSY) &&
+         (s->te_op < NIC_TE_OP_READ || s->te_op > NIC_TE_OP_COPY ||
+          s->te_len == 0 || s->te_len > NIC_TE_MAX_LEN ||
+          s->te_done_len > s->te_len))) {
+        error_report("ioguard-nic: the saved state is malformed");
+        return -EINVAL;
+    }
+    /* The link as the device last saw it, unless a fault rule has it down. */
+    if (!s->link_flapped) {
+        qemu_get_queue(s->nic)->link_down =
+            !(s->status & NIC_STATUS_LINK_UP);
+    }
+    if (s->tx.running) {
+        qemu_bh_schedule(s->tx_bh);
+    }
+    if (s->te_status & NIC_TE_STATUS_BUSY) {
+        qemu_bh_schedule(s->te_bh);
+    }
+    return 0;
+}
+
 static const VMStateDescription nic_vmstate = {
     .name = TYPE_IOGUARD_NIC,
-    .unmigratable = 1,
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = nic_pre_save,
+    .post_save = nic_post_save,
+    .post_load = nic_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, IoguardNicState),
+        VMSTATE_UINT32(ctrl, IoguardNicState),
+        VMSTATE_UINT32(status, IoguardNicState),
+        VMSTATE_UINT32(int_status, IoguardNicState),
+        VMSTATE_UINT32(int_mask, IoguardNicState),
+        VMSTATE_UINT32(err_code, IoguardNicState),
+        VMSTATE_UINT32(err_addr, IoguardNicState),
+        VMSTATE_STRUCT(tx, IoguardNicState, 1, nic_ring_vmstate, NicRing),
+        VMSTATE_STRUCT(rx, IoguardNicState, 1, nic_ring_vmstate, NicRing),
+        VMSTATE_UINT32(tx_packets, IoguardNicState),
+        VMSTATE_UINT32(rx_packets, IoguardNicState),
+        VMSTATE_UINT32(rx_dropped, IoguardNicState),
+        VMSTATE_UINT32(dma_errors, IoguardNicState),
+        VMSTATE_UINT32(te_src, IoguardNicState),
+        VMSTATE_UINT32(te_dst, IoguardNicState),
+        VMSTATE_UINT32(te_len, IoguardNicState),
+        VMSTATE_UINT32(te_pattern, IoguardNicState),
+        VMSTATE_UINT32(te_op, IoguardNicState),
+        VMSTATE_UINT32(te_status, IoguardNicState),
+        VMSTATE_UINT32(te_crc, IoguardNicState),
+        VMSTATE_UINT32(te_done_len, IoguardNicState),
+        VMSTATE_UINT32(te_err_addr, IoguardNicState),
+        VMSTATE_BOOL(link_flapped, IoguardNicState),
+        VMSTATE_TIMER_PTR(link_up_timer, IoguardNicState),
+        VMSTATE_UINT32(saved_faults_size, IoguardNicState),
+        VMSTATE_VBUFFER_ALLOC_UINT32(saved_faults, IoguardNicState, 1, NULL,
+                                     saved_faults_size),
+        VMSTATE_END_OF_LIST()
+    }
 };
 
 static void nic_class_init(ObjectClass *klass, void *data)

@@ -780,6 +780,97 @@ static void test_fault_link(void)
     nic_stop(&n);
 }
 
+/* ---- migration ---- */
+
+static void wait_migration(QTestState *qts)
+{
+    for (int i = 0; i < 3000; i++) {
+        QDict *resp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
+        QDict *ret = qdict_get_qdict(resp, "return");
+        const char *status = qdict_haskey(ret, "status") ?
+                             qdict_get_str(ret, "status") : "none";
+        bool done = !strcmp(status, "completed");
+
+        g_assert_cmpstr(status, !=, "failed");
+        qobject_unref(resp);
+        if (done) {
+            return;
+        }
+        g_usleep(10000);
+    }
+    g_assert_not_reached();
+}
+
+/*
+ * The NIC migrates mid-way through a link flap, with frames delivered and
+ * buffers posted: the registers read back the same, the link comes back
+ * when the flap's time is up, and the rings go on from where they were.
+ */
+static void test_migration(void)
+{
+    static const uint32_t regs[] = {
+        NIC_REG_CTRL, NIC_REG_STATUS, NIC_REG_INT_STATUS, NIC_REG_INT_MASK,
+        NIC_REG_TX_RING_BASE, NIC_REG_TX_RING_SIZE, NIC_REG_TX_HEAD,
+        NIC_REG_TX_TAIL, NIC_REG_RX_RING_BASE, NIC_REG_RX_RING_SIZE,
+        NIC_REG_RX_HEAD, NIC_REG_RX_TAIL, NIC_REG_TX_PACKETS,
+        NIC_REG_RX_PACKETS, NIC_REG_TE_CRC, NIC_REG_TE_DONE_LEN,
+    };
+    g_autofree char *dir = g_dir_make_tmp("ioguard-migrate-XXXXXX", NULL);
+    g_autofree char *file = g_strdup_printf("%s/state", dir);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *incoming = g_strdup_printf(" -incoming %s", uri);
+    const uint16_t len = 300;
+    uint8_t frame[300], got[300];
+    uint32_t before[G_N_ELEMENTS(regs)];
+    int64_t saved_at;
+    Nic n, m;
+
+    nic_start(&n, "", false);
+    qtest_memwrite(n.qts, TE_BUF, frame, sizeof(frame));
+    te_run(&n, NIC_TE_OP_READ, TE_BUF, 0, sizeof(frame), 0);
+    setup_rings(&n, 8, NIC_CTRL_LOOPBACK);
+    nic_fault_add(&n, "site=nic-link,when=once,action=link-flap:40ms");
+    fill_frame(frame, sizeof(frame), 9);
+    qtest_memwrite(n.qts, TX_BUF, frame, sizeof(frame));
+    post_rx(&n, 8, 3, 2048);
+    post_tx(&n, 8, &len, 1, TX_BUF);
+    g_assert_cmpuint(wait_reg(&n, NIC_REG_RX_PACKETS, 1), ==, 1);
+    g_assert_cmphex(rd(&n, NIC_REG_STATUS) & NIC_STATUS_LINK_UP, ==, 0);
+    saved_at = qtest_clock_step(n.qts, 10 * 1000 * 1000);
+    for (int i = 0; i < G_N_ELEMENTS(regs); i++) {
+        before[i] = rd(&n, regs[i]);
+    }
+    qtest_qmp_assert_success(n.qts, "{'execute': 'migrate', "
+                             "'arguments': {'uri': %s}}", uri);
+    wait_migration(n.qts);
+    nic_stop(&n);
+
+    nic_start(&m, incoming, false);
+    wait_migration(m.qts);
+    m.tx_tail = 1;
+    m.rx_tail = 3;
+    for (int i = 0; i < G_N_ELEMENTS(regs); i++) {
+        g_assert_cmphex(rd(&m, regs[i]), ==, before[i]);
+    }
+    assert_fired(&m, 0, "nic-link", 0);
+    /* qtest's clock starts from 0 again (real machines carry theirs). */
+    qtest_clock_set(m.qts, saved_at + 29 * 1000 * 1000);
+    g_assert_cmphex(rd(&m, NIC_REG_STATUS) & NIC_STATUS_LINK_UP, ==, 0);
+    qtest_clock_step(m.qts, 1000 * 1000);
+    g_assert_cmphex(rd(&m, NIC_REG_STATUS) & NIC_STATUS_LINK_UP, ==,
+                    NIC_STATUS_LINK_UP);
+    /* The next frame lands in the next buffer. */
+    fill_frame(frame, sizeof(frame), 10);
+    qtest_memwrite(m.qts, TX_BUF, frame, sizeof(frame));
+    post_tx(&m, 8, &len, 1, TX_BUF);
+    g_assert_cmpuint(wait_reg(&m, NIC_REG_RX_PACKETS, 2), ==, 2);
+    qtest_memread(m.qts, RX_BUF + 0x4000, got, sizeof(got));
+    g_assert(memcmp(frame, got, sizeof(frame)) == 0);
+    nic_stop(&m);
+    unlink(file);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -792,5 +883,6 @@ int main(int argc, char **argv)
     qtest_add_func("/ioguard-nic/behind-iommu", test_behind_iommu);
     qtest_add_func("/ioguard-nic/faults/dma", test_fault_dma);
     qtest_add_func("/ioguard-nic/faults/link", test_fault_link);
+    qtest_add_func("/ioguard-nic/migration", test_migration);
     return g_test_run();
 }

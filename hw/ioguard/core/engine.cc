@@ -1,6 +1,7 @@
 // The extern "C" face of the engine (include/hw/ioguard/iommu-engine.h).
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <new>
 #include <string>
@@ -275,4 +276,21 @@ void ioguard_iommu_faults_changed(IoguardIommu *iommu)
 void ioguard_iommu_run_timers(IoguardIommu *iommu)
 {
     iommu->iommu.run_timers();
+}
+
+uint8_t *ioguard_iommu_save_state(IoguardIommu *iommu, size_t *size)
+{
+    const std::vector<uint8_t> state = iommu->iommu.save_state();
+    auto *out = static_cast<uint8_t *>(malloc(state.size()));
+    if (out) {
+        std::copy(state.begin(), state.end(), out);
+    }
+    *size = out ? state.size() : 0;
+    return out;
+}
+
+bool ioguard_iommu_load_state(IoguardIommu *iommu, const uint8_t *data,
+                              size_t size)
+{
+    return iommu->iommu.load_state(data, size);
 }

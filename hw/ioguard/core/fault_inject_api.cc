@@ -1,9 +1,12 @@
 // The extern "C" face of fault injection (include/hw/ioguard/fault-inject.h).
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <string>
 
 #include "fault_inject_api.hh"
+#include "snapshot.hh"
 #include "hw/ioguard/fault-inject.h"
 
 using ioguard::FaultAction;
@@ -152,6 +155,31 @@ void ioguard_faults_set_listener(IoguardFaults *faults,
         const IoguardFiredFault c = to_c(f);
         fn(&c, opaque);
     });
+}
+
+uint8_t *ioguard_faults_save(IoguardFaults *faults, size_t *size)
+{
+    ioguard::StateWriter out;
+    faults->injector.save(out);
+    auto *bytes = static_cast<uint8_t *>(malloc(out.bytes.size()));
+    if (bytes) {
+        std::copy(out.bytes.begin(), out.bytes.end(), bytes);
+    }
+    *size = bytes ? out.bytes.size() : 0;
+    return bytes;
+}
+
+bool ioguard_faults_load(IoguardFaults *faults, const uint8_t *data,
+                         size_t size)
+{
+    ioguard::StateReader in(data, size);
+    ioguard::StateReader check(data, size);
+    ioguard::FaultInjector scratch(faults->injector.seed());
+    // All or nothing: the whole state must read before any of it is used.
+    if (!scratch.load(check) || !check.done()) {
+        return false;
+    }
+    return faults->injector.load(in);
 }
 
 const char *ioguard_fault_site_name(unsigned site)

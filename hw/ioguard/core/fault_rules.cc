@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdio>
 
+#include "snapshot.hh"
 #include "text_parse.hh"
 
 namespace ioguard
@@ -599,6 +600,150 @@ uint64_t FaultInjector::fired_dropped() const
 {
     std::lock_guard<std::mutex> guard(lock_);
     return fired_dropped_;
+}
+
+// Snapshots
+
+namespace
+{
+
+constexpr uint64_t kInjectorStateVersion = 1;
+
+void save_fired(StateWriter &out, const FiredFault &f)
+{
+    for (uint64_t v : {f.sequence, uint64_t(f.rule_id), f.now_ns,
+                       uint64_t(f.site), uint64_t(f.action), f.delay_ns,
+                       uint64_t(f.hit.requester), f.hit.address,
+                       uint64_t(f.hit.write), uint64_t(int64_t(f.hit.opcode)),
+                       f.hit.now_ns}) {
+        out.put(v);
+    }
+}
+
+bool load_fired(StateReader &in, FiredFault &f)
+{
+    uint64_t v[11];
+    for (uint64_t &w : v) {
+        if (!in.get(w)) {
+            return false;
+        }
+    }
+    if (v[3] > uint64_t(FaultSite::NicLink) ||
+        v[4] > uint64_t(FaultAction::LinkFlap) || v[6] > 0xffff) {
+        return false;
+    }
+    f = FiredFault{v[0],
+                   uint32_t(v[1]),
+                   v[2],
+                   FaultSite(v[3]),
+                   FaultAction(v[4]),
+                   v[5],
+                   {uint16_t(v[6]), v[7], v[8] != 0, int(int64_t(v[9])),
+                    v[10]}};
+    return true;
+}
+
+// A rule's canonical text, as words of 8 bytes (the length first).
+void save_text(StateWriter &out, const std::string &text)
+{
+    out.put(text.size());
+    for (size_t i = 0; i < text.size(); i += 8) {
+        uint64_t w = 0;
+        for (size_t k = 0; k < 8 && i + k < text.size(); k++) {
+            w |= uint64_t(uint8_t(text[i + k])) << (8 * k);
+        }
+        out.put(w);
+    }
+}
+
+bool load_text(StateReader &in, std::string &text)
+{
+    uint64_t len;
+    if (!in.get(len) || len > 4096) {
+        return false;
+    }
+    text.clear();
+    for (uint64_t i = 0; i < len; i += 8) {
+        uint64_t w;
+        if (!in.get(w)) {
+            return false;
+        }
+        for (uint64_t k = 0; k < 8 && i + k < len; k++) {
+            text.push_back(char(w >> (8 * k)));
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+void FaultInjector::save(StateWriter &out) const
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    out.put(kInjectorStateVersion);
+    out.put(seed_);
+    out.put(next_id_);
+    out.put(sequence_);
+    out.put(fired_dropped_);
+    out.put(rules_.size());
+    for (const Active &a : rules_) {
+        out.put(a.id);
+        save_text(out, format_fault_rule(a.rule));
+        out.put(a.matches);
+        out.put(a.fired);
+        out.put(a.added_ns);
+        out.put(a.random);
+        out.put(a.spent);
+    }
+    out.put(fired_.size());
+    for (const FiredFault &f : fired_) {
+        save_fired(out, f);
+    }
+}
+
+bool FaultInjector::load(StateReader &in)
+{
+    uint64_t version, seed, next_id, sequence, dropped, n;
+    if (!in.get(version) || version != kInjectorStateVersion ||
+        !in.get(seed) || seed != seed_ || !in.get(next_id) ||
+        next_id > UINT32_MAX || !in.get(sequence) || !in.get(dropped) ||
+        !in.get_count(n, 7, 1024)) {
+        return false;
+    }
+    std::vector<Active> rules;
+    for (uint64_t i = 0; i < n; i++) {
+        Active a{};
+        uint64_t id, spent;
+        std::string text, error;
+        if (!in.get(id) || id == 0 || id >= next_id ||
+            !load_text(in, text) || !parse_fault_rule(text, a.rule, error) ||
+            !in.get(a.matches) || !in.get(a.fired) || !in.get(a.added_ns) ||
+            !in.get(a.random) || !in.get(spent)) {
+            return false;
+        }
+        a.id = uint32_t(id);
+        a.spent = spent != 0;
+        rules.push_back(a);
+    }
+    std::vector<FiredFault> fired;
+    if (!in.get_count(n, 11, kMaxRecords)) {
+        return false;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        FiredFault f;
+        if (!load_fired(in, f)) {
+            return false;
+        }
+        fired.push_back(f);
+    }
+    std::lock_guard<std::mutex> guard(lock_);
+    rules_ = std::move(rules);
+    fired_ = std::move(fired);
+    next_id_ = uint32_t(next_id);
+    sequence_ = sequence;
+    fired_dropped_ = dropped;
+    update_sites();
+    return true;
 }
 
 } // namespace ioguard

@@ -25,6 +25,9 @@
 
 namespace ioguard {
 
+class StateReader;
+class StateWriter;
+
 enum class FaultSite : uint8_t {
     Translate,          // a DMA's translation (requester, IOVA, access)
     PageWalk,           // a page-table read during a walk
@@ -142,6 +145,13 @@ public:
     std::vector<FiredFault> fired() const;
     uint64_t fired_dropped() const;
     static constexpr size_t kMaxRecords = 256;
+
+    // Snapshots: the rules with their counts and generators, and the
+    // records, so that a restored run fires what the saved one would have.
+    // load() replaces everything; false (changing nothing) if the state is
+    // malformed or was saved with another seed.
+    void save(StateWriter &out) const;
+    bool load(StateReader &in);
 
     // Called with each fault fired (for tracing), outside the injector's
     // lock, on the thread that made the check.

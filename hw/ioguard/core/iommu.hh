@@ -85,6 +85,11 @@ public:
     void faults_changed();
     void run_timers();
 
+    // Snapshots and migration (snapshot.cc): load_state() is false, and
+    // changes nothing, when the state is malformed.
+    std::vector<uint8_t> save_state();
+    bool load_state(const uint8_t *data, size_t size);
+
     StreamingPolicy &streaming_policy() { return policy_; }
     bool guest_streaming_enabled() const
     {

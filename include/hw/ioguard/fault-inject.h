@@ -119,6 +119,15 @@ void ioguard_faults_set_listener(IoguardFaults *faults,
                                             void *opaque),
                                  void *opaque);
 
+/*
+ * Snapshots: the rules with their counts and generators, and the records,
+ * as bytes, malloc()ed, *size set; and back (false, changing nothing, if
+ * the state is malformed or was saved with another seed).
+ */
+uint8_t *ioguard_faults_save(IoguardFaults *faults, size_t *size);
+bool ioguard_faults_load(IoguardFaults *faults, const uint8_t *data,
+                         size_t size);
+
 /* "translate", "dma-error", ...; "?" for an unknown value. */
 const char *ioguard_fault_site_name(unsigned site);
 const char *ioguard_fault_action_name(unsigned action);

@@ -284,6 +284,17 @@ void ioguard_iommu_faults_changed(IoguardIommu *iommu);
 void ioguard_iommu_run_timers(IoguardIommu *iommu);
 
 /*
+ * Snapshots and migration: the engine's state (registers, completions a
+ * fault rule delayed, host STREAMING rules; not the caches, which a
+ * restored engine refills) as bytes, malloc()ed, *size set; and back.
+ * Loading checks every field and returns false, changing nothing, on a
+ * malformed state. After loading, device_table_changed(-1) has been called.
+ */
+uint8_t *ioguard_iommu_save_state(IoguardIommu *iommu, size_t *size);
+bool ioguard_iommu_load_state(IoguardIommu *iommu, const uint8_t *data,
+                              size_t size);
+
+/*
  * Fault records: every event the IOMMU generated, and every finding of the
  * DMA verifier, with why. Names: ioguard_fault_reason_name().
  */
