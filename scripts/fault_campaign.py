@@ -1,0 +1,485 @@
+"""Fault-injection campaigns (scripts/fault-campaign): scenarios, each a
+guest workload and fault rules for ioguard-iommu and ioguard-nic, run each
+in its own VM (from a saved snapshot where the scenario names one), and
+classified from the guest's log and ioguard's records.
+
+A campaign is a JSON file:
+
+  {"snapshots": {"NAME": {"workload": "...", "at": "MARKER",
+                          "disk_mib": 0}},
+   "scenarios": [{"name": "...", "workload": "...", "disk_mib": 0,
+                  "iommu_rules": ["site=..."], "nic_rules": ["site=..."],
+                  "seed": 0, "snapshot": "NAME", "timeout": 300,
+                  "expect": "detected-recovered"}]}
+
+workload: the guest's ioguard.* parameters (tests/guest/init), e.g.
+"ioguard.nicloop=1500:2000". disk_mib: an AHCI disk of seeded bytes that
+the guest reads and checksums. A snapshot boots its workload without
+rules until MARKER appears in the guest's log (init's nicloop "wait"
+prints IOGUARD-WAIT N and waits for a link flap), then stops and saves the
+machine; a scenario naming it starts from that state, adds its rules over
+QMP and flaps the link to let the guest go on. Rules of other scenarios
+go in through the devices' fault-rules property.
+
+The outcome of a scenario is the first of these that holds:
+  guest-panicked            a kernel panic, oops or BUG in the guest's log
+  guest-hung                the workload did not finish within the timeout
+  silent-data-corruption    data came out wrong or missing (a frame's or the
+                            disk's checksum, lost frames, the NIC's test
+                            engine reading other bytes than the CPU wrote)
+                            and nothing in the guest reported an error
+  detected-device-disabled  the guest reported the error, and the device
+                            was still not working at the end (its last
+                            workload run lost data, or the driver gave up)
+  detected-recovered        the guest reported the error and the workload
+                            came out whole in the end
+  no-effect                 nothing reported, nothing wrong
+"""
+import concurrent.futures
+import csv
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ioguard_vm as ivm  # noqa: E402
+
+# QEMU's own QMP library, from the source tree scripts/build-qemu unpacks.
+sys.path.insert(0, str(ivm.BUILD / "qemu-src" / "python"))
+from qemu.qmp.legacy import QEMUMonitorProtocol  # noqa: E402
+
+OUTCOMES = ["no-effect", "detected-recovered", "detected-device-disabled",
+            "silent-data-corruption", "guest-hung", "guest-panicked"]
+COLOURS = {"no-effect": "#9e9e9e", "detected-recovered": "#43a047",
+           "detected-device-disabled": "#fb8c00",
+           "silent-data-corruption": "#8e24aa", "guest-hung": "#e53935",
+           "guest-panicked": "#212121"}
+
+# What in a guest's log says that Linux or a driver saw something go wrong.
+DETECTED = [
+    r"AMD-Vi: Event logged",
+    r"Completion-Wait loop timed out",
+    r"eth0: (DMA|device) error",
+    r"eth0: resetting the device",
+    r"eth0: TX timeout",
+    r"I/O error",
+    r"ata\d+.*(failed command|exception)",
+]
+PANICKED = [r"Kernel panic", r"Oops", r"BUG:"]
+GAVE_UP = [r"cannot restart after the reset", r"the device refused the rings"]
+
+SCENARIO_KEYS = {"name", "workload", "disk_mib", "iommu_rules", "nic_rules",
+                 "seed", "snapshot", "timeout", "expect", "memory"}
+SNAPSHOT_KEYS = {"workload", "at", "disk_mib", "seed", "memory"}
+
+
+class CampaignError(Exception):
+    """A campaign file that cannot be run, with what is wrong."""
+
+
+def load(path):
+    """The campaign in path, checked: unknown keys, missing names and
+    snapshots are refused with what is wrong."""
+    try:
+        campaign = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CampaignError(f"{path}: {e}") from None
+    snapshots = campaign.get("snapshots", {})
+    scenarios = campaign.get("scenarios")
+    if not isinstance(scenarios, list) or not scenarios:
+        raise CampaignError(f"{path}: no \"scenarios\" list")
+    for name, snap in snapshots.items():
+        bad = set(snap) - SNAPSHOT_KEYS
+        if bad or "at" not in snap:
+            raise CampaignError(f"snapshot {name}: unknown keys {sorted(bad)}"
+                                if bad else f"snapshot {name}: no \"at\"")
+    names = set()
+    for i, s in enumerate(scenarios):
+        name = s.get("name")
+        if not name or not re.fullmatch(r"[\w.-]+", name) or name in names:
+            raise CampaignError(f"scenario {i + 1}: name {name!r} is missing, "
+                                "repeated or not [A-Za-z0-9_.-]+")
+        names.add(name)
+        bad = set(s) - SCENARIO_KEYS
+        if bad:
+            raise CampaignError(f"scenario {name}: unknown keys {sorted(bad)}"
+                                f" (keys: {', '.join(sorted(SCENARIO_KEYS))})")
+        if s.get("snapshot") and s["snapshot"] not in snapshots:
+            raise CampaignError(f"scenario {name}: no snapshot "
+                                f"{s['snapshot']!r}")
+        if s.get("expect") and s["expect"] not in OUTCOMES:
+            raise CampaignError(f"scenario {name}: expect {s['expect']!r} is "
+                                f"none of {', '.join(OUTCOMES)}")
+    return snapshots, scenarios
+
+
+class Machine:
+    """One QEMU: ioguard-iommu, ioguard-nic on a hub port, optionally an
+    AHCI disk; QMP through QEMU's own library."""
+
+    def __init__(self, workdir, workload, disk=None, memory="1G", seed=0,
+                 rules=None, incoming=None):
+        workdir.mkdir(parents=True, exist_ok=True)
+        iommu = [f"fault-seed={seed}"]
+        nic = [f"fault-seed={seed}"]
+        for device, props in (("iommu", iommu), ("nic", nic)):
+            if rules and rules.get(device):
+                f = workdir / f"{device}-rules"
+                f.write_text("\n".join(rules[device]) + "\n")
+                props.append(f"fault-rules={f}")
+        extra = ivm.nic("hubport,hubid=0,id=n0", "0x5", nic)
+        if incoming:
+            extra += ["-incoming", f"file:{incoming}"]
+        self.vm = ivm.Vm(ivm.ioguard_args(*iommu), [disk] if disk else [],
+                         append=workload, memory=memory, workdir=workdir,
+                         extra_args=extra)
+        self.proc = None
+        self.qmp = None
+
+    def start(self):
+        for stale in (self.vm.qmp_path, self.vm.serial):
+            stale.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(self.vm.args, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.vm.stderr, "w"))
+        deadline = time.time() + 30
+        while not self.vm.qmp_path.exists():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("QEMU did not start: " +
+                                   self.vm.stderr.read_text())
+            time.sleep(0.05)
+        self.qmp = QEMUMonitorProtocol(str(self.vm.qmp_path))
+        self.qmp.connect()
+        return self
+
+    def cmd(self, command, **args):
+        return self.qmp.cmd(command, **args)
+
+    def log(self):
+        return self.vm.log()
+
+    def wait_for(self, marker, timeout):
+        """True once marker is in the guest's log; false if it does not come
+        within timeout seconds or the guest panicked."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            log = self.log()
+            if marker in log:
+                return True
+            if any(re.search(p, log) for p in PANICKED):
+                return False
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.2)
+        return False
+
+    def flap_link(self, timeout=120):
+        """The cue a guest waiting in init's nicloop "wait" goes on at."""
+        down = self.log().count("eth0: link down")
+        self.cmd("set_link", name="n0", up=False)
+        deadline = time.time() + timeout
+        while self.log().count("eth0: link down") == down:
+            if time.time() > deadline:
+                raise RuntimeError("the guest never saw the link go down")
+            time.sleep(0.1)
+        self.cmd("set_link", name="n0", up=True)
+
+    def save(self, path):
+        """Stops the machine and saves its whole state to path."""
+        self.cmd("stop")
+        self.cmd("migrate", uri=f"file:{path}")
+        self.wait_migration()
+
+    def wait_migration(self, timeout=300):
+        deadline = time.time() + timeout
+        while True:
+            status = self.cmd("query-migrate").get("status")
+            if status == "completed":
+                return
+            if status == "failed" or time.time() > deadline:
+                raise RuntimeError(f"migration {status}: "
+                                   f"{self.cmd('query-migrate')}")
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.qmp:
+            # QEMU closes the connection as it quits: that is no error.
+            try:
+                self.cmd("quit")
+            except Exception:
+                pass
+            try:
+                self.qmp.close()
+            except EOFError:
+                pass
+        if self.proc:
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def make_disk(workdir, mib, seed):
+    """An AHCI disk of seeded bytes (shared by the scenarios that ask for
+    the same size) and its sha256."""
+    image = workdir / f"disk-{mib}M.img"
+    sha_file = image.with_suffix(".sha256")
+    if not sha_file.exists():
+        sha_file.write_text(ivm.make_disk(image, mib, seed))
+    return ivm.ahci(image, sha_file.read_text())
+
+
+def own_copy(disk, workdir):
+    """The disk, copied for one VM: QEMU locks an image against a second
+    writer, and VMs run at once."""
+    if disk is None:
+        return None
+    workdir.mkdir(parents=True, exist_ok=True)
+    image = workdir / "disk.img"
+    shutil.copyfile(disk.image, image)
+    return ivm.ahci(image, disk.sha256)
+
+
+def take_snapshot(outdir, name, snap, disks):
+    """Boots the snapshot's workload and saves the machine at its marker."""
+    path = outdir / "snapshots" / name
+    vmdir = outdir / "snapshots" / f"{name}-vm"
+    m = Machine(vmdir, snap.get("workload", ""),
+                own_copy(disks.get(snap.get("disk_mib", 0)), vmdir),
+                snap.get("memory", "1G"), snap.get("seed", 0))
+    try:
+        m.start()
+        if not m.wait_for(snap["at"], 600):
+            raise RuntimeError(f"snapshot {name}: {snap['at']!r} never came "
+                               f"(see {m.vm.serial})")
+        m.save(path)
+    finally:
+        m.stop()
+    return path
+
+
+def nicloops(log):
+    return [dict(re.findall(r"(\w+)=(\S+)", line))
+            for line in re.findall(r"IOGUARD-NICLOOP eth0 \d+ (.*)", log)]
+
+
+def classify(log, done, disk):
+    """(outcome, detail) of a scenario from its guest's log."""
+    found = [p for p in DETECTED if re.search(p, log)]
+    if any(re.search(p, log) for p in PANICKED):
+        return "guest-panicked", "panic in the guest's log"
+    if not done:
+        return "guest-hung", "the workload did not finish"
+    loops = nicloops(log)
+    lost = sum(int(r["lost"]) for r in loops)
+    corrupt = sum(int(r["corrupt"]) + int(r["duplicate"]) for r in loops)
+    wrong = [f"{r['sha256'][:8]}!={r['sent_sha256'][:8]}" for r in loops
+             if int(r["lost"]) == 0 and r["sha256"] != r["sent_sha256"]]
+    problems = []
+    if lost:
+        problems.append(f"{lost} frame(s) lost")
+    if corrupt or wrong:
+        problems.append(f"{corrupt} frame(s) damaged or repeated")
+    if re.search(r"IOGUARD-DMATEST sg .*crc_ok=0", log):
+        problems.append("the NIC read other bytes than the CPU wrote")
+    if disk:
+        sums = dict(re.findall(r"IOGUARD-CHECKSUM (\S+) ([0-9a-f]{64})", log))
+        if sums.get(disk.guest_name) != disk.sha256:
+            problems.append("the disk's checksum is wrong or missing")
+    if problems and not found:
+        return "silent-data-corruption", "; ".join(problems)
+    if found:
+        evidence = ", ".join(p.replace("\\", "") for p in found)
+        last = loops[-1] if loops else None
+        broken = any(re.search(p, log) for p in GAVE_UP) or (
+            last is not None and int(last["lost"]) > 0) or (
+            disk is not None and "disk" in " ".join(problems))
+        if broken:
+            return ("detected-device-disabled",
+                    f"{evidence}; {'; '.join(problems) or 'the driver gave up'}")
+        return "detected-recovered", evidence + (
+            f"; {'; '.join(problems)} before recovering" if problems else "")
+    return "no-effect", "nothing reported, data intact"
+
+
+def run_scenario(outdir, s, snapshots, snapshot_files, disks):
+    """Runs one scenario; returns its row of the table."""
+    start = time.time()
+    snap = snapshots.get(s.get("snapshot")) if s.get("snapshot") else None
+    machine_of = snap or s
+    disk = own_copy(disks.get(machine_of.get("disk_mib", 0)),
+                    outdir / s["name"])
+    rules = {"iommu": s.get("iommu_rules", []), "nic": s.get("nic_rules", [])}
+    m = Machine(outdir / s["name"], machine_of.get("workload", ""), disk,
+                machine_of.get("memory", "1G"), machine_of.get("seed", 0),
+                None if snap else rules,
+                snapshot_files[s["snapshot"]] if snap else None)
+    fired = records = 0
+    try:
+        m.start()
+        if snap:
+            m.wait_migration()
+            for device, name in (("iommu", "ioguard-iommu"),
+                                 ("nic", "ioguard-nic")):
+                for rule in rules[device]:
+                    m.cmd("ioguard-fault-add", device=name, rule=rule)
+            m.cmd("cont")
+            m.flap_link()
+        done = m.wait_for("IOGUARD-DONE", s.get("timeout", 300))
+        for info in m.cmd("query-ioguard-fault-rules"):
+            fired += sum(r["fired"] for r in info["rules"])
+        for iommu in m.cmd("query-ioguard-faults"):
+            records += len(iommu["faults"])
+    finally:
+        m.stop()
+    log = m.log()
+    outcome, detail = classify(log, done, disk)
+    loops = nicloops(log)
+    return {
+        "scenario": s["name"],
+        "outcome": outcome,
+        "expected": s.get("expect", ""),
+        "faults_fired": fired,
+        "iommu_events": records,
+        "frames_sent": sum(int(r["sent"]) for r in loops),
+        "frames_lost": sum(int(r["lost"]) for r in loops),
+        "seconds": round(time.time() - start, 1),
+        "detail": detail,
+        "log": str(m.vm.serial),
+    }
+
+
+class Progress:
+    """A one-line progress bar on stderr: done/total, what runs, time."""
+
+    def __init__(self, total):
+        self.total, self.done, self.running = total, 0, []
+        self.start = time.time()
+        self.lock = threading.Lock()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, started=None, finished=None, outcome=None):
+        with self.lock:
+            if started:
+                self.running.append(started)
+            if finished:
+                self.running.remove(finished)
+                self.done += 1
+            width = 30
+            filled = width * self.done // self.total
+            line = (f"[{'#' * filled}{'.' * (width - filled)}] "
+                    f"{self.done}/{self.total} "
+                    f"{int(time.time() - self.start)}s")
+            if finished:
+                line += f"  {finished}: {outcome}"
+            elif self.running:
+                line += f"  running {', '.join(self.running)}"
+            if self.tty:
+                sys.stderr.write("\r\033[K" + line)
+                if self.done == self.total:
+                    sys.stderr.write("\n")
+            else:
+                sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+
+def run(path, outdir, jobs):
+    """Runs the campaign in path; writes results.csv and results.html into
+    outdir and returns the rows."""
+    snapshots, scenarios = load(path)
+    outdir.mkdir(parents=True, exist_ok=True)
+    sizes = {s.get("disk_mib", 0) for s in scenarios + list(snapshots.values())}
+    disks = {mib: make_disk(outdir, mib, seed=mib) for mib in sizes if mib}
+    progress = Progress(len(scenarios))
+    snapshot_files = {}
+    for name, snap in snapshots.items():
+        if any(s.get("snapshot") == name for s in scenarios):
+            snapshot_files[name] = take_snapshot(outdir, name, snap, disks)
+
+    def one(s):
+        progress.update(started=s["name"])
+        try:
+            row = run_scenario(outdir, s, snapshots, snapshot_files, disks)
+        except Exception as e:     # a scenario that could not run at all
+            row = {"scenario": s["name"], "outcome": "error",
+                   "expected": s.get("expect", ""),
+                   "detail": f"{type(e).__name__}: {e}"}
+        progress.update(finished=s["name"], outcome=row["outcome"])
+        return row
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        rows = list(pool.map(one, scenarios))
+    write_csv(outdir / "results.csv", rows)
+    write_html(outdir / "results.html", path, rows)
+    return rows
+
+
+FIELDS = ["scenario", "outcome", "expected", "faults_fired", "iommu_events",
+          "frames_sent", "frames_lost", "seconds", "detail", "log"]
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in FIELDS})
+
+
+def bar_chart(title, bars, colour_of):
+    """An inline SVG of horizontal bars: (label, value) pairs."""
+    height = 24 * len(bars) + 30
+    top = max([v for _, v in bars] + [1])
+    out = [f'<svg width="640" height="{height}" role="img" '
+           f'aria-label="{html.escape(title)}">',
+           f'<text x="0" y="16" font-weight="bold">{html.escape(title)}'
+           '</text>']
+    for i, (label, value) in enumerate(bars):
+        y = 30 + 24 * i
+        w = int(380 * value / top)
+        out.append(f'<text x="0" y="{y + 15}">{html.escape(label)}</text>'
+                   f'<rect x="220" y="{y}" width="{w}" height="18" '
+                   f'fill="{colour_of(label)}"/>'
+                   f'<text x="{226 + w}" y="{y + 15}">{value}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def write_html(path, campaign, rows):
+    counts = [(o, sum(r["outcome"] == o for r in rows))
+              for o in OUTCOMES + ["error"]]
+    counts = [(o, n) for o, n in counts if n or o != "error"]
+    outcome_of = {r["scenario"]: r["outcome"] for r in rows}
+    table = ["<table><tr>" + "".join(f"<th>{f}</th>" for f in FIELDS[:-1]) +
+             "</tr>"]
+    for r in rows:
+        colour = COLOURS.get(r["outcome"], "#ffffff")
+        cells = []
+        for f in FIELDS[:-1]:
+            style = (f' style="background:{colour};color:white"'
+                     if f == "outcome" else "")
+            cells.append(f"<td{style}>{html.escape(str(r.get(f, '')))}</td>")
+        table.append("<tr>" + "".join(cells) + "</tr>")
+    table.append("</table>")
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>ioguard fault campaign</title>
+<style>body{{font-family:sans-serif;margin:2em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;
+text-align:left;font-size:90%}}svg text{{font-size:13px}}</style></head>
+<body><h1>ioguard fault campaign</h1>
+<p>{html.escape(str(campaign))}: {len(rows)} scenarios,
+{time.strftime('%Y-%m-%d %H:%M:%S')}</p>
+{bar_chart("Outcomes", counts, lambda o: COLOURS.get(o, "#e0e0e0"))}
+{bar_chart("Faults fired per scenario",
+           [(r["scenario"], r.get("faults_fired", 0)) for r in rows],
+           lambda s: COLOURS.get(outcome_of[s], "#e0e0e0"))}
+{"".join(table)}
+</body></html>
+"""
+    Path(path).write_text(page)
