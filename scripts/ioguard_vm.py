@@ -202,8 +202,15 @@ class Vm:
             if time.time() > deadline:
                 raise RuntimeError("QEMU did not open its QMP socket")
             time.sleep(0.05)
-        self.qmp = Qmp(self.qmp_path)
+        self.qmp = self.open_qmp()
         return self
+
+    def open_qmp(self):
+        """The QMP client (scripts/fault_campaign.py uses QEMU's own)."""
+        return Qmp(self.qmp_path)
+
+    def close_qmp(self):
+        self.qmp.close()
 
     def log(self):
         try:
@@ -229,6 +236,39 @@ class Vm:
         return self.cmd("qom-get", path="/machine/peripheral/iommu",
                         property="stats")
 
+    def flap_link(self, netdev="n0", timeout=120):
+        """The cue a guest waiting in init's nicloop "wait" goes on at: the
+        link goes up again only once the driver has seen it down, so that
+        the guest sees both edges."""
+        down = self.log().count("eth0: link down")
+        self.cmd("set_link", name=netdev, up=False)
+        deadline = time.time() + timeout
+        while self.log().count("eth0: link down") == down:
+            if time.time() > deadline:
+                raise RuntimeError("the guest never saw the link go down")
+            time.sleep(0.1)
+        self.cmd("set_link", name=netdev, up=True)
+
+    def save_to(self, path):
+        """Stops the machine where it is, as savevm does, and saves its whole
+        state to path (QMP migrate to a file); start another with
+        extra_args -incoming file:PATH, wait_migration() and cont."""
+        self.cmd("stop")
+        self.cmd("migrate", uri=f"file:{path}")
+        self.wait_migration()
+
+    def wait_migration(self, timeout=300):
+        """Until the outgoing or incoming migration has completed."""
+        deadline = time.time() + timeout
+        while True:
+            status = self.cmd("query-migrate").get("status")
+            if status == "completed":
+                return
+            if status == "failed" or time.time() > deadline:
+                raise RuntimeError(f"migration {status}: "
+                                   f"{self.cmd('query-migrate')}")
+            time.sleep(0.1)
+
     def checksums(self):
         return dict(re.findall(r"IOGUARD-CHECKSUM (\S+) ([0-9a-f]{64})",
                                self.log()))
@@ -239,7 +279,7 @@ class Vm:
                 self.qmp.cmd("quit")
             except Exception:
                 pass
-            self.qmp.close()
+            self.close_qmp()
         if self.proc:
             try:
                 self.proc.wait(timeout=20)

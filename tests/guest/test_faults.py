@@ -13,7 +13,6 @@ break their DMA and their IOMMU commands.
 
 import re
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -33,19 +32,6 @@ def nicstats(log):
             re.findall(r"IOGUARD-NICSTAT eth0 (\S+) (\d+)", log)}
 
 
-def flap_link(vm):
-    """The guest's cue to go on (tests/guest/init, nicloop "wait"): the link
-    goes up again only once the driver has seen it down, so that the guest
-    sees both edges."""
-    down = vm.log().count("eth0: link down")
-    vm.cmd("set_link", name="n0", up=False)
-    deadline = time.time() + 120
-    while vm.log().count("eth0: link down") == down:
-        assert time.time() < deadline, "the driver never saw the link down"
-        time.sleep(0.1)
-    vm.cmd("set_link", name="n0", up=True)
-
-
 def fault_rules(vm):
     [info] = vm.cmd("query-ioguard-fault-rules", device="iommu")
     return info
@@ -61,11 +47,11 @@ def test_rx_dma_fault_then_recovery():
         rule = vm.cmd("ioguard-fault-add", device="iommu",
                       rule="site=translate,requester=00:05.0,access=write,"
                            "when=every:200,action=fault")
-        flap_link(vm)
+        vm.flap_link()
         assert vm.wait_for("IOGUARD-WAIT 2", timeout=600), vm.serial
         during = fault_rules(vm)
         vm.cmd("ioguard-fault-remove", device="iommu", id=rule["id"])
-        flap_link(vm)
+        vm.flap_link()
         assert vm.wait_for("IOGUARD-DONE", timeout=600), vm.serial
         records = vm.cmd("query-ioguard-faults")[0]["faults"]
     log = vm.log()

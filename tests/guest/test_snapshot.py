@@ -17,28 +17,10 @@ import ioguard_vm as ivm  # noqa: E402
 WORK = ivm.BUILD / "tests" / "guest" / "snapshot"
 
 
-def migrate_to(vm, path):
-    """Stops vm where it is, as savevm does, and saves its whole state to
-    path (QMP migrate to a file)."""
-    vm.cmd("stop")
-    vm.cmd("migrate", uri=f"file:{path}")
-    deadline = time.time() + 300
-    while True:
-        status = vm.cmd("query-migrate").get("status")
-        assert status != "failed", vm.cmd("query-migrate")
-        if status == "completed":
-            return
-        assert time.time() < deadline, "migration did not complete"
-        time.sleep(0.1)
-
-
 def resume(vm):
     """Lets a machine started with -incoming run once its state is in (it
     was saved stopped, so it does not start by itself)."""
-    deadline = time.time() + 300
-    while vm.cmd("query-migrate").get("status") != "completed":
-        assert time.time() < deadline, vm.cmd("query-migrate")
-        time.sleep(0.1)
+    vm.wait_migration()
     vm.cmd("cont")
 
 
@@ -61,14 +43,14 @@ def test_migration_under_disk_and_nic_load():
         assert a.wait_for("IOGUARD-DOMAIN-TYPES", timeout=600), a.serial
         time.sleep(0.5)                 # into the disk's reads
         assert "IOGUARD-CHECKSUM" not in a.log(), "the disk was read already"
-        migrate_to(a, first)
+        a.save_to(first)
     b = machine("b", first)
     with b:
         resume(b)
         assert b.wait_for("internal loopback on", timeout=600), b.serial
         time.sleep(1)                   # into the frames
         assert "IOGUARD-NICLOOP" not in b.log(), "the frames were all sent"
-        migrate_to(b, second)
+        b.save_to(second)
     c = machine("c", second)
     with c:
         resume(c)

@@ -7,6 +7,7 @@
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "ioguard-migration.h"
 #include "libqos/pci-pc.h"
 #include "qemu/bswap.h"
 #include "qobject/qdict.h"
@@ -1274,25 +1275,6 @@ static void test_fault_rules_file(void)
 
 /* ---- snapshots and migration ---- */
 
-static void wait_migration(QTestState *qts)
-{
-    for (int i = 0; i < 3000; i++) {
-        QDict *resp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
-        QDict *ret = qdict_get_qdict(resp, "return");
-        const char *status = qdict_haskey(ret, "status") ?
-                             qdict_get_str(ret, "status") : "none";
-        bool done = !strcmp(status, "completed");
-
-        g_assert_cmpstr(status, !=, "failed");
-        qobject_unref(resp);
-        if (done) {
-            return;
-        }
-        g_usleep(10000);
-    }
-    g_assert_not_reached();
-}
-
 /*
  * The IOMMU migrates (to a file, then into a new QEMU): the registers read
  * back the same, DMA translates through the tables that came with RAM,
@@ -1327,7 +1309,7 @@ static void test_migration(void)
     edu_dma(&f, 0x10000, 64, false);            /* match 1: no fault */
     qtest_qmp_assert_success(f.qts, "{'execute': 'migrate', "
                              "'arguments': {'uri': %s}}", uri);
-    wait_migration(f.qts);
+    ioguard_wait_migration(f.qts);
 
     memset(&g, 0, sizeof(g));
     g.qts = qtest_initf("%s%s -M q35 -m 256M -nodefaults "
@@ -1335,7 +1317,7 @@ static void test_migration(void)
                         "-device edu,addr=0x4,id=edu0",
                         g_getenv("IOGUARD_FIRMWARE") ? "-L " : "",
                         g_getenv("IOGUARD_FIRMWARE") ?: "", props);
-    wait_migration(g.qts);
+    ioguard_wait_migration(g.qts);
     g.pcibus = qpci_new_pc(g.qts, NULL);
     g.edu = qpci_device_find(g.pcibus, EDU_DEVFN);
     qpci_device_enable(g.edu);      /* edu has no migration state of its own */

@@ -10,6 +10,7 @@
 #include "qemu/osdep.h"
 #include <sys/socket.h>
 #include "libqtest.h"
+#include "ioguard-migration.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "libqos/pci-pc.h"
@@ -782,25 +783,6 @@ static void test_fault_link(void)
 
 /* ---- migration ---- */
 
-static void wait_migration(QTestState *qts)
-{
-    for (int i = 0; i < 3000; i++) {
-        QDict *resp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
-        QDict *ret = qdict_get_qdict(resp, "return");
-        const char *status = qdict_haskey(ret, "status") ?
-                             qdict_get_str(ret, "status") : "none";
-        bool done = !strcmp(status, "completed");
-
-        g_assert_cmpstr(status, !=, "failed");
-        qobject_unref(resp);
-        if (done) {
-            return;
-        }
-        g_usleep(10000);
-    }
-    g_assert_not_reached();
-}
-
 /*
  * The NIC migrates mid-way through a link flap, with frames delivered and
  * buffers posted: the registers read back the same, the link comes back
@@ -842,11 +824,11 @@ static void test_migration(void)
     }
     qtest_qmp_assert_success(n.qts, "{'execute': 'migrate', "
                              "'arguments': {'uri': %s}}", uri);
-    wait_migration(n.qts);
+    ioguard_wait_migration(n.qts);
     nic_stop(&n);
 
     nic_start(&m, incoming, false);
-    wait_migration(m.qts);
+    ioguard_wait_migration(m.qts);
     m.tx_tail = 1;
     m.rx_tail = 3;
     for (int i = 0; i < G_N_ELEMENTS(regs); i++) {
