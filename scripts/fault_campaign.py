@@ -24,14 +24,18 @@ go in through the devices' fault-rules property.
 The outcome of a scenario is the first of these that holds:
   guest-panicked            a kernel panic, oops or BUG in the guest's log
   guest-hung                the workload did not finish within the timeout
-  silent-data-corruption    data came out wrong or missing (a frame's or the
-                            disk's checksum, lost frames, the NIC's test
-                            engine reading other bytes than the CPU wrote)
-                            and nothing in the guest reported an error
-  detected-device-disabled  the guest reported the error, and the device
-                            was not working at the end: nothing of its last
-                            loopback run came through, the disk's data did
-                            not come out right, or the driver gave up
+  silent-data-corruption    data came out wrong (a frame's or the disk's
+                            checksum, the NIC's test engine reading other
+                            bytes than the CPU wrote) and the device's driver
+                            reported no error (even if Linux logged the
+                            IOMMU's events), or data went missing (lost
+                            frames) and nothing reported anything
+  detected-device-disabled  the guest reported the error (Linux the IOMMU's
+                            events, or the device's driver its errors), and
+                            the device was not working at the end: nothing
+                            of its last loopback run came through, the disk
+                            could not be read or read wrong, or the driver
+                            gave up
   detected-recovered        the guest reported the error and the device
                             kept working (some data may have been lost on
                             the way, as the detail says)
@@ -63,10 +67,14 @@ COLOURS = {"no-effect": "#9e9e9e", "detected-recovered": "#43a047",
            "silent-data-corruption": "#8e24aa", "guest-hung": "#e53935",
            "guest-panicked": "#212121"}
 
-# What in a guest's log says that Linux or a driver saw something go wrong.
-DETECTED = [
+# What in a guest's log says that something went wrong: Linux's IOMMU
+# driver reporting the IOMMU's events, and the drivers of the devices
+# whose data it is reporting their errors.
+IOMMU_REPORTS = [
     r"AMD-Vi: Event logged",
     r"Completion-Wait loop timed out",
+]
+DEVICE_REPORTS = [
     r"eth0: (DMA|device) error",
     r"eth0: resetting the device",
     r"eth0: TX timeout",
@@ -215,40 +223,52 @@ def nicloops(log):
 
 def classify(log, done, disk):
     """(outcome, detail) of a scenario from its guest's log."""
-    found = [p for p in DETECTED if re.search(p, log)]
-    if any(re.search(p, log) for p in PANICKED):
+    def evidence(patterns):
+        return [p.replace("\\", "") for p in patterns if re.search(p, log)]
+
+    iommu_saw, device_saw = evidence(IOMMU_REPORTS), evidence(DEVICE_REPORTS)
+    if evidence(PANICKED):
         return "guest-panicked", "panic in the guest's log"
     if not done:
         return "guest-hung", "the workload did not finish"
     loops = nicloops(log)
     lost = sum(int(r["lost"]) for r in loops)
-    corrupt = sum(int(r["corrupt"]) + int(r["duplicate"]) for r in loops)
-    wrong = [f"{r['sha256'][:8]}!={r['sent_sha256'][:8]}" for r in loops
-             if int(r["lost"]) == 0 and r["sha256"] != r["sent_sha256"]]
-    problems = []
-    if lost:
-        problems.append(f"{lost} frame(s) lost")
-    if corrupt or wrong:
-        problems.append(f"{corrupt} frame(s) damaged or repeated")
+    damaged = sum(int(r["corrupt"]) + int(r["duplicate"]) for r in loops) + \
+        sum(int(r["lost"]) == 0 and r["sha256"] != r["sent_sha256"]
+            for r in loops)
+    sums = dict(re.findall(r"IOGUARD-CHECKSUM (\S+) ([0-9a-f]{64})", log))
+    disk_read = disk is not None and disk.guest_name in sums
+    wrong = []                  # data that came out other than it went in
+    if damaged:
+        wrong.append(f"{damaged} frame(s) damaged or repeated")
     if re.search(r"IOGUARD-DMATEST sg .*crc_ok=0", log):
-        problems.append("the NIC read other bytes than the CPU wrote")
-    disk_wrong = disk is not None and dict(re.findall(
-        r"IOGUARD-CHECKSUM (\S+) ([0-9a-f]{64})", log)).get(
-        disk.guest_name) != disk.sha256
-    if disk_wrong:
-        problems.append("the disk's checksum is wrong or missing")
-    if problems and not found:
-        return "silent-data-corruption", "; ".join(problems)
-    if found:
-        evidence = ", ".join(p.replace("\\", "") for p in found)
+        wrong.append("the NIC read other bytes than the CPU wrote")
+    if disk_read and sums[disk.guest_name] != disk.sha256:
+        wrong.append("the disk read back other bytes than it holds")
+    missing = []                # data that did not come out at all
+    if lost:
+        missing.append(f"{lost} frame(s) lost")
+    if disk is not None and not disk_read:
+        missing.append("the disk could not be read")
+
+    if wrong and not device_saw:
+        # The I/O succeeded with the wrong data: whatever the IOMMU logged,
+        # the program that read it was not told.
+        seen = f" (the IOMMU reported: {', '.join(iommu_saw)})" \
+            if iommu_saw else ""
+        return "silent-data-corruption", "; ".join(wrong + missing) + seen
+    if iommu_saw or device_saw:
+        said = ", ".join(iommu_saw + device_saw)
         last = loops[-1] if loops else None
-        broken = any(re.search(p, log) for p in GAVE_UP) or (
-            last is not None and int(last["received"]) == 0) or disk_wrong
-        if broken:
+        if evidence(GAVE_UP) or wrong or (disk is not None and not disk_read) \
+                or (last is not None and int(last["received"]) == 0):
             return ("detected-device-disabled",
-                    f"{evidence}; {'; '.join(problems) or 'the driver gave up'}")
-        return "detected-recovered", evidence + (
-            f"; {'; '.join(problems)} on the way" if problems else "")
+                    f"{said}; {'; '.join(wrong + missing) or 'the driver gave up'}")
+        return "detected-recovered", said + (
+            f"; {'; '.join(missing)} on the way" if missing else "")
+    if missing:
+        return "silent-data-corruption", "; ".join(missing) + \
+            ", nothing reported"
     return "no-effect", "nothing reported, data intact"
 
 
