@@ -1,7 +1,8 @@
 """Snapshots under load (docs/ioguard-faults.rst): a guest behind
 ioguard-iommu, reading a disk and then sending frames round ioguard-nic's
 loopback, is migrated to a file twice, each time into a new QEMU, once
-while it reads the disk and once in the middle of its frames. The disk's
+while it reads the disk and once in the middle of its frames; and saved
+and loaded back (savevm, loadvm) in the middle of its frames. The disk's
 checksum, the frames' checksums and the counters must come out as if
 nothing had happened: nothing lost, nothing duplicated. QEMU's own
 amd-iommu refuses migration; ioguard must not."""
@@ -80,3 +81,58 @@ def test_migration_under_disk_and_nic_load():
         assert bad not in log, bad
     # ioguard translated after the restore: its DMA went through the tables.
     assert stats["translations"] > 0 and stats["faults"] == 0
+
+
+def run_job(vm, command, **args):
+    """Runs a QMP job command and waits for it to conclude successfully."""
+    vm.cmd(command, **args)
+    deadline = time.time() + 300
+    while True:
+        [job] = [j for j in vm.cmd("query-jobs") if j["id"] == args["job-id"]]
+        if job["status"] == "concluded":
+            assert "error" not in job, job
+            vm.cmd("job-dismiss", id=args["job-id"])
+            return
+        assert time.time() < deadline, job
+        time.sleep(0.1)
+
+
+def test_savevm_loadvm_under_nic_load():
+    """savevm and loadvm (QMP snapshot-save and snapshot-load, into a qcow2
+    image made through QMP): the guest saved in the middle of its frames
+    runs to the end, is loaded back to the middle and runs to the end again,
+    both times with every frame once and intact."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    image = WORK / "vmstate.qcow2"
+    image.write_bytes(b"")
+    vm = ivm.Vm(ivm.ioguard_args(), [], workdir=WORK / "savevm",
+                append="ioguard.nicloop=1500:20000",
+                extra_args=ivm.nic("hubport,hubid=0,id=n0", "0x5") +
+                ["-blockdev", f"driver=file,filename={image},node-name=file0"])
+    snapshot = {"tag": "mid", "vmstate": "state0", "devices": ["state0"]}
+    with vm:
+        run_job(vm, "blockdev-create", **{"job-id": "create", "options": {
+            "driver": "qcow2", "file": "file0", "size": 64 << 20}})
+        vm.cmd("blockdev-add", driver="qcow2", **{"node-name": "state0",
+                                                  "file": "file0"})
+        assert vm.wait_for("internal loopback on", timeout=600), vm.serial
+        time.sleep(0.5)                 # into the frames
+        run_job(vm, "snapshot-save", **{"job-id": "save", **snapshot})
+        assert vm.wait_for("IOGUARD-DONE", timeout=900), vm.serial
+        run_job(vm, "snapshot-load", **{"job-id": "load", **snapshot})
+        vm.cmd("cont")
+        deadline = time.time() + 900
+        while vm.log().count("IOGUARD-DONE") < 2:
+            assert time.time() < deadline, "no second run after loadvm"
+            time.sleep(0.2)
+    log = vm.log()
+    runs = [dict(re.findall(r"(\w+)=(\S+)", line)) for line in
+            re.findall(r"IOGUARD-NICLOOP eth0 1500 (.*)", log)]
+    assert len(runs) == 2, runs
+    for run in runs:
+        assert run["sent"] == run["received"] == "20000", run
+        assert run["lost"] == run["corrupt"] == run["duplicate"] == "0", run
+        assert run["sha256"] == run["sent_sha256"], run
+    assert runs[0]["sha256"] == runs[1]["sha256"]   # the same frames again
+    for bad in ("Event logged", "DMA error", "resetting the device"):
+        assert bad not in log, bad
