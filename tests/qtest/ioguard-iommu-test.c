@@ -1208,6 +1208,67 @@ static void test_fault_event_log(void)
     fixture_free(&f);
 }
 
+/* edu's MSIs remapped so far, as query-ioguard-stats counts them. */
+static int64_t edu_interrupts_remapped(Fixture *f)
+{
+    QDict *iommu = query_stats(f, false);
+    QDict *edu = find_requester(iommu, "00:04.0");
+    int64_t n = edu ? qdict_get_int(edu, "interrupts-remapped") : 0;
+
+    qobject_unref(iommu);
+    return n;
+}
+
+/* edu raises its MSI (through the IOMMU's interrupt remapping). */
+static void edu_interrupt(Fixture *f)
+{
+    qpci_io_writel(f->edu, f->edu_bar, 0x64, 1);    /* acknowledge */
+    qpci_io_writel(f->edu, f->edu_bar, 0x60, 1);    /* raise */
+}
+
+/* site=interrupt: the message is lost: not remapped, not delivered. */
+static void test_fault_interrupt(void)
+{
+    Fixture f;
+    const uint64_t irt = 0x1400000;
+    uint8_t msi;
+    QDict *info, *fired;
+
+    fixture_init(&f);
+    build_tables(&f);
+    qtest_memset(f.qts, irt, 0, 2048);
+    qtest_writel(f.qts, irt + 5 * 4, IRTE_REMAP_EN | 0x31u << 16 | 1u << 8);
+    qtest_writeq(f.qts, DEV_TABLE + EDU_DEVID * 32 + 16,
+                 DTE_IRQ_IV | 9ULL << DTE_IRQ_TABLE_LEN_SHIFT | irt |
+                 2ULL << DTE_IRQ_INTCTL_SHIFT);
+    queue_command(&f, EDU_DEVID, CMD_INV_DEV_ENTRY << 28, 0, 0);
+    completion_wait(&f);
+    /* edu's MSI (64-bit capable) names IRTE 5, as Linux's would. */
+    msi = qpci_find_capability(f.edu, PCI_CAP_ID_MSI, 0);
+    g_assert_cmpint(msi, !=, 0);
+    qpci_config_writel(f.edu, msi + PCI_MSI_ADDRESS_LO, 0xfee00000);
+    qpci_config_writel(f.edu, msi + PCI_MSI_ADDRESS_HI, 0);
+    qpci_config_writew(f.edu, msi + PCI_MSI_DATA_64, 5);
+    qpci_config_writew(f.edu, msi + PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE |
+                       PCI_MSI_FLAGS_64BIT);
+
+    edu_interrupt(&f);
+    g_assert_cmpint(edu_interrupts_remapped(&f), ==, 1);
+    fault_add(&f, "site=interrupt,requester=00:04.0,when=once,action=drop");
+    edu_interrupt(&f);
+    g_assert_cmpint(edu_interrupts_remapped(&f), ==, 1);
+    info = fault_rules(&f);
+    fired = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "fired")));
+    g_assert_cmpstr(qdict_get_str(fired, "site"), ==, "interrupt");
+    g_assert_cmpstr(qdict_get_str(fired, "requester"), ==, "00:04.0");
+    g_assert_cmphex(qdict_get_int(fired, "address"), ==, 0xfee00000);
+    qobject_unref(info);
+    g_assert_cmpint(read_events(&f, (Event[4]){}, 4), ==, 0);  /* silent */
+    edu_interrupt(&f);
+    g_assert_cmpint(edu_interrupts_remapped(&f), ==, 2);
+    fixture_free(&f);
+}
+
 /* What QMP refuses, with what it says. */
 static void test_fault_qmp_errors(void)
 {
@@ -1375,6 +1436,7 @@ int main(int argc, char **argv)
     qtest_add_func("/ioguard-iommu/faults/tables", test_fault_tables);
     qtest_add_func("/ioguard-iommu/faults/commands", test_fault_commands);
     qtest_add_func("/ioguard-iommu/faults/event-log", test_fault_event_log);
+    qtest_add_func("/ioguard-iommu/faults/interrupt", test_fault_interrupt);
     qtest_add_func("/ioguard-iommu/faults/qmp-errors", test_fault_qmp_errors);
     qtest_add_func("/ioguard-iommu/faults/rules-file", test_fault_rules_file);
     qtest_add_func("/ioguard-iommu/migration", test_migration);
