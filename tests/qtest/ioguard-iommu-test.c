@@ -128,6 +128,22 @@ static void build_tables(Fixture *f)
             PT_ROOT | DTE_FLAG_IR | DTE_FLAG_IW, DOMAIN);
 }
 
+/*
+ * edu's interrupts through a 512-entry table of 32-bit entries at irt, as
+ * Linux sets them up (IntCtl remapped, plus pass bits): entry 5 remapped to
+ * vector 0x31 on APIC 1.
+ */
+static void attach_interrupt_table(Fixture *f, uint64_t irt, uint64_t pass)
+{
+    qtest_memset(f->qts, irt, 0, 2048);
+    qtest_writel(f->qts, irt + 5 * 4, IRTE_REMAP_EN | 0x31u << 16 | 1u << 8);
+    qtest_writeq(f->qts, DEV_TABLE + EDU_DEVID * 32 + 16,
+                 DTE_IRQ_IV | 9ULL << DTE_IRQ_TABLE_LEN_SHIFT | irt |
+                 2ULL << DTE_IRQ_INTCTL_SHIFT | pass);
+    queue_command(f, EDU_DEVID, CMD_INV_DEV_ENTRY << 28, 0, 0);
+    completion_wait(f);
+}
+
 static void map_page(Fixture *f, uint64_t iova, uint64_t gpa, bool write)
 {
     qtest_writeq(f->qts, PT_L1 + ((iova >> 12) & 0x1ff) * 8,
@@ -743,14 +759,7 @@ static void test_qmp_device(void)
 
     fixture_init(&f);
     build_tables(&f);
-    /* Interrupts through a 512-entry table with 32-bit entries. */
-    qtest_memset(f.qts, irt, 0, 2048);
-    qtest_writel(f.qts, irt + 5 * 4, IRTE_REMAP_EN | 0x31u << 16 | 1u << 8);
-    qtest_writeq(f.qts, DEV_TABLE + EDU_DEVID * 32 + 16,
-                 DTE_IRQ_IV | 9ULL << DTE_IRQ_TABLE_LEN_SHIFT | irt |
-                 2ULL << DTE_IRQ_INTCTL_SHIFT | DTE_IRQ_NMIPASS);
-    queue_command(&f, EDU_DEVID, CMD_INV_DEV_ENTRY << 28, 0, 0);
-    completion_wait(&f);
+    attach_interrupt_table(&f, irt, DTE_IRQ_NMIPASS);
 
     resp = qtest_qmp(f.qts, "{'execute': 'query-ioguard-device', "
                      "'arguments': {'requester': '00:04.0'}}");
@@ -1236,13 +1245,7 @@ static void test_fault_interrupt(void)
 
     fixture_init(&f);
     build_tables(&f);
-    qtest_memset(f.qts, irt, 0, 2048);
-    qtest_writel(f.qts, irt + 5 * 4, IRTE_REMAP_EN | 0x31u << 16 | 1u << 8);
-    qtest_writeq(f.qts, DEV_TABLE + EDU_DEVID * 32 + 16,
-                 DTE_IRQ_IV | 9ULL << DTE_IRQ_TABLE_LEN_SHIFT | irt |
-                 2ULL << DTE_IRQ_INTCTL_SHIFT);
-    queue_command(&f, EDU_DEVID, CMD_INV_DEV_ENTRY << 28, 0, 0);
-    completion_wait(&f);
+    attach_interrupt_table(&f, irt, 0);
     /* edu's MSI (64-bit capable) names IRTE 5, as Linux's would. */
     msi = qpci_find_capability(f.edu, PCI_CAP_ID_MSI, 0);
     g_assert_cmpint(msi, !=, 0);
