@@ -11,44 +11,16 @@
 #include <cstdlib>
 #include <vector>
 
+#include "../saved_state.hh"
 #include "fuzz_machine.hh"
 #include "hw/ioguard/fault-inject.h"
 
 using ioguard_fuzz::FuzzMachine;
+using ioguard_test::load;
+using ioguard_test::save;
 
 namespace
 {
-
-std::vector<uint8_t> take(uint8_t *bytes, size_t size)
-{
-    std::vector<uint8_t> out(bytes, bytes + size);
-    free(bytes);
-    return out;
-}
-
-std::vector<uint8_t> save(IoguardIommu *iommu)
-{
-    size_t size = 0;
-    uint8_t *bytes = ioguard_iommu_save_state(iommu, &size);
-    return take(bytes, size);
-}
-
-std::vector<uint8_t> save(IoguardFaults *faults)
-{
-    size_t size = 0;
-    uint8_t *bytes = ioguard_faults_save(faults, &size);
-    return take(bytes, size);
-}
-
-bool load(IoguardIommu *iommu, const std::vector<uint8_t> &s)
-{
-    return ioguard_iommu_load_state(iommu, s.data(), s.size());
-}
-
-bool load(IoguardFaults *faults, const std::vector<uint8_t> &s)
-{
-    return ioguard_faults_load(faults, s.data(), s.size());
-}
 
 // The invariants for one kind of state holder.
 template <typename Holder>

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "../saved_state.hh"
 #include "fake_guest.hh"
 #include "hw/ioguard/fault-inject.h"
 
@@ -15,24 +16,6 @@ namespace {
 
 constexpr uint16_t kDev = 0x0028;
 constexpr uint16_t kDomain = 3;
-
-std::vector<uint8_t> save(IoguardIommu *iommu)
-{
-    size_t size = 0;
-    uint8_t *bytes = ioguard_iommu_save_state(iommu, &size);
-    std::vector<uint8_t> out(bytes, bytes + size);
-    free(bytes);
-    return out;
-}
-
-std::vector<uint8_t> save(IoguardFaults *faults)
-{
-    size_t size = 0;
-    uint8_t *bytes = ioguard_faults_save(faults, &size);
-    std::vector<uint8_t> out(bytes, bytes + size);
-    free(bytes);
-    return out;
-}
 
 uint32_t add(IoguardFaults *f, const char *rule)
 {
