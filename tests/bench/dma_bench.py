@@ -35,7 +35,13 @@ WORKLOADS = [
     ("virtio-blk-1M", "vda", 1 << 20, 1024 << 20),
     ("nic-64B", "nic", 64, 20000),
     ("nic-1500B", "nic", 1500, 20000),
+    # The same frames mapped one by one through the DMA API (tx-copybreak
+    # 0) instead of copied into the driver's premapped buffers.
+    ("nic-1500B-mapped", "nic", 1500, 20000),
 ]
+# The driver's tx-copybreak for each NIC workload (2048, its default:
+# every frame is copied).
+COPYBREAK = {"nic-1500B-mapped": 0}
 NIC_ARGS = ["-netdev", "hubport,hubid=0,id=n0",
             "-device", "ioguard-nic,netdev=n0,bus=pcie.0,addr=0x6"]
 
@@ -69,7 +75,8 @@ def disks():
 def run_one(config, workloads, disk_list, tag, smp):
     args, append = CONFIGS[config]
     bench = ",".join(f"{d}:{b}:{t}" for _, d, b, t in workloads if d != "nic")
-    loops = ",".join(f"{b}:{t}" for _, d, b, t in workloads if d == "nic")
+    loops = ",".join(f"{b}:{t}:{COPYBREAK.get(n, 2048)}"
+                     for n, d, b, t in workloads if d == "nic")
     vm = ivm.Vm(args, disk_list, extra_args=NIC_ARGS if loops else [],
                 append=f"{append} ioguard.bench={bench} ioguard.nicloop={loops}",
                 smp=smp, workdir=WORK / f"{config}-{tag}")
@@ -82,11 +89,14 @@ def run_one(config, workloads, disk_list, tag, smp):
         if vm.checksums().get(d.guest_name) != d.sha256:
             raise RuntimeError(f"{config}: {d.guest_name} read wrong data")
     results = {}
+    # One line per NIC run, in the order of the workloads.
+    nic_lines = iter(re.findall(r"IOGUARD-NICLOOP eth0 .*", log))
     for name, dev, block, _ in workloads:
         if dev == "nic":
-            m = re.search(rf"IOGUARD-NICLOOP eth0 {block} sent=(\d+) "
-                          r"received=(\d+) corrupt=0 lost=0 duplicate=0 "
-                          r"ns=(\d+) .*sha256=(\S+) sent_sha256=(\S+)", log)
+            m = re.match(rf"IOGUARD-NICLOOP eth0 {block} sent=(\d+) "
+                         r"received=(\d+) corrupt=0 lost=0 duplicate=0 "
+                         r"ns=(\d+) .*sha256=(\S+) sent_sha256=(\S+)",
+                         next(nic_lines, ""))
             if not m or m.group(4) != m.group(5):
                 raise RuntimeError(f"{config}: {name} lost or corrupted "
                                    f"frames ({vm.serial})")
@@ -158,16 +168,20 @@ def main():
                 ratios[config][w].append(v / batch_result["none"][w])
 
     print(f"\nMedian of {opts.batches} batches; ratio = throughput / no-IOMMU "
-          "throughput of the same batch (median of the per-batch ratios)\n")
-    header = f"{'configuration':<15}" + "".join(f"{w[0]:>26}" for w in workloads)
+          "throughput of the same batch (median of the per-batch ratios, "
+          "then the lowest and highest of them)\n")
+    header = f"{'configuration':<15}" + "".join(f"{w[0]:>36}" for w in workloads)
     print(header)
     for config in configs:
         if not mibs[config][workloads[0][0]]:
             print(f"{config:<15}  (no successful run)")
             continue
-        cells = "".join(
-            f"{statistics.median(mibs[config][w[0]]):>12.1f} MiB/s {statistics.median(ratios[config][w[0]]):>6.2f}x"
-            for w in workloads)
+        cells = ""
+        for w in workloads:
+            r = ratios[config][w[0]]
+            span = f"({min(r):.2f}-{max(r):.2f})"
+            cells += (f"{statistics.median(mibs[config][w[0]]):>9.1f} MiB/s "
+                      f"{statistics.median(r):>6.2f}x {span:>11}")
         print(f"{config:<15}{cells}")
     for failure in failures:
         print("FAILED", failure)

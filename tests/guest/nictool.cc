@@ -7,6 +7,10 @@
 //   ioguard-nictool loopback IFNAME on|off
 //       turn the NIC's internal loopback (the "loopback" feature,
 //       NETIF_F_LOOPBACK) on or off
+//   ioguard-nictool copybreak IFNAME BYTES
+//       set the tx-copybreak tunable (ethtool --set-tunable IFNAME
+//       tx-copybreak BYTES), read it back and print
+//         IOGUARD-COPYBREAK IFNAME BYTES
 //   ioguard-nictool loop IFNAME FRAME_BYTES COUNT [WINDOW]
 //       send COUNT frames of FRAME_BYTES (Ethernet header included, 60..16384)
 //       to our own MAC with EtherType 0x88b5, at most WINDOW (default 64) in
@@ -643,11 +647,34 @@ int cmd_loop(const char *ifname, long long frame_bytes, long long count,
     return 0;
 }
 
+int cmd_copybreak(const char *ifname, uint32_t bytes)
+{
+    Ethtool et(ifname);
+    // The tunable's value follows the header (its flexible array).
+    std::vector<uint8_t> buf(sizeof(ethtool_tunable) + sizeof(uint32_t));
+    auto *tuna = reinterpret_cast<ethtool_tunable *>(buf.data());
+    uint8_t *value = buf.data() + sizeof(ethtool_tunable);
+    tuna->cmd = ETHTOOL_STUNABLE;
+    tuna->id = ETHTOOL_TX_COPYBREAK;
+    tuna->type_id = ETHTOOL_TUNABLE_U32;
+    tuna->len = sizeof(uint32_t);
+    memcpy(value, &bytes, sizeof(bytes));
+    et.must(tuna, "ETHTOOL_STUNABLE tx-copybreak");
+    tuna->cmd = ETHTOOL_GTUNABLE;
+    uint32_t now = ~0u;
+    memcpy(value, &now, sizeof(now));
+    et.must(tuna, "ETHTOOL_GTUNABLE tx-copybreak");
+    memcpy(&now, value, sizeof(now));
+    printf("IOGUARD-COPYBREAK %s %u\n", ifname, now);
+    return now == bytes ? 0 : 1;
+}
+
 [[noreturn]] void usage()
 {
     fprintf(stderr,
             "usage: ioguard-nictool stats IFNAME\n"
             "       ioguard-nictool loopback IFNAME on|off\n"
+            "       ioguard-nictool copybreak IFNAME BYTES\n"
             "       ioguard-nictool loop IFNAME FRAME_BYTES COUNT [WINDOW]\n"
             "         FRAME_BYTES 60..16384 (header included), COUNT >= 1,\n"
             "         WINDOW 1..4096 frames in flight (default 64)\n");
@@ -672,6 +699,13 @@ int main(int argc, char **argv)
             usage();
         }
         return cmd_loopback(ifname, mode == "on");
+    }
+    if (cmd == "copybreak" && argc == 4) {
+        long long bytes;
+        if (!parse_number(argv[3], 0, UINT32_MAX, &bytes)) {
+            usage();
+        }
+        return cmd_copybreak(ifname, uint32_t(bytes));
     }
     if (cmd == "loop" && (argc == 5 || argc == 6)) {
         long long frame_bytes, count, window = 64;

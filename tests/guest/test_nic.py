@@ -94,6 +94,8 @@ def test_fetch_and_loopback_behind_ioguard(http_file):
     assert_no_iommu_faults(log)
     s = nicstats(log)
     assert s["rx_packets"] >= 2000 + 2000 + (3 << 20) // 1500
+    # By default every frame was copied into a premapped buffer: no map.
+    assert s["tx_copied"] >= 2000 + 2000
     assert s["dma_errors"] == 0 and s["device_dma_errors"] == 0
     # The NIC's DMA went through the page tables.
     assert stats["translations"] > 0 and stats["faults"] == 0
@@ -103,12 +105,15 @@ def test_fetch_and_loopback_behind_ioguard(http_file):
 def test_6g_no_bounce_buffers(http_file, iommu):
     """The headline: with 6 GiB the driver's buffers sit above 4 GiB. Behind
     ioguard the 32-bit NIC reaches them directly and the swiotlb is never
-    used; without an IOMMU every packet goes through bounce buffers."""
+    used; without an IOMMU every packet goes through bounce buffers.
+    tx-copybreak 0: every frame sent is mapped where it is, not copied."""
     url, sha = http_file
     log, _ = run("nic-6g-" + ("ioguard" if iommu else "none"), iommu=iommu,
                  memory="6G",
                  append=f"ioguard.net=10.0.2.15/24 ioguard.fetch={url} "
-                 "ioguard.nicloop=1500:2000 ioguard.dmatest=overrun")
+                 "ioguard.copybreak=0 ioguard.nicloop=1500:2000 "
+                 "ioguard.dmatest=overrun")
+    assert "IOGUARD-COPYBREAK eth0 0" in log
     m = re.search(rf"IOGUARD-FETCH {re.escape(url)} (\S+)", log)
     assert m and m.group(1) == sha
     assert_loopback_lossless(log, [1500])
@@ -174,9 +179,12 @@ def test_intx_fallback():
 def test_no_scatter_gather_device():
     """sg=off: every packet must be one contiguous buffer. Behind ioguard,
     four separate pages map to one contiguous DMA range the device reads in
-    one go, and traffic still flows."""
+    one go, and traffic still flows. tx-copybreak 256: the 1500-byte frames
+    are mapped, not copied."""
     log, _ = run("nic-nosg", nic_props=["sg=off"],
-                 append="ioguard.dmatest=sg:4 ioguard.nicloop=1500:1000,64:1000")
+                 append="ioguard.copybreak=256 ioguard.dmatest=sg:4 "
+                 "ioguard.nicloop=1500:1000,64:1000")
+    assert "IOGUARD-COPYBREAK eth0 256" in log
     sg = fields(dmatests(log)[0])
     assert sg["pages"] == "4" and sg["segments"] == "1", sg
     assert sg["crc_ok"] == "1"

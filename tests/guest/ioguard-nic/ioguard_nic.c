@@ -12,9 +12,15 @@
  * What the driver does:
  *  - one TX and one RX descriptor ring (coherent memory), NAPI for RX and TX
  *    completion, one interrupt (MSI, or INTx with use_msi=0);
- *  - TX copy: frames up to 256 bytes, and the headers of longer ones, are
- *    copied into a buffer mapped once per ring slot, so that the DMA API
- *    maps only what is worth mapping: the payload;
+ *  - TX copy: frames up to tx_copybreak bytes (an ethtool tunable; by
+ *    default every frame of a standard MTU), and the headers of longer ones,
+ *    are copied into a buffer mapped once per ring slot. Behind an IOMMU a
+ *    map and an unmap cost an IOVA and two page-table updates, more than
+ *    copying 1500 bytes, and the device then sees only the driver's own
+ *    buffers, never the rest of the page an skb sits in nor a page whose
+ *    unmap is still waiting for a lazy flush (Markuze et al., "When Copy Is
+ *    Faster Than Zero Copy", ASPLOS 2016). Longer frames, and every frame
+ *    with tx-copybreak 0, are mapped piece by piece;
  *  - TX scatter/gather: one descriptor per skb piece when the device has
  *    NIC_CAP_SG; without it, the pieces are mapped as a scatterlist and sent
  *    as one descriptor when the IOMMU merged them into one IOVA range,
@@ -36,6 +42,7 @@
 #include <linux/crc32.h>
 #include <linux/debugfs.h>
 #include <linux/dma-mapping.h>
+#include <linux/dmapool.h>
 #include <linux/etherdevice.h>
 #include <linux/ethtool.h>
 #include <linux/interrupt.h>
@@ -85,6 +92,18 @@ module_param(tx_ring, uint, 0444);
 MODULE_PARM_DESC(tx_ring, "TX ring size in descriptors (default 256)");
 
 /*
+ * Each TX slot has a buffer this long, mapped once: frames up to
+ * tx_copybreak bytes are copied there instead of being mapped.
+ */
+#define IOGUARD_TX_COPY_LEN     2048
+
+static unsigned int tx_copybreak = IOGUARD_TX_COPY_LEN;
+module_param(tx_copybreak, uint, 0444);
+MODULE_PARM_DESC(tx_copybreak, "TX frames up to this many bytes are copied "
+		 "into premapped buffers, not mapped (default and most 2048; "
+		 "ethtool's tx-copybreak tunable changes it per device)");
+
+/*
  * One RX buffer is one page, so the largest frame (MTU + Ethernet header +
  * a VLAN tag) must fit in 4 KiB: hence the MTU limit.
  */
@@ -96,11 +115,11 @@ MODULE_PARM_DESC(tx_ring, "TX ring size in descriptors (default 256)");
 /* Linear part of an skb that gets its payload as a page fragment. */
 #define IOGUARD_RX_HDR_LEN      256
 /*
- * TX frames up to this size, and skb heads up to it, are copied into the
- * slot's premapped buffer: copying 256 bytes is cheaper than a map and an
- * unmap, which behind an IOMMU means an IOVA and a page-table update each.
+ * The heads of frames longer than tx_copybreak are still copied into the
+ * slot's premapped buffer up to this size: copying 256 bytes is cheaper
+ * than a map and an unmap whatever the copybreak.
  */
-#define IOGUARD_TX_COPY_LEN     256
+#define IOGUARD_TX_HEAD_COPY_LEN        256
 /* Smallest ring that still holds one maximal TX packet next to the unused slot. */
 #define IOGUARD_MIN_RING        (NIC_MAX_FRAGS + 2)
 /* Scatterlist entries of one TX skb without CAP.SG: the head and its frags. */
@@ -136,7 +155,7 @@ enum ioguard_tx_map {
 	IOGUARD_MAP_SINGLE,     /* dma_map_single of the skb head */
 	IOGUARD_MAP_PAGE,       /* skb_frag_dma_map of a fragment */
 	IOGUARD_MAP_SG,         /* dma_map_sg of the whole skb (no CAP.SG) */
-	IOGUARD_MAP_COPY,       /* copied to the slot's tx_copy buffer */
+	IOGUARD_MAP_COPY,       /* copied to the slot's copy buffer */
 };
 
 struct ioguard_tx_slot {
@@ -146,6 +165,8 @@ struct ioguard_tx_slot {
 	unsigned int bytes;     /* BQL: what netdev_tx_sent_queue was told */
 	u8 map;                 /* enum ioguard_tx_map */
 	u8 nents;               /* IOGUARD_MAP_SG: entries given to dma_map_sg */
+	u8 *copy;               /* IOGUARD_TX_COPY_LEN from tx_copy_pool */
+	dma_addr_t copy_dma;
 };
 
 struct ioguard_rx_slot {
@@ -223,8 +244,8 @@ struct ioguard_nic {
 	struct ioguard_ring tx, rx;
 	struct ioguard_tx_slot *tx_slots;
 	struct scatterlist *tx_sg;      /* no CAP.SG: IOGUARD_TX_SG_MAX per slot */
-	u8 *tx_copy;                    /* IOGUARD_TX_COPY_LEN per slot, coherent */
-	dma_addr_t tx_copy_dma;
+	struct dma_pool *tx_copy_pool;  /* the slots' copy buffers */
+	unsigned int tx_copybreak;      /* ethtool tx-copybreak */
 	struct ioguard_rx_slot *rx_slots;
 	struct page_pool *rx_pool;      /* while the rings are up */
 	bool rings_up;                  /* rings programmed and enabled (rtnl) */
@@ -428,11 +449,10 @@ static void ioguard_tx_slot_set(struct ioguard_nic *nic, unsigned int i,
 static void ioguard_tx_copy(struct ioguard_nic *nic, struct sk_buff *skb,
 			    unsigned int i, unsigned int len)
 {
-	unsigned int off = i * IOGUARD_TX_COPY_LEN;
+	struct ioguard_tx_slot *slot = &nic->tx_slots[i];
 
-	skb_copy_bits(skb, 0, nic->tx_copy + off, len);
-	ioguard_tx_slot_set(nic, i, IOGUARD_MAP_COPY, nic->tx_copy_dma + off,
-			    len);
+	skb_copy_bits(skb, 0, slot->copy, len);
+	ioguard_tx_slot_set(nic, i, IOGUARD_MAP_COPY, slot->copy_dma, len);
 }
 
 static int ioguard_tx_map_linear(struct ioguard_nic *nic, struct sk_buff *skb,
@@ -466,7 +486,7 @@ static int ioguard_tx_map_frags(struct ioguard_nic *nic, struct sk_buff *skb,
 		*linearized = true;
 		nfrags = 0;
 	}
-	if (skb_headlen(skb) && skb_headlen(skb) <= IOGUARD_TX_COPY_LEN) {
+	if (skb_headlen(skb) && skb_headlen(skb) <= IOGUARD_TX_HEAD_COPY_LEN) {
 		ioguard_tx_copy(nic, skb, i, skb_headlen(skb));
 		i = ioguard_ring_next(r, i);
 		used++;
@@ -567,7 +587,7 @@ static netdev_tx_t ioguard_start_xmit(struct sk_buff *skb,
 		return NETDEV_TX_BUSY;
 	}
 
-	if (skb->len <= IOGUARD_TX_COPY_LEN) {
+	if (skb->len <= READ_ONCE(nic->tx_copybreak)) {
 		ioguard_tx_copy(nic, skb, r->next_to_use, skb->len);
 		copied = true;
 		n = 1;
@@ -1138,18 +1158,22 @@ static void ioguard_datapath_stop(struct ioguard_nic *nic)
 
 static void ioguard_free_rings(struct ioguard_nic *nic)
 {
+	unsigned int i;
+
 	if (nic->tx.desc)
 		dma_free_coherent(nic->dev, nic->tx.size * NIC_DESC_SIZE,
 				  nic->tx.desc, nic->tx.desc_dma);
 	if (nic->rx.desc)
 		dma_free_coherent(nic->dev, nic->rx.size * NIC_DESC_SIZE,
 				  nic->rx.desc, nic->rx.desc_dma);
-	if (nic->tx_copy)
-		dma_free_coherent(nic->dev, nic->tx.size * IOGUARD_TX_COPY_LEN,
-				  nic->tx_copy, nic->tx_copy_dma);
+	for (i = 0; nic->tx_slots && i < nic->tx.size; i++)
+		if (nic->tx_slots[i].copy)
+			dma_pool_free(nic->tx_copy_pool, nic->tx_slots[i].copy,
+				      nic->tx_slots[i].copy_dma);
+	dma_pool_destroy(nic->tx_copy_pool);
 	nic->tx.desc = NULL;
 	nic->rx.desc = NULL;
-	nic->tx_copy = NULL;
+	nic->tx_copy_pool = NULL;
 	kvfree(nic->tx_slots);
 	kvfree(nic->tx_sg);
 	kvfree(nic->rx_slots);
@@ -1160,6 +1184,8 @@ static void ioguard_free_rings(struct ioguard_nic *nic)
 
 static int ioguard_alloc_rings(struct ioguard_nic *nic)
 {
+	unsigned int i = 0;
+
 	nic->tx.size = clamp_t(unsigned int, tx_ring, IOGUARD_MIN_RING,
 			       NIC_RING_MAX_SIZE);
 	nic->rx.size = clamp_t(unsigned int, rx_ring, IOGUARD_MIN_RING,
@@ -1169,18 +1195,28 @@ static int ioguard_alloc_rings(struct ioguard_nic *nic)
 					  &nic->tx.desc_dma, GFP_KERNEL);
 	nic->rx.desc = dma_alloc_coherent(nic->dev, nic->rx.size * NIC_DESC_SIZE,
 					  &nic->rx.desc_dma, GFP_KERNEL);
-	nic->tx_copy = dma_alloc_coherent(nic->dev,
-					  nic->tx.size * IOGUARD_TX_COPY_LEN,
-					  &nic->tx_copy_dma, GFP_KERNEL);
+	/* Aligned to their size, so that no copy buffer crosses a page. */
+	nic->tx_copy_pool = dma_pool_create(DRV_NAME "_tx_copy", nic->dev,
+					    IOGUARD_TX_COPY_LEN,
+					    IOGUARD_TX_COPY_LEN, 0);
 	nic->tx_slots = kvcalloc(nic->tx.size, sizeof(*nic->tx_slots),
 				 GFP_KERNEL);
+	for (i = 0; nic->tx_copy_pool && nic->tx_slots && i < nic->tx.size;
+	     i++) {
+		struct ioguard_tx_slot *slot = &nic->tx_slots[i];
+
+		slot->copy = dma_pool_alloc(nic->tx_copy_pool, GFP_KERNEL,
+					    &slot->copy_dma);
+		if (!slot->copy)
+			break;
+	}
 	nic->rx_slots = kvcalloc(nic->rx.size, sizeof(*nic->rx_slots),
 				 GFP_KERNEL);
 	if (!nic->has_sg)
 		nic->tx_sg = kvcalloc(nic->tx.size * IOGUARD_TX_SG_MAX,
 				      sizeof(*nic->tx_sg), GFP_KERNEL);
-	if (!nic->tx.desc || !nic->rx.desc || !nic->tx_copy || !nic->tx_slots ||
-	    !nic->rx_slots || (!nic->has_sg && !nic->tx_sg)) {
+	if (!nic->tx.desc || !nic->rx.desc || !nic->tx_slots ||
+	    i < nic->tx.size || !nic->rx_slots || (!nic->has_sg && !nic->tx_sg)) {
 		ioguard_free_rings(nic);
 		return -ENOMEM;
 	}
@@ -1309,7 +1345,7 @@ static const struct net_device_ops ioguard_netdev_ops = {
  *                         in flight at a reset)
  * rx_dropped              frames lost for want of an skb
  * tx_copied               frames sent from the premapped copy buffer
- *                         (<= 256 bytes)
+ *                         (<= tx-copybreak bytes)
  * rx_copied               frames copied out of their page (<= 256 bytes)
  * dma_errors              DMA failures the device reported to the driver:
  *                         packets and frames completed with tx-dma/rx-dma,
@@ -1439,6 +1475,36 @@ static void ioguard_get_ringparam(struct net_device *netdev,
 				   NIC_RING_MAX_SIZE) - 1;
 }
 
+static int ioguard_get_tunable(struct net_device *netdev,
+			      const struct ethtool_tunable *tuna, void *data)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+
+	if (tuna->id != ETHTOOL_TX_COPYBREAK)
+		return -EOPNOTSUPP;
+	*(u32 *)data = READ_ONCE(nic->tx_copybreak);
+	return 0;
+}
+
+static int ioguard_set_tunable(struct net_device *netdev,
+			      const struct ethtool_tunable *tuna,
+			      const void *data)
+{
+	struct ioguard_nic *nic = netdev_priv(netdev);
+	u32 copybreak = *(const u32 *)data;
+
+	if (tuna->id != ETHTOOL_TX_COPYBREAK)
+		return -EOPNOTSUPP;
+	if (copybreak > IOGUARD_TX_COPY_LEN) {
+		netdev_err(netdev, "tx-copybreak %u: at most %u\n", copybreak,
+			   IOGUARD_TX_COPY_LEN);
+		return -EINVAL;
+	}
+	/* ndo_start_xmit reads it once per frame: no lock needed. */
+	WRITE_ONCE(nic->tx_copybreak, copybreak);
+	return 0;
+}
+
 static const struct ethtool_ops ioguard_ethtool_ops = {
 	.get_drvinfo = ioguard_get_drvinfo,
 	.get_link = ethtool_op_get_link,
@@ -1446,6 +1512,8 @@ static const struct ethtool_ops ioguard_ethtool_ops = {
 	.get_strings = ioguard_get_strings,
 	.get_ethtool_stats = ioguard_get_ethtool_stats,
 	.get_ringparam = ioguard_get_ringparam,
+	.get_tunable = ioguard_get_tunable,
+	.set_tunable = ioguard_set_tunable,
 };
 
 /*
@@ -2044,6 +2112,8 @@ static int ioguard_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	netdev->netdev_ops = &ioguard_netdev_ops;
 	netdev->ethtool_ops = &ioguard_ethtool_ops;
+	nic->tx_copybreak = min_t(unsigned int, tx_copybreak,
+				  IOGUARD_TX_COPY_LEN);
 	netdev->watchdog_timeo = 5 * HZ;
 	netdev->min_mtu = IOGUARD_MIN_MTU;
 	netdev->max_mtu = IOGUARD_MAX_MTU;
