@@ -217,6 +217,7 @@ static void ioguard_add_requester(const IoguardRequesterStats *st,
     if (w->iommu->latency_model) {
         r->model = g_new0(IoguardModelInfo, 1);
         r->model->reads = st->model.reads;
+        r->model->pipelined_reads = st->model.pipelined_reads;
         r->model->read_ns = st->model.read_ns;
         r->model->writes = st->model.writes;
         r->model->write_ns = st->model.write_ns;
@@ -573,8 +574,9 @@ static void hmp_info_ioguard_stats(Monitor *mon, const QDict *qdict)
             hmp_print_prefetch(mon, "    ", q->prefetch);
             if (q->model) {
                 monitor_printf(mon, "    modelled DMA time: %" PRIu64
-                               " reads %" PRIu64 " ns, %" PRIu64
-                               " writes %" PRIu64 " ns\n", q->model->reads,
+                               " reads (%" PRIu64 " pipelined) %" PRIu64
+                               " ns, %" PRIu64 " writes %" PRIu64 " ns\n",
+                               q->model->reads, q->model->pipelined_reads,
                                q->model->read_ns, q->model->writes,
                                q->model->write_ns);
             }

@@ -1,12 +1,14 @@
-// ioguard-readbench: guest-side read throughput of a block device.
+// ioguard-readbench: guest-side throughput of a block device.
 //
-//   ioguard-readbench DEVICE BLOCK_BYTES TOTAL_BYTES [random]
+//   ioguard-readbench DEVICE BLOCK_BYTES TOTAL_BYTES [random|write]
 //
 // Reads TOTAL_BYTES in BLOCK_BYTES requests with O_DIRECT (so each request
 // reaches the device as it is, past the page cache): sequentially, starting
 // over at the end of the device, or with "random" at block-aligned offsets
-// from a fixed-seed generator. Prints
-//   IOGUARD-BENCH DEVICE BLOCK_BYTES BYTES NANOSECONDS [random]
+// from a fixed-seed generator. With "write" it writes them sequentially
+// instead (the device then DMA-reads each block from memory), which
+// destroys what the device held. Prints
+//   IOGUARD-BENCH DEVICE BLOCK_BYTES BYTES NANOSECONDS [random|write]
 // Built static by scripts/build-guest and run by the guest's init.
 #include <fcntl.h>
 #include <unistd.h>
@@ -27,9 +29,10 @@ static long long now_ns()
 int main(int argc, char **argv)
 {
     const bool random = argc == 5 && !strcmp(argv[4], "random");
-    if (argc != 4 && !random) {
-        fprintf(stderr, "usage: %s DEVICE BLOCK_BYTES TOTAL_BYTES [random]\n",
-                argv[0]);
+    const bool write = argc == 5 && !strcmp(argv[4], "write");
+    if (argc != 4 && !random && !write) {
+        fprintf(stderr, "usage: %s DEVICE BLOCK_BYTES TOTAL_BYTES "
+                        "[random|write]\n", argv[0]);
         return 2;
     }
     const char *dev = argv[1];
@@ -40,7 +43,7 @@ int main(int argc, char **argv)
                         "at most total\n");
         return 2;
     }
-    int fd = open(dev, O_RDONLY | O_DIRECT);
+    int fd = open(dev, (write ? O_WRONLY : O_RDONLY) | O_DIRECT);
     if (fd < 0) {
         fprintf(stderr, "open %s: %s\n", dev, strerror(errno));
         return 1;
@@ -54,6 +57,7 @@ int main(int argc, char **argv)
     if (posix_memalign(&buf, 4096, block)) {
         return 1;
     }
+    memset(buf, 0x5a, block);   // what a write stores; touches every page
     long long done = 0;
     unsigned long long seed = 0x10f0a7d;
     const long long start = now_ns();
@@ -63,17 +67,18 @@ int main(int argc, char **argv)
             seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
             offset = (long long)((seed >> 17) % (device_bytes / block)) * block;
         }
-        ssize_t n = pread(fd, buf, block, offset);
+        ssize_t n = write ? pwrite(fd, buf, block, offset)
+                          : pread(fd, buf, block, offset);
         if (n != block) {
-            fprintf(stderr, "read %s at %lld: %s\n", dev, offset,
-                    n < 0 ? strerror(errno) : "short read");
+            fprintf(stderr, "%s %s at %lld: %s\n", write ? "write" : "read",
+                    dev, offset, n < 0 ? strerror(errno) : "short");
             return 1;
         }
         done += n;
     }
     const long long elapsed = now_ns() - start;
     printf("IOGUARD-BENCH %s %lld %lld %lld%s\n", dev, block, done, elapsed,
-           random ? " random" : "");
+           random ? " random" : write ? " write" : "");
     free(buf);
     close(fd);
     return 0;

@@ -528,6 +528,7 @@ TEST_F(StreamingTest, LatencyModelPipelinesStreamingReadsOnly)
     read(kDev, kBase, 64);      // CONSISTENT: the PTE bit does not count
     auto consistent = requester().model;
     EXPECT_EQ(consistent.reads, 64u);
+    EXPECT_EQ(consistent.pipelined_reads, 0u);
     // 64 round trips, plus the walks: 3 entries for the first page, then
     // 1 per page through the page directory cache.
     EXPECT_EQ(consistent.read_ns, 64 * 1000u + (3 + 63) * 100u);
@@ -543,6 +544,7 @@ TEST_F(StreamingTest, LatencyModelPipelinesStreamingReadsOnly)
     // pipelined 8 deep.
     EXPECT_EQ(streaming.read_ns,
               300u + 1000u + 100u + 64 * (1000u / kDepth) - 1000u / kDepth);
+    EXPECT_EQ(streaming.pipelined_reads, 63u);
     EXPECT_EQ(requester().iotlb_misses, 2u);
 
     // Writes are posted: only their walks count.

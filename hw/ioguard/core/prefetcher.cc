@@ -65,6 +65,9 @@ void Iommu::after_translation(uint16_t devid, const DeviceTableEntry &dte,
                              config_.prefetch_depth};
     if (perm & IOGUARD_PERM_READ) {
         bump(counters, &RequesterCounters::model_reads);
+        if (pipelined) {
+            bump(counters, &RequesterCounters::model_pipelined_reads);
+        }
         bump(counters, &RequesterCounters::model_read_ns,
              model.read_ns(walk_entries, pipelined));
     } else if (perm & IOGUARD_PERM_WRITE) {

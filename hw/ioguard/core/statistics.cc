@@ -33,8 +33,9 @@ bool RequesterCounters::read(IoguardRequesterStats &out) const
         get(prefetch_issued), get(prefetch_used),
         get(prefetch_evicted_unused), get(prefetch_invalidated_unused),
         get(prefetch_walks), get(prefetch_walk_levels)};
-    out.model = IoguardModelStats{get(model_reads), get(model_read_ns),
-                                  get(model_writes), get(model_write_ns)};
+    out.model = IoguardModelStats{get(model_reads), get(model_pipelined_reads),
+                                  get(model_read_ns), get(model_writes),
+                                  get(model_write_ns)};
     return out.translations || out.faults || out.interrupts_remapped ||
            out.interrupts_blocked || events || out.prefetch.issued;
 }
@@ -47,7 +48,7 @@ void RequesterCounters::clear()
                        &prefetch_issued, &prefetch_used,
                        &prefetch_evicted_unused, &prefetch_invalidated_unused,
                        &prefetch_walks, &prefetch_walk_levels, &model_reads,
-                       &model_read_ns, &model_writes, &model_write_ns}) {
+                       &model_pipelined_reads, &model_read_ns, &model_writes, &model_write_ns}) {
         zero(*c);
     }
     for (Counter &c : events_by_type) {

@@ -42,8 +42,8 @@ struct RequesterCounters {
     Counter prefetch_issued{0}, prefetch_used{0}, prefetch_evicted_unused{0},
         prefetch_invalidated_unused{0}, prefetch_walks{0},
         prefetch_walk_levels{0};
-    Counter model_reads{0}, model_read_ns{0}, model_writes{0},
-        model_write_ns{0};
+    Counter model_reads{0}, model_pipelined_reads{0}, model_read_ns{0},
+        model_writes{0}, model_write_ns{0};
 
     // False if every counter is zero: no activity since the last clear.
     bool read(IoguardRequesterStats &out) const;

@@ -142,6 +142,8 @@ typedef struct IoguardPrefetchStats {
 /* Modelled DMA time (latency model on): see docs/ioguard-streaming.rst. */
 typedef struct IoguardModelStats {
     uint64_t reads;             /* DMA reads (one per page touched) */
+    /* Of those, reads that continued a STREAMING stream: pipelined. */
+    uint64_t pipelined_reads;
     uint64_t read_ns;           /* their modelled time */
     uint64_t writes;
     uint64_t write_ns;
