@@ -144,7 +144,16 @@ def main():
     ap.add_argument("--batches", type=int, default=2)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--csv", default=str(WORK / "streaming.csv"))
+    ap.add_argument("--report", metavar="CSV",
+                    help="print the summary of an earlier run's CSV, run "
+                         "nothing")
     opts = ap.parse_args()
+    if opts.report:
+        rows = [{k: v if k in ("config", "workload") else float(v)
+                 for k, v in r.items()} for r in csv.DictReader(open(opts.report))]
+        report(rows, list(dict.fromkeys(r["workload"] for r in rows)),
+               f"{max(r['batch'] for r in rows) + 1:.0f} batches")
+        return
     workloads = opts.workloads.split(",")
     for w in workloads:
         if w not in WORKLOADS:
@@ -172,10 +181,15 @@ def main():
         out.writeheader()
         out.writerows(rows)
 
-    print(f"\nMedians of {opts.batches} batches ({time.time() - started:.0f} s); "
-          f"model: round trip {ROUND_TRIP_NS} ns, walk read {WALK_READ_NS} ns, "
-          f"depth {DEPTH}\n")
-    print(f"{'workload':<15}{'config':<12}{'MiB/s':>8}{'ratio (range)':>20}"
+    report(rows, workloads, f"{opts.batches} batches "
+           f"({time.time() - started:.0f} s)")
+    print(f"\nCSV: {opts.csv}")
+
+
+def report(rows, workloads, what):
+    print(f"\nMedians of {what}; model: round trip {ROUND_TRIP_NS} ns, "
+          f"walk read {WALK_READ_NS} ns, depth {DEPTH}\n")
+    print(f"{'workload':<17}{'config':<12}{'MiB/s':>8}{'ratio (range)':>20}"
           f"{'demand walks/MiB':>18}{'all walks/MiB':>15}"
           f"{'read us/MiB':>13}{'ratio':>8}{'predicted':>11}{'ideal':>8}")
     for w in workloads:
@@ -194,7 +208,7 @@ def main():
                 ideal = f"{statistics.median(ideal_factor(a) for a in c):>7.2f}x"
             else:
                 pred, ideal = f"{'':>11}", f"{'':>8}"
-            print(f"{w:<15}{name:<12}{med(rs, 'mib_per_s'):>8.1f}"
+            print(f"{w:<17}{name:<12}{med(rs, 'mib_per_s'):>8.1f}"
                   f"{statistics.median(speeds):>7.2f}x {span:>12}"
                   f"{med(rs, 'demand_walks_per_mib'):>18.1f}"
                   f"{med(rs, 'all_walks_per_mib'):>15.1f}"
@@ -202,9 +216,8 @@ def main():
                   f"{model:>7.2f}x{pred}{ideal}")
         down = 1 - med(s, "demand_walks_per_mib") / med(c, "demand_walks_per_mib")
         down_all = 1 - med(s, "all_walks_per_mib") / med(c, "all_walks_per_mib")
-        print(f"{'':<15}demand walks per MiB down {down:.1%}, all walks down "
+        print(f"{'':<17}demand walks per MiB down {down:.1%}, all walks down "
               f"{down_all:.1%}")
-    print(f"\nCSV: {opts.csv}")
 
 
 if __name__ == "__main__":
