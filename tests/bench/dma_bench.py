@@ -118,6 +118,9 @@ def main():
     ap.add_argument("--only", help="comma-separated configurations")
     ap.add_argument("--workloads", help="comma-separated workloads; known: " +
                     ", ".join(w[0] for w in WORKLOADS))
+    ap.add_argument("--frames", type=int,
+                    help="frames per NIC workload (default 20000): longer "
+                         "runs average out more of the host's noise")
     ap.add_argument("--smp", type=int, default=1,
                     help="guest vCPUs (default 1: one TCG thread and the I/O "
                          "thread fit a 2-core host, which keeps noise down)")
@@ -135,6 +138,9 @@ def main():
             if w not in known:
                 ap.error(f"unknown workload {w!r}; known: {', '.join(known)}")
         workloads = [known[w] for w in opts.workloads.split(",")]
+    if opts.frames:
+        workloads = [(n, d, b, opts.frames if d == "nic" else t)
+                     for n, d, b, t in workloads]
     used = {w[1] for w in workloads}
     disk_list = [d for d in disks() if d.guest_name in used]
     mibs = {c: {w[0]: [] for w in workloads} for c in configs}

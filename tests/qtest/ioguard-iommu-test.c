@@ -937,6 +937,60 @@ static void test_streaming_guest_opt_in(void)
     fixture_free(&f);
 }
 
+/* The edu's modelled DMA time (latency-model=on), read and reset. */
+static void edu_model(Fixture *f, int64_t *reads, int64_t *pipelined,
+                      int64_t *read_ns)
+{
+    QDict *iommu = query_stats(f, true);
+    QDict *edu = find_requester(iommu, "00:04.0");
+    QDict *model;
+
+    g_assert(edu);
+    model = qdict_get_qdict(edu, "model");
+    g_assert(model);
+    *reads = qdict_get_int(model, "reads");
+    *pipelined = qdict_get_int(model, "pipelined-reads");
+    *read_ns = qdict_get_int(model, "read-ns");
+    qobject_unref(iommu);
+}
+
+/*
+ * The latency model as QMP reports it: CONSISTENT reads each pay a round
+ * trip and their walk; in a STREAMING mapping (a host rule added at run
+ * time) the reads after the first continue a stream and are pipelined.
+ */
+static void test_streaming_latency_model(void)
+{
+    Fixture f;
+    int64_t reads, pipelined, consistent_ns, streaming_ns;
+    QDict *resp;
+
+    fixture_init_with(&f, ",latency-model=on,round-trip-ns=1000,"
+                      "walk-read-ns=100,prefetch-depth=8");
+    build_tables(&f);
+    map_stream(&f, false);
+
+    read_stream(&f);
+    edu_model(&f, &reads, &pipelined, &consistent_ns);
+    g_assert_cmpint(reads, ==, STREAM_PAGES);
+    g_assert_cmpint(pipelined, ==, 0);
+    /* a round trip each, and at least one walk read each */
+    g_assert_cmpint(consistent_ns, >=, STREAM_PAGES * (1000 + 100));
+
+    resp = qtest_qmp(f.qts, "{'execute': 'ioguard-streaming-add', "
+                     "'arguments': {'requester': '00:04.0'}}");
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    invalidate_domain(&f);
+    read_stream(&f);
+    edu_model(&f, &reads, &pipelined, &streaming_ns);
+    g_assert_cmpint(reads, ==, STREAM_PAGES);
+    g_assert_cmpint(pipelined, ==, STREAM_PAGES - 1);
+    /* 15 round trips overlapped 8 deep, and only two pages walked */
+    g_assert_cmpint(streaming_ns, <, consistent_ns / 4);
+    fixture_free(&f);
+}
+
 static void assert_qmp_error(Fixture *f, QDict *resp, const char *desc)
 {
     QDict *err = qdict_get_qdict(resp, "error");
@@ -1435,6 +1489,8 @@ int main(int argc, char **argv)
     qtest_add_func("/ioguard-iommu/streaming/guest-opt-in",
                    test_streaming_guest_opt_in);
     qtest_add_func("/ioguard-iommu/qmp/streaming", test_qmp_streaming);
+    qtest_add_func("/ioguard-iommu/streaming/latency-model",
+                   test_streaming_latency_model);
     qtest_add_func("/ioguard-iommu/faults/translate", test_fault_translate);
     qtest_add_func("/ioguard-iommu/faults/tables", test_fault_tables);
     qtest_add_func("/ioguard-iommu/faults/commands", test_fault_commands);
