@@ -29,8 +29,8 @@ static long long now_ns()
 int main(int argc, char **argv)
 {
     const bool random = argc == 5 && !strcmp(argv[4], "random");
-    const bool write = argc == 5 && !strcmp(argv[4], "write");
-    if (argc != 4 && !random && !write) {
+    const bool writing = argc == 5 && !strcmp(argv[4], "write");
+    if (argc != 4 && !random && !writing) {
         fprintf(stderr, "usage: %s DEVICE BLOCK_BYTES TOTAL_BYTES "
                         "[random|write]\n", argv[0]);
         return 2;
@@ -43,7 +43,7 @@ int main(int argc, char **argv)
                         "at most total\n");
         return 2;
     }
-    int fd = open(dev, (write ? O_WRONLY : O_RDONLY) | O_DIRECT);
+    int fd = open(dev, (writing ? O_WRONLY : O_RDONLY) | O_DIRECT);
     if (fd < 0) {
         fprintf(stderr, "open %s: %s\n", dev, strerror(errno));
         return 1;
@@ -67,10 +67,10 @@ int main(int argc, char **argv)
             seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
             offset = (long long)((seed >> 17) % (device_bytes / block)) * block;
         }
-        ssize_t n = write ? pwrite(fd, buf, block, offset)
+        ssize_t n = writing ? pwrite(fd, buf, block, offset)
                           : pread(fd, buf, block, offset);
         if (n != block) {
-            fprintf(stderr, "%s %s at %lld: %s\n", write ? "write" : "read",
+            fprintf(stderr, "%s %s at %lld: %s\n", writing ? "write" : "read",
                     dev, offset, n < 0 ? strerror(errno) : "short");
             return 1;
         }
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     }
     const long long elapsed = now_ns() - start;
     printf("IOGUARD-BENCH %s %lld %lld %lld%s\n", dev, block, done, elapsed,
-           random ? " random" : write ? " write" : "");
+           random ? " random" : writing ? " write" : "");
     free(buf);
     close(fd);
     return 0;
