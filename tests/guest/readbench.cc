@@ -70,8 +70,9 @@ int main(int argc, char **argv)
         ssize_t n = writing ? pwrite(fd, buf, block, offset)
                           : pread(fd, buf, block, offset);
         if (n != block) {
-            fprintf(stderr, "%s %s at %lld: %s\n", writing ? "write" : "read",
-                    dev, offset, n < 0 ? strerror(errno) : "short");
+            fprintf(stderr, "%s %s at %lld: %s\n",
+                    writing ? "write" : "read", dev, offset,
+                    n < 0 ? strerror(errno) : "short");
             return 1;
         }
         done += n;
