@@ -48,7 +48,8 @@ void RequesterCounters::clear()
                        &prefetch_issued, &prefetch_used,
                        &prefetch_evicted_unused, &prefetch_invalidated_unused,
                        &prefetch_walks, &prefetch_walk_levels, &model_reads,
-                       &model_pipelined_reads, &model_read_ns, &model_writes, &model_write_ns}) {
+                       &model_pipelined_reads, &model_read_ns, &model_writes,
+                       &model_write_ns}) {
         zero(*c);
     }
     for (Counter &c : events_by_type) {
