@@ -857,16 +857,25 @@ static void invalidate_domain(Fixture *f)
     completion_wait(f);
 }
 
+/* The edu's statistics, from a query that resets them: unref *iommu. */
+static QDict *edu_stats(Fixture *f, QDict **iommu)
+{
+    QDict *edu;
+
+    *iommu = query_stats(f, true);
+    edu = find_requester(*iommu, "00:04.0");
+    g_assert(edu);
+    return edu;
+}
+
 /* The edu's counters and its prefetch counters, read and reset. */
 static void edu_counts(Fixture *f, int64_t *misses, int64_t *issued,
                        int64_t *used)
 {
-    QDict *iommu = query_stats(f, true);
-    QDict *edu = find_requester(iommu, "00:04.0");
-    QDict *prefetch;
+    QDict *iommu;
+    QDict *edu = edu_stats(f, &iommu);
+    QDict *prefetch = qdict_get_qdict(edu, "prefetch");
 
-    g_assert(edu);
-    prefetch = qdict_get_qdict(edu, "prefetch");
     *misses = qdict_get_int(edu, "iotlb-misses");
     *issued = qdict_get_int(prefetch, "issued");
     *used = qdict_get_int(prefetch, "used");
@@ -941,12 +950,9 @@ static void test_streaming_guest_opt_in(void)
 static void edu_model(Fixture *f, int64_t *reads, int64_t *pipelined,
                       int64_t *read_ns)
 {
-    QDict *iommu = query_stats(f, true);
-    QDict *edu = find_requester(iommu, "00:04.0");
-    QDict *model;
+    QDict *iommu;
+    QDict *model = qdict_get_qdict(edu_stats(f, &iommu), "model");
 
-    g_assert(edu);
-    model = qdict_get_qdict(edu, "model");
     g_assert(model);
     *reads = qdict_get_int(model, "reads");
     *pipelined = qdict_get_int(model, "pipelined-reads");
