@@ -1,4 +1,6 @@
+# shellcheck shell=bash
 # Shared settings for ioguard's scripts. Source it; do not run it.
+# shellcheck disable=SC2034  # the settings are for the scripts that source it
 set -euo pipefail
 
 IOGUARD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
