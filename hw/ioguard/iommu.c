@@ -426,6 +426,47 @@ static void ioguard_iommu_faults_changed_cb(DeviceState *dev)
     ioguard_iommu_faults_changed(IOGUARD_IOMMU(dev)->engine);
 }
 
+/*
+ * QEMU sets each PCI device's DMA address space up when the machine is
+ * complete (or when the device is hot-plugged), not when it is created, so
+ * a device given before -device ioguard-iommu is translated like any other.
+ * vfio-pci is the exception: it binds its container to the address space it
+ * finds when it is realized, which before the IOMMU is untranslated memory.
+ * Such a device would bypass the IOMMU without a word: refuse to start.
+ */
+static void ioguard_find_bypassing_device(PCIBus *bus, PCIDevice *pdev,
+                                          void *opaque)
+{
+    PCIDevice **found = opaque;
+
+    if (!*found && object_dynamic_cast(OBJECT(pdev), "vfio-pci")) {
+        *found = pdev;
+    }
+}
+
+static void ioguard_find_bypassing_device_on_bus(PCIBus *bus, void *opaque)
+{
+    pci_for_each_device_under_bus(bus, ioguard_find_bypassing_device, opaque);
+}
+
+static bool ioguard_check_no_bypass(PCIBus *root, Error **errp)
+{
+    PCIDevice *found = NULL;
+
+    pci_for_each_bus(root, ioguard_find_bypassing_device_on_bus, &found);
+    if (found) {
+        error_setg(errp, "ioguard-iommu: %s '%s' at %02x:%02x.%x was created "
+                   "before the IOMMU and would bypass it: put -device "
+                   "ioguard-iommu before it",
+                   object_get_typename(OBJECT(found)),
+                   DEVICE(found)->id ? DEVICE(found)->id : "",
+                   pci_dev_bus_num(found), PCI_SLOT(found->devfn),
+                   PCI_FUNC(found->devfn));
+        return false;
+    }
+    return true;
+}
+
 static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
 {
     IoguardIommuState *s = IOGUARD_IOMMU(dev);
@@ -486,6 +527,10 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
         !kvm_enable_x2apic()) {
         error_setg(errp, "ioguard-iommu: xtsup=on needs x2APIC support "
                    "from KVM");
+        return;
+    }
+
+    if (!ioguard_check_no_bypass(bus, errp)) {
         return;
     }
 
