@@ -18,5 +18,13 @@ QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
 # Guest kernel: Debian's linux-image-amd64 from bookworm-backports (6.12).
 GUEST_DIR=$IOGUARD_BUILD/guest
 
+# scripts/setup-host once for a whole run: scripts/test and scripts/demo run
+# build-qemu and build-guest, which also run it when run alone.
+ensure_host_packages() {
+  [ -n "${IOGUARD_HOST_READY:-}" ] && return
+  "$IOGUARD_ROOT/scripts/setup-host"
+  export IOGUARD_HOST_READY=1
+}
+
 log() { printf '\033[1m[ioguard]\033[0m %s\n' "$*" >&2; }
 die() { printf '[ioguard] error: %s\n' "$*" >&2; exit 1; }

@@ -122,10 +122,10 @@ class Disk:
         self.args = args
 
 
-def nvme_behind_root_port(image, sha256, port_addr="0x2"):
+def nvme_behind_root_port(image, sha256, port_addr="0x2", image_format="raw"):
     return Disk("nvme0n1", image, sha256, [
         "-device", f"pcie-root-port,id=rp-nvme,bus=pcie.0,chassis=1,addr={port_addr}",
-        "-drive", f"file={image},if=none,id=nvme0,format=raw",
+        "-drive", f"file={image},if=none,id=nvme0,format={image_format}",
         "-device", "nvme,drive=nvme0,serial=ioguard-nvme,bus=rp-nvme",
     ])
 

@@ -49,7 +49,6 @@ def test_more_than_255_cpus_need_xtsup():
     assert "need xtsup=on" in r.stderr, r.stderr
 
 
-
 def test_devices_given_before_the_iommu_or_hot_plugged_are_translated(tmp_path):
     """-device nvme before -device ioguard-iommu: QEMU sets up each PCI
     device's DMA address space when the machine is complete, so the NVMe is
