@@ -13,7 +13,7 @@
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "standard-headers/linux/pci_regs.h"
-#include "hw/ioguard/amd-vi-regs.h"
+#include "ioguard-iommu-driver.h"
 
 #define EDU_DEVFN       QPCI_DEVFN(4, 0)
 #define EDU_DEVID       EDU_DEVFN            /* bus 0 */
@@ -21,34 +21,22 @@
 #define EDU_DMA_TO_RAM  0x2
 #define EDU_DMA_RUN     0x1
 
-/* Guest-physical layout of the tables this test builds */
-#define DEV_TABLE       0x1000000            /* 2 MiB: every requester */
-#define CMD_BUF         0x1200000            /* 256 entries */
-#define EVENT_LOG       0x1210000            /* 256 entries */
-#define SEMAPHORE       0x1220000
-#define PT_ROOT         0x1300000            /* level 3 */
-#define PT_L2           0x1301000
-#define PT_L1           0x1302000
-#define DOMAIN          0x42
-
 typedef struct Fixture {
     QTestState *qts;
     QPCIBus *pcibus;
     QPCIDevice *edu;
     QPCIBar edu_bar;
-    uint64_t cmd_tail;
-    uint64_t event_head;
-    uint64_t sem;
+    IoguardIommu iommu;     /* the IOMMU's tables and queues */
 } Fixture;
 
 static uint64_t reg_read(Fixture *f, uint64_t off)
 {
-    return qtest_readq(f->qts, IOGUARD_MMIO_BASE + off);
+    return iommu_reg_read(&f->iommu, off);
 }
 
 static void reg_write(Fixture *f, uint64_t off, uint64_t v)
 {
-    qtest_writeq(f->qts, IOGUARD_MMIO_BASE + off, v);
+    iommu_reg_write(&f->iommu, off, v);
 }
 
 /* iommu_props: more properties of ioguard-iommu, starting with ','. */
@@ -66,14 +54,7 @@ static void fixture_init_with(Fixture *f, const char *iommu_props)
     g_assert(f->edu);
     qpci_device_enable(f->edu);
     f->edu_bar = qpci_iomap(f->edu, 0, NULL);
-
-    /* As Linux: tables first, then the enables. */
-    reg_write(f, MMIO_DEV_TABLE_OFFSET, DEV_TABLE | 0x1ff);
-    reg_write(f, MMIO_CMD_BUF_OFFSET, CMD_BUF | (8ULL << 56));
-    reg_write(f, MMIO_EVT_BUF_OFFSET, EVENT_LOG | (8ULL << 56));
-    reg_write(f, MMIO_CONTROL_OFFSET,
-              1ULL << CONTROL_IOMMU_EN | 1ULL << CONTROL_EVT_LOG_EN |
-              1ULL << CONTROL_CMDBUF_EN);
+    iommu_enable(&f->iommu, f->qts);
 }
 
 static void fixture_init(Fixture *f)
@@ -91,41 +72,23 @@ static void fixture_free(Fixture *f)
 static void queue_command(Fixture *f, uint32_t dw0, uint32_t dw1,
                           uint32_t dw2, uint32_t dw3)
 {
-    uint32_t cmd[4] = { cpu_to_le32(dw0), cpu_to_le32(dw1),
-                        cpu_to_le32(dw2), cpu_to_le32(dw3) };
-
-    qtest_memwrite(f->qts, CMD_BUF + f->cmd_tail, cmd, sizeof(cmd));
-    f->cmd_tail = (f->cmd_tail + 16) % (256 * 16);
-    qtest_writel(f->qts, IOGUARD_MMIO_BASE + MMIO_CMD_TAIL_OFFSET, f->cmd_tail);
+    iommu_queue_command(&f->iommu, dw0, dw1, dw2, dw3);
 }
 
 static void completion_wait(Fixture *f)
 {
-    f->sem++;
-    queue_command(f, SEMAPHORE | CMD_COMPL_WAIT_STORE_MASK,
-                  CMD_COMPL_WAIT << 28, f->sem, 0);
-    g_assert_cmphex(qtest_readq(f->qts, SEMAPHORE), ==, f->sem);
+    iommu_completion_wait(&f->iommu);
 }
 
-/* Writes a DTE and invalidates it, as a driver must. */
 static void set_dte(Fixture *f, uint16_t devid, uint64_t q0, uint64_t q1)
 {
-    qtest_writeq(f->qts, DEV_TABLE + devid * 32 + 8, q1);
-    qtest_writeq(f->qts, DEV_TABLE + devid * 32, q0);
-    queue_command(f, devid, CMD_INV_DEV_ENTRY << 28, 0, 0);
-    completion_wait(f);
+    iommu_set_dte(&f->iommu, devid, q0, q1);
 }
 
-/* A 3-level table with one level-1 table covering IOVA 0..2 MiB. */
+/* edu translated through the (empty) page table */
 static void build_tables(Fixture *f)
 {
-    uint64_t pde = IOMMU_PTE_PR | IOMMU_PTE_IR | IOMMU_PTE_IW;
-
-    qtest_memset(f->qts, PT_ROOT, 0, 3 * 4096);
-    qtest_writeq(f->qts, PT_ROOT, PT_L2 | pde | 2ULL << 9);
-    qtest_writeq(f->qts, PT_L2, PT_L1 | pde | 1ULL << 9);
-    set_dte(f, EDU_DEVID, DTE_FLAG_V | DTE_FLAG_TV | 3ULL << DTE_MODE_SHIFT |
-            PT_ROOT | DTE_FLAG_IR | DTE_FLAG_IW, DOMAIN);
+    iommu_build_tables(&f->iommu, EDU_DEVID);
 }
 
 /*
@@ -146,9 +109,7 @@ static void attach_interrupt_table(Fixture *f, uint64_t irt, uint64_t pass)
 
 static void map_page(Fixture *f, uint64_t iova, uint64_t gpa, bool write)
 {
-    qtest_writeq(f->qts, PT_L1 + ((iova >> 12) & 0x1ff) * 8,
-                 gpa | IOMMU_PTE_PR | IOMMU_PTE_FC | IOMMU_PTE_IR |
-                 (write ? IOMMU_PTE_IW : 0));
+    iommu_map_page(&f->iommu, iova, gpa, write);
 }
 
 /* edu: copy len bytes between its buffer and a DMA address. */
@@ -165,27 +126,9 @@ static void edu_dma(Fixture *f, uint64_t dma_addr, uint32_t len, bool to_ram)
     qtest_clock_step(f->qts, 200 * 1000 * 1000);   /* edu's 100 ms timer */
 }
 
-typedef struct Event {
-    uint32_t dw[4];
-} Event;
-
 static int read_events(Fixture *f, Event *out, int max)
 {
-    uint64_t tail = qtest_readl(f->qts, IOGUARD_MMIO_BASE +
-                                MMIO_EVT_TAIL_OFFSET);
-    int n = 0;
-
-    while (f->event_head != tail && n < max) {
-        qtest_memread(f->qts, EVENT_LOG + f->event_head, out[n].dw, 16);
-        for (int i = 0; i < 4; i++) {
-            out[n].dw[i] = le32_to_cpu(out[n].dw[i]);
-        }
-        f->event_head = (f->event_head + 16) % (256 * 16);
-        n++;
-    }
-    qtest_writel(f->qts, IOGUARD_MMIO_BASE + MMIO_EVT_HEAD_OFFSET,
-                 f->event_head);
-    return n;
+    return iommu_read_events(&f->iommu, out, max);
 }
 
 static void test_registers(void)
@@ -1213,37 +1156,37 @@ static void test_fault_commands(void)
 
     fixture_init(&f);
     id = fault_add(&f, "site=command,opcode=completion-wait,action=stuck");
-    f.sem++;
+    f.iommu.sem++;
     queue_command(&f, SEMAPHORE | CMD_COMPL_WAIT_STORE_MASK,
-                  CMD_COMPL_WAIT << 28, f.sem, 0);
-    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), !=, f.sem);
+                  CMD_COMPL_WAIT << 28, f.iommu.sem, 0);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), !=, f.iommu.sem);
     g_assert_cmphex(reg_read(&f, MMIO_CMD_HEAD_OFFSET), ==, 0);
     fault_remove(&f, id);                       /* the buffer moves on */
-    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.iommu.sem);
 
     fault_add(&f, "site=completion-wait,when=once,action=drop");
-    f.sem++;
+    f.iommu.sem++;
     queue_command(&f, SEMAPHORE | CMD_COMPL_WAIT_STORE_MASK,
-                  CMD_COMPL_WAIT << 28, f.sem, 0);
-    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem - 1);
+                  CMD_COMPL_WAIT << 28, f.iommu.sem, 0);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.iommu.sem - 1);
     completion_wait(&f);
 
     fault_add(&f, "site=completion-wait,when=once,action=delay:10ms");
-    f.sem++;
+    f.iommu.sem++;
     queue_command(&f, SEMAPHORE | CMD_COMPL_WAIT_STORE_MASK,
-                  CMD_COMPL_WAIT << 28, f.sem, 0);
-    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem - 1);
+                  CMD_COMPL_WAIT << 28, f.iommu.sem, 0);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.iommu.sem - 1);
     qtest_clock_step(f.qts, 9 * 1000 * 1000);
-    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem - 1);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.iommu.sem - 1);
     qtest_clock_step(f.qts, 1000 * 1000);
-    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.sem);
+    g_assert_cmphex(qtest_readq(f.qts, SEMAPHORE), ==, f.iommu.sem);
 
     fault_add(&f, "site=command,opcode=invalidate-devtab-entry,when=once,"
               "action=fault");
     queue_command(&f, EDU_DEVID, CMD_INV_DEV_ENTRY << 28, 0, 0);
     g_assert_cmpint(read_events(&f, ev, 4), ==, 1);
     g_assert_cmpuint(event_type(&ev[0]), ==, EVENT_TYPE_ILL_CMD);
-    g_assert_cmphex(ev[0].dw[2], ==, CMD_BUF + f.cmd_tail - 16);
+    g_assert_cmphex(ev[0].dw[2], ==, CMD_BUF + f.iommu.cmd_tail - 16);
     g_assert_false(reg_read(&f, MMIO_STATUS_OFFSET) &
                    MMIO_STATUS_CMDBUF_RUN_MASK);
     fixture_free(&f);
@@ -1446,8 +1389,8 @@ static void test_migration(void)
     g.edu = qpci_device_find(g.pcibus, EDU_DEVFN);
     qpci_device_enable(g.edu);      /* edu has no migration state of its own */
     g.edu_bar = qpci_iomap(g.edu, 0, NULL);
-    g.cmd_tail = f.cmd_tail;
-    g.sem = f.sem;
+    g.iommu = f.iommu;              /* the driver's state, migrated */
+    g.iommu.qts = g.qts;
     for (int i = 0; i < G_N_ELEMENTS(regs); i++) {
         g_assert_cmphex(reg_read(&g, regs[i]), ==, reg_read(&f, regs[i]));
     }
