@@ -1,0 +1,123 @@
+"""Guest tests of refused disk DMA (docs/ioguard-faults.rst): a fault rule
+refuses one DMA write of the disk controller (the data of a disk read)
+while Debian's 6.12 reads the disk, and Linux's own log says what the
+controller reported.
+
+- NVMe: the command completes with Data Transfer Error; the block layer
+  fails that request (a readahead: no retry) with an I/O error for the
+  same sector; the page cache reads those pages again, so the checksum of
+  the whole disk is right, and so is a second read past the page cache.
+- AHCI: PxIS.HBFS ("host bus error"); libata freezes the port, hard-resets
+  the link and fails the readahead with an I/O error for the sector of the
+  failed command. A second refusal during a read past the page cache
+  (O_DIRECT, which libata retries) costs a reset and no I/O error.
+Each time the IOMMU logged exactly the refusal the rule fired."""
+
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import ioguard_vm as ivm  # noqa: E402
+
+WORK = ivm.BUILD / "tests" / "guest"
+
+# The 300th DMA write of the controller: well into the reading of the disk
+# (16 MiB take some 2700), past the probe's own commands.
+REFUSE_ONE_READ = "when=nth:300,action=fault"
+
+
+def refused_read_rule(requester):
+    return f"site=translate,requester={requester},access=write," + \
+           REFUSE_ONE_READ
+
+
+def page_faults(log, bdf):
+    """The IOVAs of Linux's IO_PAGE_FAULT lines for device bdf."""
+    return re.findall(rf"{bdf}: AMD-Vi: Event logged \[IO_PAGE_FAULT "
+                      r"domain=0x[0-9a-f]+ address=0x([0-9a-f]+)", log)
+
+
+def io_errors(log, disk):
+    """The sectors of the block layer's I/O error lines for disk."""
+    return [int(s) for s in re.findall(
+        rf"I/O error, dev {disk}, sector (\d+) op 0x0:\(READ\)", log)]
+
+
+def injected(vm):
+    return [r for r in vm.cmd("query-ioguard-faults")[0]["faults"]
+            if r["reason"] == "injected"]
+
+
+def rechecks(log):
+    return dict(re.findall(r"IOGUARD-RECHECK (\S+) ([0-9a-f]{64})", log))
+
+
+def run(tmp_path, name, disk, requester):
+    """Boots with one of requester's DMA writes refused while the disk is
+    read through the page cache, and a second one while it is read again
+    past it. Returns the guest's log and the injected fault records: those
+    of the first read, and all."""
+    rules = tmp_path / "rules"
+    rules.write_text(refused_read_rule(requester) + "\n")
+    vm = ivm.Vm(ivm.ioguard_args(f"fault-rules={rules}"), [disk],
+                workdir=WORK / name,
+                append="ioguard.settle=3 ioguard.recheck=1")
+    with vm:
+        assert vm.wait_for("IOGUARD-SETTLE", timeout=600), vm.serial
+        first = injected(vm)
+        vm.cmd("ioguard-fault-add", device="iommu",
+               rule=f"site=translate,requester={requester},access=write,"
+                    "when=nth:20,action=fault")
+        assert vm.wait_for("IOGUARD-DONE", timeout=600), vm.serial
+        records = injected(vm)
+    log = vm.log()
+    assert len(first) == 1 and len(records) == 2, records
+    for r in records:
+        assert r["requester"] == requester and r["access"] == "write", r
+    # Both read intact: the first (through the page cache, which reads the
+    # failed pages again) and the second.
+    assert vm.checksums() == {disk.guest_name: disk.sha256}
+    assert rechecks(log) == {disk.guest_name: disk.sha256}
+    return log, records
+
+
+def test_nvme_refused_read_is_an_io_error(tmp_path):
+    image = tmp_path / "nvme.img"
+    disk = ivm.nvme_behind_root_port(image, ivm.make_disk(image, 16, 21))
+    log, records = run(tmp_path, "dma-errors-nvme", disk, "01:00.0")
+
+    assert page_faults(log, "nvme 0000:01:00.0") == \
+        [f"{r['iova']:x}" for r in records]
+    # The first: the controller's status for the command, and the block
+    # layer's error for the same request (a readahead: not retried).
+    [(lba, status)] = re.findall(r"nvme0n1: I/O Cmd\(0x2\) @ LBA (\d+), \d+ "
+                                 r"blocks, (.*) \(sct 0x0 / sc 0x4\)", log)
+    assert status in ("I/O Error", "Data Transfer Error"), status
+    assert io_errors(log, "nvme0n1") == [int(lba)]
+    # The second (O_DIRECT) was retried by the driver, and succeeded: no
+    # other error.
+
+
+def test_ahci_refused_read_resets_the_port(tmp_path):
+    image = tmp_path / "sata.img"
+    disk = ivm.ahci(image, ivm.make_disk(image, 16, 22))
+    log, records = run(tmp_path, "dma-errors-ahci", disk, "00:1f.2")
+
+    assert page_faults(log, "ahci 0000:00:1f.2") == \
+        [f"{r['iova']:x}" for r in records]
+    # Both times: the host bus error, the port frozen and hard-reset.
+    assert len(re.findall(r"ata1\.00: irq_stat 0x[0-9a-f]+, host bus error",
+                          log)) == 2, log
+    assert log.count("ata1: hard resetting link") == 2
+    # The first (a readahead, which is not retried) failed: the I/O error
+    # names the sector of the command libata reports failed.
+    tf = re.search(r"ata1\.00: cmd 60/" + ":".join([r"(\w\w)"] * 5) + "/" +
+                   ":".join([r"(\w\w)"] * 5) + "/", log)
+    assert tf, log
+    t = [int(x, 16) for x in tf.groups()]
+    # feature:nsect:lbal:lbam:lbah/hob_feature:hob_nsect:hob_lbal:...
+    lba = t[2] | t[3] << 8 | t[4] << 16 | t[7] << 24 | t[8] << 32 | t[9] << 40
+    assert io_errors(log, "sda") == [lba]
+    # The second (O_DIRECT) was retried after the reset, and succeeded: no
+    # other I/O error.
