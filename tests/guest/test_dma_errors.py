@@ -11,7 +11,9 @@ controller reported.
   the link and fails the readahead with an I/O error for the sector of the
   failed command. A second refusal during a read past the page cache
   (O_DIRECT, which libata retries) costs a reset and no I/O error.
-Each time the IOMMU logged exactly the refusal the rule fired."""
+- virtio-blk: the device marks itself broken (NEEDS_RESET); Linux's driver
+  does not reset it, and the read never completes.
+Each time the IOMMU logged exactly the refusals the rules fired."""
 
 import re
 import sys
@@ -121,3 +123,39 @@ def test_ahci_refused_read_resets_the_port(tmp_path):
     assert io_errors(log, "sda") == [lba]
     # The second (O_DIRECT) was retried after the reset, and succeeded: no
     # other I/O error.
+
+
+def test_virtio_blk_refused_read_needs_reset(tmp_path):
+    """virtio has no per-request DMA error: QEMU marks the device broken
+    (NEEDS_RESET, virtio_error()) and sends a configuration interrupt.
+    Linux 6.12's virtio_blk only reads the capacity again; it never resets
+    the device, so the read never completes (the reader waits, killable,
+    for good) and nothing in the guest reports an error."""
+    image = tmp_path / "vblk.img"
+    disk = ivm.virtio_blk(image, ivm.make_disk(image, 16, 23))
+    rules = tmp_path / "rules"
+    rules.write_text(refused_read_rule("01:00.0") + "\n")
+    vm = ivm.Vm(ivm.ioguard_args(f"fault-rules={rules}"), [disk],
+                workdir=WORK / "dma-errors-virtio-blk")
+    with vm:
+        assert vm.wait_for("IO_PAGE_FAULT", timeout=300), vm.serial
+        # What the guest does about it in the next 20 seconds: nothing.
+        assert not vm.wait_for("IOGUARD-CHECKSUM", timeout=20), vm.serial
+        [dev] = vm.cmd("x-query-virtio")
+        status = vm.cmd("x-query-virtio-status", path=dev["path"])["status"]
+        queue = vm.cmd("x-query-virtio-queue-status", path=dev["path"],
+                       queue=0)
+        records = injected(vm)
+    log = vm.log()
+
+    [record] = records
+    assert page_faults(log, "virtio-pci 0000:01:00.0") == \
+        [f"{record['iova']:x}"]
+    assert any(s.startswith("VIRTIO_CONFIG_S_NEEDS_RESET")
+               for s in status["statuses"]), status
+    assert "virtio: bogus descriptor or out of resources" in \
+        vm.stderr.read_text()
+    # The request the device took from the ring and never gave back.
+    assert queue["last-avail-idx"] == queue["used-idx"] + 1, queue
+    assert re.search(r"virtio_blk virtio0: \[vda\] new size", log), log
+    assert "I/O error" not in log
