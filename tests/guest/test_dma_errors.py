@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import hostile_guest as hg  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest"
@@ -159,3 +160,42 @@ def test_virtio_blk_refused_read_needs_reset(tmp_path):
     assert queue["last-avail-idx"] == queue["used-idx"] + 1, queue
     assert re.search(r"virtio_blk virtio0: \[vda\] new size", log), log
     assert "I/O error" not in log
+
+
+def test_every_dma_refused_qemu_stays_responsive(tmp_path):
+    """Every DMA of the NVMe and the AHCI controller refused from boot:
+    QEMU answers QMP within a second throughout and stays up, and Linux
+    gives up on both disks. The NVMe controller cannot fetch its first
+    command (its fatal status, CSTS.CFS), and after the admin timeout Linux
+    disables it; AHCI cannot write the received FISes, so the disk's
+    signature never arrives and libata's resets find an unknown device."""
+    nvme_image, sata_image = tmp_path / "nvme.img", tmp_path / "sata.img"
+    disks = [ivm.nvme_behind_root_port(nvme_image,
+                                       ivm.make_disk(nvme_image, 1, 24)),
+             ivm.ahci(sata_image, ivm.make_disk(sata_image, 1, 25))]
+    rules = tmp_path / "rules"
+    rules.write_text("site=translate,requester=01:00.0,action=fault\n"
+                     "site=translate,requester=00:1f.2,action=fault\n")
+    vm = ivm.Vm(ivm.ioguard_args(f"fault-rules={rules}"), disks,
+                workdir=WORK / "dma-errors-all-refused",
+                append="nvme_core.admin_timeout=10")
+    with vm:
+        watch = hg.QmpWatch(vm)
+        watch.start()
+        done = vm.wait_for("IOGUARD-DONE", timeout=600)
+        watch.stop_event.set()
+        watch.join()
+        rules_now = vm.cmd("query-ioguard-fault-rules", device="iommu")
+        alive = vm.proc.poll() is None
+    log = vm.log()
+
+    assert done and alive, vm.serial
+    assert watch.error is None and watch.polls >= 100, watch.error
+    assert watch.max_s < hg.QMP_DEADLINE_S, watch.max_s
+    assert all(r["fired"] > 0 and r["fired"] == r["matches"]
+               for r in rules_now[0]["rules"]), rules_now
+    assert page_faults(log, "nvme 0000:01:00.0")
+    assert page_faults(log, "ahci 0000:00:1f.2")
+    assert "nvme 0000:01:00.0: probe with driver nvme failed" in log
+    assert "ata1: link online but 1 devices misclassified" in log
+    assert "IOGUARD-MISSING nvme0n1" in log and "IOGUARD-MISSING sda" in log
