@@ -6,15 +6,18 @@ classified from the guest's log and ioguard's records.
 A campaign is a JSON file:
 
   {"snapshots": {"NAME": {"workload": "...", "at": "MARKER",
-                          "disk_mib": 0}},
+                          "disk_mib": 0, "disk": "ahci"}},
    "scenarios": [{"name": "...", "workload": "...", "disk_mib": 0,
+                  "disk": "ahci",
                   "iommu_rules": ["site=..."], "nic_rules": ["site=..."],
                   "seed": 0, "snapshot": "NAME", "timeout": 300,
                   "expect": "detected-recovered"}]}
 
 workload: the guest's ioguard.* parameters (tests/guest/init), e.g.
-"ioguard.nicloop=1500:2000". disk_mib: an AHCI disk of seeded bytes that
-the guest reads and checksums. A snapshot boots its workload without
+"ioguard.nicloop=1500:2000". disk_mib: a disk of seeded bytes that the
+guest reads and checksums; disk: on q35's AHCI controller (requester
+00:1f.2, the default) or "nvme" (an NVMe controller behind a root port,
+01:00.0). A snapshot boots its workload without
 rules until MARKER appears in the guest's log (init's nicloop "wait"
 prints IOGUARD-WAIT N and waits for a link flap), then stops and saves the
 machine; a scenario naming it starts from that state, adds its rules over
@@ -69,24 +72,31 @@ COLOURS = {"no-effect": "#9e9e9e", "detected-recovered": "#43a047",
 
 # What in a guest's log says that something went wrong: Linux's IOMMU
 # driver reporting the IOMMU's events, and the drivers of the devices
-# whose data it is reporting their errors.
-IOMMU_REPORTS = [
-    r"AMD-Vi: Event logged",
-    r"Completion-Wait loop timed out",
-]
-DEVICE_REPORTS = [
-    r"eth0: (DMA|device) error",
-    r"eth0: resetting the device",
-    r"eth0: TX timeout",
-    r"I/O error",
-    r"ata\d+.*(failed command|exception)",
-]
-PANICKED = [r"Kernel panic", r"Oops", r"BUG:"]
-GAVE_UP = [r"cannot restart after the reset", r"the device refused the rings"]
+# whose data it is reporting their errors. Each: what the table says, and
+# the pattern.
+IOMMU_REPORTS = {
+    "AMD-Vi: Event logged": r"AMD-Vi: Event logged",
+    "Completion-Wait loop timed out": r"Completion-Wait loop timed out",
+}
+DEVICE_REPORTS = {
+    "eth0: DMA error": r"eth0: (DMA|device) error",
+    "eth0: resetting the device": r"eth0: resetting the device",
+    "eth0: TX timeout": r"eth0: TX timeout",
+    "libata: host bus error": r"ata\d+\.\d+: irq_stat 0x[0-9a-f]+, host bus error",
+    "libata: failed command": r"ata\d+.*(failed command|exception)",
+    "NVMe: error status": r"nvme\d+n\d+: .*\(sct 0x[0-9a-f]+ / sc 0x[0-9a-f]+\)",
+    "I/O error": r"I/O error",
+}
+PANICKED = {"panic": r"Kernel panic|Oops|BUG:"}
+GAVE_UP = {"the driver gave up":
+           r"cannot restart after the reset|the device refused the rings"}
 
-SCENARIO_KEYS = {"name", "workload", "disk_mib", "iommu_rules", "nic_rules",
+# The disk controllers a scenario can have its disk on
+DISKS = {"ahci": ivm.ahci, "nvme": ivm.nvme_behind_root_port}
+SCENARIO_KEYS = {"name", "workload", "disk_mib", "disk", "iommu_rules",
+                 "nic_rules",
                  "seed", "snapshot", "timeout", "expect", "memory"}
-SNAPSHOT_KEYS = {"workload", "at", "disk_mib", "seed", "memory"}
+SNAPSHOT_KEYS = {"workload", "at", "disk_mib", "disk", "seed", "memory"}
 
 
 class CampaignError(Exception):
@@ -109,6 +119,7 @@ def load(path):
         if bad or "at" not in snap:
             raise CampaignError(f"snapshot {name}: unknown keys {sorted(bad)}"
                                 if bad else f"snapshot {name}: no \"at\"")
+        check_disk(f"snapshot {name}", snap)
     names = set()
     for i, s in enumerate(scenarios):
         name = s.get("name")
@@ -123,6 +134,7 @@ def load(path):
         if s.get("snapshot") and s["snapshot"] not in snapshots:
             raise CampaignError(f"scenario {name}: no snapshot "
                                 f"{s['snapshot']!r}")
+        check_disk(f"scenario {name}", s)
         if s.get("expect") and s["expect"] not in OUTCOMES:
             raise CampaignError(f"scenario {name}: expect {s['expect']!r} is "
                                 f"none of {', '.join(OUTCOMES)}")
@@ -130,8 +142,8 @@ def load(path):
 
 
 class Machine(ivm.Vm):
-    """One QEMU: ioguard-iommu, ioguard-nic on a hub port, optionally an
-    AHCI disk; QMP through QEMU's own library."""
+    """One QEMU: ioguard-iommu, ioguard-nic on a hub port, optionally a
+    disk; QMP through QEMU's own library."""
 
     def __init__(self, workdir, workload, disk=None, memory="1G", seed=0,
                  rules=None, incoming=None):
@@ -169,7 +181,7 @@ class Machine(ivm.Vm):
             log = self.log()
             if marker in log:
                 return True
-            if any(re.search(p, log) for p in PANICKED):
+            if any(re.search(p, log) for p in PANICKED.values()):
                 return False
             if self.proc.poll() is not None:
                 return False
@@ -177,8 +189,15 @@ class Machine(ivm.Vm):
         return False
 
 
+def check_disk(what, machine):
+    kind = machine.get("disk", "ahci")
+    if kind not in DISKS:
+        raise CampaignError(f"{what}: disk {kind!r} is none of "
+                            f"{', '.join(DISKS)}")
+
+
 def make_disk(workdir, mib, seed):
-    """An AHCI disk of seeded bytes (shared by the scenarios that ask for
+    """A disk image of seeded bytes (shared by the scenarios that ask for
     the same size) and its sha256."""
     image = workdir / f"disk-{mib}M.img"
     sha_file = image.with_suffix(".sha256")
@@ -187,15 +206,15 @@ def make_disk(workdir, mib, seed):
     return ivm.ahci(image, sha_file.read_text())
 
 
-def own_copy(disk, workdir):
-    """The disk, copied for one VM: QEMU locks an image against a second
-    writer, and VMs run at once."""
+def own_copy(disk, workdir, kind):
+    """The disk, copied for one VM (QEMU locks an image against a second
+    writer, and VMs run at once), on controller kind."""
     if disk is None:
         return None
     workdir.mkdir(parents=True, exist_ok=True)
     image = workdir / "disk.img"
     shutil.copyfile(disk.image, image)
-    return ivm.ahci(image, disk.sha256)
+    return DISKS[kind](image, disk.sha256)
 
 
 def take_snapshot(outdir, name, snap, disks):
@@ -203,7 +222,8 @@ def take_snapshot(outdir, name, snap, disks):
     path = outdir / "snapshots" / name
     vmdir = outdir / "snapshots" / f"{name}-vm"
     m = Machine(vmdir, snap.get("workload", ""),
-                own_copy(disks.get(snap.get("disk_mib", 0)), vmdir),
+                own_copy(disks.get(snap.get("disk_mib", 0)), vmdir,
+                         snap.get("disk", "ahci")),
                 snap.get("memory", "1G"), snap.get("seed", 0))
     try:
         m.start()
@@ -223,8 +243,8 @@ def nicloops(log):
 
 def classify(log, done, disk):
     """(outcome, detail) of a scenario from its guest's log."""
-    def evidence(patterns):
-        return [p.replace("\\", "") for p in patterns if re.search(p, log)]
+    def evidence(reports):
+        return [name for name, p in reports.items() if re.search(p, log)]
 
     iommu_saw, device_saw = evidence(IOMMU_REPORTS), evidence(DEVICE_REPORTS)
     if evidence(PANICKED):
@@ -278,7 +298,7 @@ def run_scenario(outdir, s, snapshots, snapshot_files, disks):
     snap = snapshots.get(s.get("snapshot")) if s.get("snapshot") else None
     machine_of = snap or s
     disk = own_copy(disks.get(machine_of.get("disk_mib", 0)),
-                    outdir / s["name"])
+                    outdir / s["name"], machine_of.get("disk", "ahci"))
     rules = {"iommu": s.get("iommu_rules", []), "nic": s.get("nic_rules", [])}
     m = Machine(outdir / s["name"], machine_of.get("workload", ""), disk,
                 machine_of.get("memory", "1G"), machine_of.get("seed", 0),

@@ -43,3 +43,18 @@ def test_smoke_campaign():
     assert page.count("<svg") == 2 and "silent-data-corruption" in page
     # The progress bar counted every scenario.
     assert "5/5" in run.stderr
+
+
+def test_campaign_errors_name_the_value(tmp_path):
+    """A campaign file that cannot run is refused before any VM starts,
+    with the scenario and the value that is wrong."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"scenarios": [{"name": "sata-disk", "disk_mib": 4, '
+                   '"disk": "sata"}]}')
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" /
+                                              "fault-campaign"), str(bad),
+                          "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.strip() == ("fault-campaign: scenario sata-disk: disk "
+                                  "'sata' is none of ahci, nvme"), run.stderr
