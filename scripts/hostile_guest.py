@@ -1,6 +1,8 @@
 """Hostile-guest runs: one VM per seed, whose guest writes seeded random
-values into every register and table of ioguard-iommu and ioguard-nic
-(tests/guest/hostile.cc) while the host checks that QEMU stays healthy.
+values into every register and table of ioguard-iommu and ioguard-nic,
+and issues disk commands to an AHCI and an NVMe controller behind the
+IOMMU (tests/guest/hostile.cc), while the host checks that QEMU stays
+healthy.
 
 A seed passes when, for its whole run:
   - QEMU answers every QMP command (polled every 0.1 s, the IOMMU's
@@ -32,7 +34,20 @@ import ioguard_vm as ivm
 
 QMP_DEADLINE_S = 1.0
 STALL_S = 20
+# Before the guest's first line: SeaBIOS takes half a minute to get past
+# q35's AHCI controller with a disk under TCG.
+FIRMWARE_S = 90
 NIC_ADDR = "0x5"             # hostile.cc's kNicDevid, 00:05.0
+# Disks on q35's AHCI controller and on an NVMe controller where
+# hostile.cc's kNvmeDevid says; they discard what is written and read as
+# zeros. (SeaBIOS takes a minute to get past a second AHCI controller.)
+DISKS = ["-drive", "if=none,id=hd0,format=raw,file=null-co://,"
+                   "file.read-zeroes=on",
+         "-device", "ide-hd,drive=hd0,bus=ide.0",
+         "-drive", "if=none,id=nv0,format=raw,file=null-co://,"
+                   "file.read-zeroes=on",
+         "-device", "nvme,drive=nv0,serial=hostile,addr=0x6"]
+DISK_REQUESTERS = ("00:06.0", "00:1f.2")
 
 
 @dataclass
@@ -44,6 +59,7 @@ class Result:
     qmp_polls: int = 0
     qmp_max_ms: float = 0.0
     guest_errors: int = 0            # LOG_GUEST_ERROR lines from ioguard
+    disk_faults: dict = field(default_factory=dict)   # requester: refused
     exit: str = "?"                  # how QEMU ended
     seconds: float = 0.0
     failures: list = field(default_factory=list)
@@ -104,7 +120,7 @@ def run_seed(seed, ops, workdir, timeout=600):
                 append=f"ioguard.hostile={seed}:{ops} amd_iommu=off "
                        "iomem=relaxed printk.devkmsg=on",
                 memory="512M", smp=1, workdir=workdir,
-                extra_args=[*ivm.nic("user,id=n0", NIC_ADDR),
+                extra_args=[*ivm.nic("user,id=n0", NIC_ADDR), *DISKS,
                             "-d", "guest_errors", "-D", errors_log])
     result = Result(seed, ops, workdir=workdir)
     start = time.monotonic()
@@ -123,7 +139,8 @@ def run_seed(seed, ops, workdir, timeout=600):
                 break
             if log != last_log:
                 last_log, last_change = log, time.monotonic()
-            elif time.monotonic() - last_change > STALL_S:
+            elif time.monotonic() - last_change > (STALL_S if log
+                                                    else FIRMWARE_S):
                 break
             time.sleep(0.2)
         watch.stop_event.set()
@@ -150,6 +167,15 @@ def run_seed(seed, ops, workdir, timeout=600):
             result.guest = "guest stopped"
 
         code = vm.proc.poll()
+        if code is None and not watch.error:
+            # How much of the disk controllers' DMA the IOMMU refused
+            try:
+                [stats] = vm.cmd("query-ioguard-stats")
+                result.disk_faults = {
+                    r["requester"]: r["faults"] for r in stats["requesters"]
+                    if r["requester"] in DISK_REQUESTERS}
+            except Exception as e:              # QEMU went away meanwhile
+                result.failures.append(f"query-ioguard-stats: {e!r}")
         if code is None:
             vm.proc.send_signal(signal.SIGTERM)
             try:
@@ -190,11 +216,14 @@ def run_seed(seed, ops, workdir, timeout=600):
 
 def format_table(results):
     rows = [f"{'seed':>6} {'ops':>13} {'guest':<16} {'QMP polls':>9} "
-            f"{'slowest':>9} {'refusals':>9} {'QEMU':<10} {'s':>5} verdict"]
+            f"{'slowest':>9} {'refusals':>9} {'disk DMA refused':>16} "
+            f"{'QEMU':<10} {'s':>5} verdict"]
     for r in results:
         verdict = "pass" if r.passed else "FAIL: " + "; ".join(r.failures)
+        disks = "/".join(str(r.disk_faults.get(q, 0))
+                         for q in DISK_REQUESTERS)
         rows.append(f"{r.seed:>6} {r.ops_done:>6}/{r.ops_wanted:<6} "
                     f"{r.guest:<16} {r.qmp_polls:>9} "
                     f"{r.qmp_max_ms:>7.0f}ms {r.guest_errors:>9} "
-                    f"{r.exit:<10} {r.seconds:>5.0f} {verdict}")
+                    f"{disks:>16} {r.exit:<10} {r.seconds:>5.0f} {verdict}")
     return "\n".join(rows)

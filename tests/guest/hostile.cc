@@ -22,6 +22,15 @@
 //   - now and then, a sane set-up (every table valid, the NIC mapped through
 //     a real page table), so that the random writes that follow reach the
 //     deeper states too.
+// After each of those, with its own generator (so that a seed's other
+// operations stay what they were), now and then a disk command: on q35's
+// AHCI controller (an ATA command on port 0, its PRD entries at the
+// addresses dma_address() allows) or on an NVMe controller at 00:06.0 (an
+// admin or I/O command, its PRPs the same), their command lists and queues
+// either in this program's RAM or at IOVAs the sane set-up maps. The sane
+// set-up translates the NVMe controller, so that the IOMMU refuses some of
+// its DMA and allows some; the AHCI controller (requester 00:1f.2) is
+// beyond its 4 KiB device table, so that the IOMMU refuses all of it.
 // Every 1000 operations, and at the end, it logs (in the kernel's log)
 //   IOGUARD-HOSTILE seed=S ops=N
 // and at the end IOGUARD-HOSTILE-DONE seed=S ops=N; from operation
@@ -75,6 +84,8 @@ private:
 constexpr size_t kPage = 4096;
 constexpr unsigned kPages = 32;           // this program's RAM for the devices
 constexpr uint16_t kNicDevid = 0x28;      // 00:05.0, as tests place the NIC
+constexpr uint16_t kNvmeDevid = 0x30;     // 00:06.0, as hostile_guest.py
+                                          // places it
 constexpr uint64_t kLapic = 0xfee00000, kIoapic = 0xfec00000;
 constexpr uint8_t kPciCapMsi = 0x05;
 
@@ -201,33 +212,48 @@ std::string find_pci(unsigned vendor, unsigned device)
     return found;
 }
 
-uint64_t bar0_address(const std::string &dir)
+// The address of BAR n (sysfs's "resource": one line per BAR).
+uint64_t bar_address(const std::string &dir, int n = 0)
 {
     FILE *fp = fopen((dir + "/resource").c_str(), "r");
-    unsigned long long start = 0;
-    if (!fp || fscanf(fp, "%llx", &start) != 1) {
-        fail("resource");
+    unsigned long long start = 0, end, flags;
+    for (int i = 0; i <= n; i++) {
+        if (!fp || fscanf(fp, "%llx %llx %llx", &start, &end, &flags) != 3) {
+            fail("resource");
+        }
     }
     fclose(fp);
     return start;
 }
 
+// Memory decoding and bus mastering on (no driver did it); the config fd.
+int enable_device(const std::string &dir)
+{
+    int fd = open((dir + "/config").c_str(), O_RDWR);
+    uint16_t command = 0x6;
+    if (fd < 0 || pwrite(fd, &command, 2, 4) != 2) {
+        fail((dir + "/config").c_str());
+    }
+    return fd;
+}
+
 class Hostile {
 public:
-    explicit Hostile(uint64_t seed) : rnd_(seed) {}
+    explicit Hostile(uint64_t seed) : rnd_(seed), disk_rnd_(~seed) {}
 
     void set_up()
     {
         ram_.allocate();
         iommu_.map("/dev/mem", IOGUARD_MMIO_BASE, IOGUARD_MMIO_BASE, IOGUARD_MMIO_SIZE);
         std::string nic = find_pci(IOGUARD_NIC_PCI_VENDOR_ID, IOGUARD_NIC_PCI_DEVICE_ID);
-        nic_.map((nic + "/resource0").c_str(), 0, bar0_address(nic), IOGUARD_NIC_MMIO_SIZE);
-        // Memory decoding and bus mastering on (no driver did it).
-        nic_config_ = open((nic + "/config").c_str(), O_RDWR);
-        uint16_t command = 0x6;
-        if (nic_config_ < 0 || pwrite(nic_config_, &command, 2, 4) != 2) {
-            fail("NIC config");
-        }
+        nic_.map((nic + "/resource0").c_str(), 0, bar_address(nic), IOGUARD_NIC_MMIO_SIZE);
+        nic_config_ = enable_device(nic);
+        std::string ahci = "/sys/bus/pci/devices/0000:00:1f.2";
+        ahci_.map((ahci + "/resource5").c_str(), 0, bar_address(ahci, 5), kAhciAbarSize);
+        close(enable_device(ahci));
+        std::string nvme = "/sys/bus/pci/devices/0000:00:06.0";
+        nvme_.map((nvme + "/resource0").c_str(), 0, bar_address(nvme), kNvmeBarSize);
+        close(enable_device(nvme));
         std::string iommu = find_pci(IOGUARD_PCI_VENDOR_ID, IOGUARD_IOMMU_PCI_DEVICE_ID);
         iommu_config_ = open((iommu + "/config").c_str(), O_RDWR);
         if (iommu_config_ < 0) {
@@ -254,9 +280,12 @@ public:
             fail("/dev/kmsg");
         }
         for (uint64_t n = 1; n <= ops; n++) {
-            const char *op = step();
+            const char *op = step(), *disk = "";
+            if (disk_rnd_.below(100) < kDiskOdds) {
+                disk = disk_rnd_.chance(50) ? ahci_command() : nvme_command();
+            }
             if (n >= trace_from) {
-                fprintf(kmsg, "IOGUARD-HOSTILE-OP %llu %s\n", (unsigned long long)n, op);
+                fprintf(kmsg, "IOGUARD-HOSTILE-OP %llu %s%s\n", (unsigned long long)n, op, disk);
                 fflush(kmsg);
             }
             if (n % 1000 == 0 || n == ops) {
@@ -317,15 +346,16 @@ private:
     // above RAM. (The first 1 MiB is RAM that Linux reserves and never
     // uses.)
     static constexpr uint64_t kDmaHole = 0xe4000000, kDmaHoleEnd = 0xfe000000;
-    uint32_t dma_address()
+    uint32_t dma_address() { return dma_address(rnd_); }
+    uint32_t dma_address(Random &rnd)
     {
         uint64_t a;
-        switch (rnd_.below(5)) {
-        case 0: return uint32_t(rnd_.below(16 * kPage));
-        case 1: return uint32_t(ram_.phys[rnd_.below(kPages)] + rnd_.below(kPage));
-        case 2: return uint32_t(iommu_.phys + rnd_.below(IOGUARD_MMIO_SIZE));
-        case 3: return uint32_t(nic_.phys + rnd_.below(IOGUARD_NIC_MMIO_SIZE));
-        default: a = uint32_t(rnd_.next()); break;
+        switch (rnd.below(5)) {
+        case 0: return uint32_t(rnd.below(16 * kPage));
+        case 1: return uint32_t(ram_.phys[rnd.below(kPages)] + rnd.below(kPage));
+        case 2: return uint32_t(iommu_.phys + rnd.below(IOGUARD_MMIO_SIZE));
+        case 3: return uint32_t(nic_.phys + rnd.below(IOGUARD_NIC_MMIO_SIZE));
+        default: a = uint32_t(rnd.next()); break;
         }
         if (!ram_.holds(a) && !(a >= kDmaHole && a < kDmaHoleEnd)) {
             a = kDmaHole + a % (kDmaHoleEnd - kDmaHole);
@@ -562,8 +592,9 @@ private:
     void sane_set_up()
     {
         memset(ram_.virt + 16 * kPage, 0, 4 * kPage);
-        uint64_t *dte = ram_.word(16, kNicDevid * 4);
-        dte[0] = 1 | 2 | (3ULL << 9) | ram_.phys[17] | (3ULL << 61);
+        for (uint16_t devid : {kNicDevid, kNvmeDevid}) {
+            *ram_.word(16, devid * 4) = 1 | 2 | (3ULL << 9) | ram_.phys[17] | (3ULL << 61);
+        }
         *ram_.word(17, 0) = 1 | (2ULL << 9) | ram_.phys[18] | (3ULL << 61);
         *ram_.word(18, 0) = 1 | (1ULL << 9) | ram_.phys[19] | (3ULL << 61);
         for (unsigned i = 0; i < 16; i++) {
@@ -584,6 +615,129 @@ private:
                      1ULL << CONTROL_CMDBUF_EN | 1ULL << CONTROL_COMWAIT_EN);
         nic_.write(NIC_REG_CTRL, 4, NIC_CTRL_RESET);
         nic_.write(NIC_REG_INT_MASK, 4, NIC_INT_ALL);
+    }
+
+    // Where a disk controller's command list or queue number k (0..5)
+    // goes: IOVA k pages, which the sane set-up maps onto page 20 + k, or
+    // page 2 + k of our RAM by its physical address. Returns the address
+    // for the controller; *host is where this program writes it.
+    uint64_t disk_structure(unsigned k, bool translated, uint8_t **host)
+    {
+        unsigned page = translated ? 20 + k : 2 + k;
+        *host = ram_.virt + page * kPage;
+        return translated ? k * kPage : ram_.phys[page];
+    }
+
+    // An ATA command in a slot of AHCI port 0; now and then the port is
+    // (re)started first, as a driver does after an error.
+    const char *ahci_command()
+    {
+        Random &r = disk_rnd_;
+        bool translated = r.chance(50);
+        uint8_t *list, *table;
+        uint64_t clb = disk_structure(0, translated, &list);
+        uint64_t ctba = disk_structure(1, translated, &table);
+        if (r.chance(20)) {
+            ahci_.write(kAhciPxCmd, 4, 0);
+            if (r.chance(50)) {             // COMRESET
+                ahci_.write(kAhciPxSctl, 4, 1);
+                ahci_.write(kAhciPxSctl, 4, 0);
+            }
+            ahci_.write(kAhciGhc, 4, 1u << 31);     // AHCI enable
+            ahci_.write(kAhciPxClb, 4, uint32_t(clb));
+            ahci_.write(kAhciPxFb, 4, uint32_t(clb + 0x400));
+            ahci_.write(kAhciPxIs, 4, ~0u);
+            ahci_.write(kAhciPxCmd, 4, 0x10);       // FIS receive
+            ahci_.write(kAhciPxCmd, 4, 0x11);       // and start
+        }
+        static const uint8_t commands[] = {
+            0x25, 0x35, 0xc8, 0xca,     // READ/WRITE DMA (EXT)
+            0x60, 0x61,                 // READ/WRITE FPDMA QUEUED
+            0xec, 0x20, 0x2f,           // IDENTIFY, READ SECTORS, READ LOG EXT
+            0x06,                       // DATA SET MANAGEMENT (TRIM)
+        };
+        uint8_t cmd = r.pick(commands);
+        bool ncq = cmd == 0x60 || cmd == 0x61;
+        bool write = cmd == 0x35 || cmd == 0xca || cmd == 0x61 || cmd == 0x06;
+        unsigned slot = unsigned(r.below(32)), count = 1 + unsigned(r.below(16));
+        uint64_t lba = r.below(1 << 20);
+        uint8_t fis[20] = {
+            0x27, 0x80, cmd, uint8_t(ncq ? count : r.below(256)),
+            uint8_t(lba), uint8_t(lba >> 8), uint8_t(lba >> 16), 0x40,
+            uint8_t(lba >> 24), 0, 0, 0,
+            uint8_t(ncq ? slot << 3 : count), 0,
+        };
+        memcpy(table, fis, sizeof(fis));
+        unsigned prds = 1 + unsigned(r.below(4));
+        for (unsigned i = 0; i < prds; i++) {
+            uint32_t *prd = reinterpret_cast<uint32_t *>(table + 0x80 + 16 * i);
+            prd[0] = dma_address(r);
+            prd[1] = 0;
+            prd[2] = 0;
+            prd[3] = uint32_t(r.below(2 * kPage)) | 1;    // byte count - 1
+        }
+        uint32_t *header = reinterpret_cast<uint32_t *>(list + 32 * slot);
+        header[0] = 5 | (write ? 1u << 6 : 0) | prds << 16;
+        header[1] = 0;
+        header[2] = uint32_t(ctba);
+        header[3] = 0;
+        if (ncq) {
+            ahci_.write(kAhciPxSact, 4, 1u << slot);
+        }
+        ahci_.write(kAhciPxCi, 4, 1u << slot);
+        return " ahci-command";
+    }
+
+    // An NVMe admin command, or an I/O command once the controller has an
+    // I/O queue pair (which an admin command may create); now and then the
+    // controller is (re)enabled with its admin queues first.
+    const char *nvme_command()
+    {
+        Random &r = disk_rnd_;
+        bool translated = r.chance(50);
+        uint8_t *asq, *acq, *iosq, *iocq;
+        uint64_t asq_a = disk_structure(2, translated, &asq);
+        uint64_t acq_a = disk_structure(3, translated, &acq);
+        uint64_t iosq_a = disk_structure(4, translated, &iosq);
+        uint64_t iocq_a = disk_structure(5, translated, &iocq);
+        if (r.chance(15)) {
+            nvme_.write(kNvmeCc, 4, 0);
+            nvme_.write(kNvmeAqa, 4, (kNvmeQueue - 1) << 16 | (kNvmeQueue - 1));
+            nvme_.write(kNvmeAsq, 8, asq_a);
+            nvme_.write(kNvmeAcq, 8, acq_a);
+            // EN, 64-byte SQ and 16-byte CQ entries, 4 KiB pages
+            nvme_.write(kNvmeCc, 4, r.chance(90) ? 1 | 6 << 16 | 4 << 20 : uint32_t(r.next()));
+            nvme_tail_[0] = nvme_tail_[1] = 0;
+        }
+        bool io = r.chance(50);
+        uint32_t c[16] = {};
+        static const uint8_t admin[] = {0x06, 0x05, 0x01, 0x02, 0x09, 0x0a};
+        static const uint8_t ios[] = {0x02, 0x01, 0x00, 0x08, 0x05};
+        uint8_t opcode = io ? r.pick(ios) : r.pick(admin);
+        c[0] = opcode | uint32_t(r.below(65536)) << 16;
+        c[1] = r.chance(90) ? 1 : uint32_t(r.next());      // namespace
+        c[6] = dma_address(r);                              // PRP1
+        c[8] = dma_address(r) & ~uint32_t(kPage - 1);      // PRP2: a page
+        c[10] = uint32_t(r.next());
+        c[11] = uint32_t(r.next());
+        c[12] = uint32_t(r.below(8));                       // NLB: up to 4 KiB
+        if (!io && (opcode == 0x05 || opcode == 0x01)) {    // create I/O CQ, SQ 1
+            c[6] = uint32_t(opcode == 0x05 ? iocq_a : iosq_a);
+            c[10] = (kNvmeQueue - 1) << 16 | 1;
+            c[11] = opcode == 0x05 ? 1 : 1 << 16 | 1;
+        } else if (!io && opcode == 0x02) {                 // log page: 4 KiB at most
+            c[10] = (c[10] & 0xff) | uint32_t(r.below(1024)) << 16;
+        }
+        unsigned q = io ? 1 : 0;
+        memcpy((q ? iosq : asq) + nvme_tail_[q] * 64, c, sizeof(c));
+        nvme_tail_[q] = (nvme_tail_[q] + 1) % kNvmeQueue;
+        nvme_.write(kNvmeDoorbells + q * 8, 4, nvme_tail_[q]);
+        if (r.chance(30)) {                                 // a CQ head doorbell
+            nvme_.write(kNvmeDoorbells + q * 8 + 4, 4, uint32_t(r.below(kNvmeQueue + 2)));
+        }
+        (void)acq;
+        (void)iocq;
+        return " nvme-command";
     }
 
     // The operations and their odds: each takes the draws of 0..99 below
@@ -617,9 +771,23 @@ private:
         return "";      // not reached: the last bound is 100
     }
 
+    // The disk controllers: q35's ICH9 AHCI (port 0 at ABAR + 0x100) and
+    // QEMU's NVMe controller.
+    static constexpr unsigned kDiskOdds = 6;        // percent of operations
+    static constexpr size_t kAhciAbarSize = 0x1000;
+    static constexpr uint64_t kAhciGhc = 0x04, kAhciPxClb = 0x100, kAhciPxFb = 0x108,
+        kAhciPxIs = 0x110, kAhciPxCmd = 0x118, kAhciPxSctl = 0x12c, kAhciPxSact = 0x134,
+        kAhciPxCi = 0x138;
+    static constexpr size_t kNvmeBarSize = 0x2000;
+    static constexpr uint64_t kNvmeCc = 0x14, kNvmeAqa = 0x24, kNvmeAsq = 0x28, kNvmeAcq = 0x30,
+        kNvmeDoorbells = 0x1000;
+    static constexpr uint32_t kNvmeQueue = 16;
+
     Random rnd_;
+    Random disk_rnd_;           // the disk commands' own
     Ram ram_;
-    Window iommu_, nic_;
+    Window iommu_, nic_, ahci_, nvme_;
+    unsigned nvme_tail_[2] = {};
     int nic_config_ = -1, iommu_config_ = -1;
     uint8_t iommu_cap_ = 0, iommu_msi_ = 0, nic_msi_ = 0;
     uint64_t ram_end_ = 0;
