@@ -620,11 +620,13 @@ private:
     // Where a disk controller's command list or queue number k (0..5)
     // goes: IOVA k pages, which the sane set-up maps onto page 20 + k, or
     // page 2 + k of our RAM by its physical address. Returns the address
-    // for the controller; *host is where this program writes it.
-    uint64_t disk_structure(unsigned k, bool translated, uint8_t **host)
+    // for the controller; *host (if wanted) is where this program writes it.
+    uint64_t disk_structure(unsigned k, bool translated, uint8_t **host = nullptr)
     {
         unsigned page = translated ? 20 + k : 2 + k;
-        *host = ram_.virt + page * kPage;
+        if (host) {
+            *host = ram_.virt + page * kPage;
+        }
         return translated ? k * kPage : ram_.phys[page];
     }
 
@@ -695,11 +697,11 @@ private:
     {
         Random &r = disk_rnd_;
         bool translated = r.chance(50);
-        uint8_t *asq, *acq, *iosq, *iocq;
+        uint8_t *asq, *iosq;    // the controller writes the completion queues
         uint64_t asq_a = disk_structure(2, translated, &asq);
-        uint64_t acq_a = disk_structure(3, translated, &acq);
+        uint64_t acq_a = disk_structure(3, translated);
         uint64_t iosq_a = disk_structure(4, translated, &iosq);
-        uint64_t iocq_a = disk_structure(5, translated, &iocq);
+        uint64_t iocq_a = disk_structure(5, translated);
         if (r.chance(15)) {
             nvme_.write(kNvmeCc, 4, 0);
             nvme_.write(kNvmeAqa, 4, (kNvmeQueue - 1) << 16 | (kNvmeQueue - 1));
@@ -735,8 +737,6 @@ private:
         if (r.chance(30)) {                                 // a CQ head doorbell
             nvme_.write(kNvmeDoorbells + q * 8 + 4, 4, uint32_t(r.below(kNvmeQueue + 2)));
         }
-        (void)acq;
-        (void)iocq;
         return " nvme-command";
     }
 
