@@ -94,8 +94,8 @@ GAVE_UP = {"the driver gave up":
 # The disk controllers a scenario can have its disk on
 DISKS = {"ahci": ivm.ahci, "nvme": ivm.nvme_behind_root_port}
 SCENARIO_KEYS = {"name", "workload", "disk_mib", "disk", "iommu_rules",
-                 "nic_rules",
-                 "seed", "snapshot", "timeout", "expect", "memory"}
+                 "nic_rules", "seed", "snapshot", "timeout", "expect",
+                 "memory"}
 SNAPSHOT_KEYS = {"workload", "at", "disk_mib", "disk", "seed", "memory"}
 
 
