@@ -13,7 +13,12 @@ controller reported.
   (O_DIRECT, which libata retries) costs a reset and no I/O error.
 - virtio-blk: the device marks itself broken (NEEDS_RESET); Linux's driver
   does not reset it, and the read never completes.
-Each time the IOMMU logged exactly the refusals the rules fired."""
+Each time the IOMMU logged exactly the refusals the rules fired.
+
+The rules refuse data: the controllers also write their own queues (NVMe's
+completion queues, AHCI's received FISes, virtio's used rings), in between
+the data as timing has it, and a refused completion is another outcome (an
+NVMe controller's fatal status, a broken virtio device)."""
 
 import re
 import sys
@@ -25,14 +30,23 @@ import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest"
 
-# The 300th DMA write of the controller: well into the reading of the disk
-# (16 MiB take some 2700), past the probe's own commands.
-REFUSE_ONE_READ = "when=nth:300,action=fault"
 
 
-def refused_read_rule(requester):
-    return f"site=translate,requester={requester},access=write," + \
-           REFUSE_ONE_READ
+def refuse_data_write(vm, requester, nth):
+    """Adds a rule that refuses requester's nth DMA write of data from now
+    on. Called while the guest waits after its drivers probed (init's
+    IOGUARD-PAUSE): all the device has mapped then is its queues, which
+    Linux allocated first, at the top of the IOVA space, and which stay
+    mapped; the rule counts only writes below them."""
+    vm.cmd("stop")
+    mappings = vm.cmd("query-ioguard-mappings", requester=requester)
+    assert mappings["ranges"] and not mappings["truncated"], mappings
+    queues = min(r["iova"] for r in mappings["ranges"])
+    vm.cmd("ioguard-fault-add", device="iommu",
+           rule=f"site=translate,requester={requester},"
+                f"range=0x0-{queues - 1:#x},access=write,when=nth:{nth},"
+                "action=fault")
+    vm.cmd("cont")
 
 
 def page_faults(log, bdf):
@@ -56,23 +70,20 @@ def rechecks(log):
     return dict(re.findall(r"IOGUARD-RECHECK (\S+) ([0-9a-f]{64})", log))
 
 
-def run(tmp_path, name, disk, requester, driver):
-    """Boots with one of requester's DMA writes refused while the disk is
-    read through the page cache, and a second one while it is read again
-    past it; Linux logs both refusals as IO_PAGE_FAULTs of the device
-    (driver and PCI address as its log names it). Returns the guest's
-    log."""
-    rules = tmp_path / "rules"
-    rules.write_text(refused_read_rule(requester) + "\n")
-    vm = ivm.Vm(ivm.ioguard_args(f"fault-rules={rules}"), [disk],
-                workdir=WORK / name,
-                append="ioguard.settle=3 ioguard.recheck=1")
+def run(name, disk, requester, driver):
+    """Boots with one of requester's DMA writes of data refused while the
+    disk is read through the page cache (the 300th: well into the 16 MiB,
+    which take some 2700), and a second one while it is read again past
+    it; Linux logs both refusals as IO_PAGE_FAULTs of the device (driver
+    and PCI address as its log names it). Returns the guest's log."""
+    vm = ivm.Vm(ivm.ioguard_args(), [disk], workdir=WORK / name,
+                append="ioguard.pause=5 ioguard.settle=5 ioguard.recheck=1")
     with vm:
+        assert vm.wait_for("IOGUARD-PAUSE", timeout=600), vm.serial
+        refuse_data_write(vm, requester, 300)
         assert vm.wait_for("IOGUARD-SETTLE", timeout=600), vm.serial
         first = injected(vm)
-        vm.cmd("ioguard-fault-add", device="iommu",
-               rule=f"site=translate,requester={requester},access=write,"
-                    "when=nth:20,action=fault")
+        refuse_data_write(vm, requester, 20)
         assert vm.wait_for("IOGUARD-DONE", timeout=600), vm.serial
         records = injected(vm)
     log = vm.log()
@@ -90,7 +101,7 @@ def run(tmp_path, name, disk, requester, driver):
 def test_nvme_refused_read_is_an_io_error(tmp_path):
     image = tmp_path / "nvme.img"
     disk = ivm.nvme_behind_root_port(image, ivm.make_disk(image, 16, 21))
-    log = run(tmp_path, "dma-errors-nvme", disk, "01:00.0",
+    log = run("dma-errors-nvme", disk, "01:00.0",
               "nvme 0000:01:00.0")
 
     # The first: the controller's status for the command, and the block
@@ -106,7 +117,7 @@ def test_nvme_refused_read_is_an_io_error(tmp_path):
 def test_ahci_refused_read_resets_the_port(tmp_path):
     image = tmp_path / "sata.img"
     disk = ivm.ahci(image, ivm.make_disk(image, 16, 22))
-    log = run(tmp_path, "dma-errors-ahci", disk, "00:1f.2",
+    log = run("dma-errors-ahci", disk, "00:1f.2",
               "ahci 0000:00:1f.2")
 
     # Both times: the host bus error, the port frozen and hard-reset.
@@ -134,11 +145,11 @@ def test_virtio_blk_refused_read_needs_reset(tmp_path):
     for good) and nothing in the guest reports an error."""
     image = tmp_path / "vblk.img"
     disk = ivm.virtio_blk(image, ivm.make_disk(image, 16, 23))
-    rules = tmp_path / "rules"
-    rules.write_text(refused_read_rule("01:00.0") + "\n")
-    vm = ivm.Vm(ivm.ioguard_args(f"fault-rules={rules}"), [disk],
-                workdir=WORK / "dma-errors-virtio-blk")
+    vm = ivm.Vm(ivm.ioguard_args(), [disk],
+                workdir=WORK / "dma-errors-virtio-blk", append="ioguard.pause=5")
     with vm:
+        assert vm.wait_for("IOGUARD-PAUSE", timeout=600), vm.serial
+        refuse_data_write(vm, "01:00.0", 300)
         assert vm.wait_for("IO_PAGE_FAULT", timeout=300), vm.serial
         # What the guest does about it in the next 20 seconds: nothing.
         assert not vm.wait_for("IOGUARD-CHECKSUM", timeout=20), vm.serial
