@@ -114,6 +114,50 @@ def test_nvme_refused_read_is_an_io_error(tmp_path):
     # other error.
 
 
+def test_nvme_refused_completion_is_a_fatal_status(tmp_path):
+    """A refused write of a completion queue entry: the controller cannot
+    tell the host how the command ended, so it sets Controller Fatal Status
+    and stops until it is reset (it used to post that completion again
+    with the next one, and Linux never learned of the failure). Linux finds
+    the fatal status at the command's timeout, resets the controller, and
+    reads the disk to the end."""
+    image = tmp_path / "nvme.img"
+    disk = ivm.nvme_behind_root_port(image, ivm.make_disk(image, 16, 26))
+    workdir = WORK / "dma-errors-nvme-completion"
+    trace = workdir / "nvme-trace.log"
+    # One vCPU: one I/O queue pair, whose completion queue the rule names.
+    vm = ivm.Vm(ivm.ioguard_args(), [disk], workdir=workdir, smp=1,
+                append="ioguard.pause=5 nvme_core.io_timeout=5",
+                extra_args=["-trace", "pci_nvme_create_cq",
+                            "-trace", "pci_nvme_err_cfs", "-D", str(trace)])
+    with vm:
+        assert vm.wait_for("IOGUARD-PAUSE", timeout=600), vm.serial
+        vm.cmd("stop")
+        # Linux's (the firmware created one before).
+        cq = re.findall(r"pci_nvme_create_cq create completion queue, "
+                        r"addr=(0x[0-9a-f]+), cqid=1,", trace.read_text())[-1]
+        mappings = vm.cmd("query-ioguard-mappings", requester="01:00.0")
+        [queue] = [r for r in mappings["ranges"]
+                   if r["iova"] <= int(cq, 16) <= r["last"]]
+        vm.cmd("ioguard-fault-add", device="iommu",
+               rule="site=translate,requester=01:00.0,"
+                    f"range={queue['iova']:#x}-{queue['last']:#x},"
+                    "access=write,when=nth:30,action=fault")
+        vm.cmd("cont")
+        assert vm.wait_for("IOGUARD-DONE", timeout=600), vm.serial
+        records = injected(vm)
+    log = vm.log()
+
+    [record] = records
+    assert queue["iova"] <= record["iova"] <= queue["last"], record
+    assert page_faults(log, "nvme 0000:01:00.0") == [f"{record['iova']:x}"]
+    assert "controller fatal status" in trace.read_text()
+    # CSTS 0x2: CFS, and no longer ready.
+    assert "nvme nvme0: controller is down; will reset: CSTS=0x2" in log
+    assert log.count("nvme nvme0: 1/0/0 default/read/poll queues") == 2
+    assert vm.checksums() == {disk.guest_name: disk.sha256}
+
+
 def test_ahci_refused_read_resets_the_port(tmp_path):
     image = tmp_path / "sata.img"
     disk = ivm.ahci(image, ivm.make_disk(image, 16, 22))
