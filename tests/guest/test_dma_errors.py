@@ -15,10 +15,11 @@ controller reported.
   does not reset it, and the read never completes.
 Each time the IOMMU logged exactly the refusals the rules fired.
 
-The rules refuse data: the controllers also write their own queues (NVMe's
-completion queues, AHCI's received FISes, virtio's used rings), in between
-the data as timing has it, and a refused completion is another outcome (an
-NVMe controller's fatal status, a broken virtio device)."""
+Most rules refuse data: the controllers also write their own queues
+(NVMe's completion queues, AHCI's received FISes, virtio's used rings), in
+between the data as timing has it, and a refused completion has another
+outcome, tested on its own: an NVMe controller's fatal status, a broken
+virtio device."""
 
 import re
 import sys
@@ -215,6 +216,48 @@ def test_virtio_blk_refused_read_needs_reset(tmp_path):
     # Requests the device took from a ring and never gave back (the
     # refused one; others in flight then are dropped by a broken device).
     assert any(q["last-avail-idx"] != q["used-idx"] for q in queues), queues
+    assert re.search(r"virtio_blk virtio0: \[vda\] new size", log), log
+    assert "I/O error" not in log
+
+
+def test_virtio_blk_refused_used_ring_needs_reset(tmp_path):
+    """A refused write of the used ring (the device's completions) marks
+    the device broken too (it used to drop the write: the request it
+    completed was lost, and nothing said so). Linux does what it does for
+    a refused buffer."""
+    image = tmp_path / "vblk.img"
+    disk = ivm.virtio_blk(image, ivm.make_disk(image, 16, 27))
+    # One vCPU: one request queue, whose used ring the rule names.
+    vm = ivm.Vm(ivm.ioguard_args(), [disk], smp=1,
+                workdir=WORK / "dma-errors-virtio-used-ring",
+                append="ioguard.pause=5")
+    with vm:
+        assert vm.wait_for("IOGUARD-PAUSE", timeout=600), vm.serial
+        vm.cmd("stop")
+        [dev] = vm.cmd("x-query-virtio")
+        queue = vm.cmd("x-query-virtio-queue-status", path=dev["path"],
+                       queue=0)
+        # flags, idx, one element per descriptor, avail_event
+        used = queue["vring-used"]
+        last = used + 2 + 2 + 8 * queue["vring-num"] + 2 - 1
+        vm.cmd("ioguard-fault-add", device="iommu",
+               rule=f"site=translate,requester=01:00.0,range={used:#x}-"
+                    f"{last:#x},access=write,when=nth:10,action=fault")
+        vm.cmd("cont")
+        assert vm.wait_for("IO_PAGE_FAULT", timeout=300), vm.serial
+        assert not vm.wait_for("IOGUARD-CHECKSUM", timeout=20), vm.serial
+        status = vm.cmd("x-query-virtio-status", path=dev["path"])["status"]
+        records = injected(vm)
+    log = vm.log()
+
+    [record] = records
+    assert used <= record["iova"] <= last, record
+    assert page_faults(log, "virtio-pci 0000:01:00.0") == \
+        [f"{record['iova']:x}"]
+    assert any(s.startswith("VIRTIO_CONFIG_S_NEEDS_RESET")
+               for s in status["statuses"]), status
+    assert "virtio: the IOMMU refused an access to the used ring" in \
+        vm.stderr.read_text()
     assert re.search(r"virtio_blk virtio0: \[vda\] new size", log), log
     assert "I/O error" not in log
 

@@ -1,10 +1,11 @@
 /*
  * qtests of DMA that ioguard-iommu refuses, as the disk controllers that
- * make it see it. QEMU's AHCI and NVMe controllers read and write guest
- * memory through the IOMMU, which this test programs as Linux would. A
- * data buffer the IOMMU refuses fails the command with the controller's
- * architected error (AHCI: PxIS.HBFS and the command aborted; NVMe: Data
- * Transfer Error), nothing lands in memory or on the disk, the IOMMU logs
+ * make it see it. QEMU's AHCI, IDE and NVMe controllers read and write
+ * guest memory through the IOMMU, which this test programs as Linux would.
+ * A data buffer the IOMMU refuses fails the command with the controller's
+ * architected error (AHCI: PxIS.HBFS and the command aborted; IDE: the bus
+ * master's Error bit and the command aborted; NVMe: Data Transfer Error),
+ * nothing lands in memory or on the disk, the IOMMU logs
  * one IO_PAGE_FAULT, and the controller goes on working. An allowed DMA to
  * a guest-physical address that is not RAM keeps QEMU's behaviour.
  *
@@ -548,6 +549,142 @@ static void test_nvme_identify_refused(void)
     nvme_free(&n);
 }
 
+/*
+ * IDE through a PCI bus master: piix3-ide at 00:06.0 in legacy mode (ATA
+ * registers at 0x1f0), the disk on the primary channel, one PRD entry.
+ */
+#define IDE_DEVFN       QPCI_DEVFN(6, 0)
+#define IDE_DEVID       IDE_DEVFN
+#define IDE_BASE        0x1f0
+#define IDE_PRDT        0x4000
+#define IDE_BUF         0x10000
+
+#define ATA_REG_ERROR   1
+#define ATA_REG_NSECT   2
+#define ATA_REG_LBAL    3
+#define ATA_REG_LBAM    4
+#define ATA_REG_LBAH    5
+#define ATA_REG_DEVICE  6
+#define ATA_REG_STATUS  7                    /* the command, written */
+#define ATA_DEVICE_LBA  0x40
+#define ATA_READ_DMA    0xc8
+#define ATA_ERR_ABRT    0x04
+
+#define BM_CMD          0
+#define BM_STATUS       2
+#define BM_PRDT         4
+#define BM_CMD_START    0x01
+#define BM_CMD_TO_MEM   0x08
+#define BM_ST_ACTIVE    0x01
+#define BM_ST_ERROR     0x02
+#define BM_ST_INTR      0x04
+#define PRD_EOT         (1u << 31)
+
+typedef struct Ide {
+    Machine m;
+    QPCIDevice *dev;
+    QPCIBar bmdma, ata;
+} Ide;
+
+static void ide_init(Ide *d)
+{
+    machine_start(&d->m, "-device piix3-ide,id=piix,addr=0x6 "
+                         "-device ide-hd,drive=disk0,bus=piix.0");
+    d->dev = qpci_device_find(d->m.pcibus, IDE_DEVFN);
+    g_assert(d->dev);
+    d->bmdma = qpci_iomap(d->dev, 4, NULL);
+    d->ata = qpci_legacy_iomap(d->dev, IDE_BASE);
+    qpci_device_enable(d->dev);
+    iommu_build_tables(&d->m.iommu, IDE_DEVID);
+    map_dev_mem(&d->m, 0, IDE_BUF + 8 * SECTOR);
+    map_refused_buffers(&d->m);
+    assert_no_events(&d->m);
+}
+
+static void ide_free(Ide *d)
+{
+    g_free(d->dev);
+    machine_stop(&d->m);
+}
+
+/*
+ * READ DMA of count sectors at lba into iova, as Linux's ata_bmdma does;
+ * returns the Bus Master IDE Status once the transfer ended or the drive
+ * interrupted, with the bus master stopped.
+ */
+static uint8_t ide_read_dma(Ide *d, uint32_t lba, int count, uint64_t iova)
+{
+    uint32_t prd[2] = {
+        cpu_to_le32(iova), cpu_to_le32(PRD_EOT | (count * SECTOR)),
+    };
+    uint8_t status = 0;
+
+    qtest_memwrite(d->m.qts, DEV_MEM + IDE_PRDT, prd, sizeof(prd));
+    qpci_io_writeb(d->dev, d->bmdma, BM_CMD, 0);
+    qpci_io_writeb(d->dev, d->bmdma, BM_STATUS, BM_ST_ERROR | BM_ST_INTR);
+    qpci_io_writel(d->dev, d->bmdma, BM_PRDT, IDE_PRDT);
+    qpci_io_writeb(d->dev, d->ata, ATA_REG_DEVICE,
+                   ATA_DEVICE_LBA | ((lba >> 24) & 0xf));
+    qpci_io_writeb(d->dev, d->ata, ATA_REG_NSECT, count);
+    qpci_io_writeb(d->dev, d->ata, ATA_REG_LBAL, lba);
+    qpci_io_writeb(d->dev, d->ata, ATA_REG_LBAM, lba >> 8);
+    qpci_io_writeb(d->dev, d->ata, ATA_REG_LBAH, lba >> 16);
+    qpci_io_writeb(d->dev, d->ata, ATA_REG_STATUS, ATA_READ_DMA);
+    qpci_io_writeb(d->dev, d->bmdma, BM_CMD, BM_CMD_START | BM_CMD_TO_MEM);
+    for (int i = 0; i < 5000; i++) {
+        status = qpci_io_readb(d->dev, d->bmdma, BM_STATUS);
+        if ((status & (BM_ST_ACTIVE | BM_ST_INTR)) != BM_ST_ACTIVE) {
+            qpci_io_writeb(d->dev, d->bmdma, BM_CMD, 0);
+            return status;
+        }
+        g_usleep(1000);
+    }
+    g_assert_not_reached();
+}
+
+static void ide_assert_ok(Ide *d, uint8_t status)
+{
+    g_assert_cmphex(status & (BM_ST_ERROR | BM_ST_INTR), ==, BM_ST_INTR);
+    g_assert_cmphex(qpci_io_readb(d->dev, d->ata, ATA_REG_STATUS) &
+                    ATA_STAT_ERR, ==, 0);
+}
+
+static void test_ide_bmdma_read_refused(void)
+{
+    Ide d;
+    uint8_t status;
+
+    ide_init(&d);
+
+    /* Allowed: the sectors arrive. */
+    status = ide_read_dma(&d, 8, 4, IDE_BUF);
+    ide_assert_ok(&d, status);
+    assert_sectors(&d.m, DEV_MEM + IDE_BUF, 8, 4);
+    assert_no_events(&d.m);
+
+    /*
+     * Into a read-only page: refused, nothing written there; the bus
+     * master's Error bit (a master or target abort) and the command
+     * aborted.
+     */
+    status = ide_read_dma(&d, 16, 1, REFUSED_WRITE);
+    g_assert_cmphex(status & (BM_ST_ACTIVE | BM_ST_ERROR | BM_ST_INTR), ==,
+                    BM_ST_ERROR | BM_ST_INTR);
+    g_assert_cmphex(qpci_io_readb(d.dev, d.ata, ATA_REG_STATUS) &
+                    ATA_STAT_ERR, ==, ATA_STAT_ERR);
+    g_assert_cmphex(qpci_io_readb(d.dev, d.ata, ATA_REG_ERROR) &
+                    ATA_ERR_ABRT, ==, ATA_ERR_ABRT);
+    assert_canaries(&d.m);
+    assert_one_page_fault(&d.m, IDE_DEVID, REFUSED_WRITE, true);
+
+    /* The next command (the Error bit cleared by writing it) reads. */
+    status = ide_read_dma(&d, 24, 2, IDE_BUF);
+    ide_assert_ok(&d, status);
+    assert_sectors(&d.m, DEV_MEM + IDE_BUF, 24, 2);
+    assert_no_events(&d.m);
+    ide_free(&d);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -559,6 +696,8 @@ int main(int argc, char **argv)
                    test_ahci_write_refused);
     qtest_add_func("/ioguard-dma-error/ahci/allowed-to-not-ram",
                    test_ahci_allowed_to_not_ram);
+    qtest_add_func("/ioguard-dma-error/ide/bmdma-read-refused",
+                   test_ide_bmdma_read_refused);
     qtest_add_func("/ioguard-dma-error/nvme/read-refused",
                    test_nvme_read_refused);
     qtest_add_func("/ioguard-dma-error/nvme/write-refused",
