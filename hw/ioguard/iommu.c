@@ -73,6 +73,8 @@ static bool ioguard_read_ram(void *opaque, uint64_t addr, void *buf,
         if (!memory_access_is_direct(mr, false, MEMTXATTRS_UNSPECIFIED)) {
             return false;
         }
+        /* QEMU's generic fuzzer fills what a device reads (else nothing) */
+        fuzz_dma_read_cb(addr, chunk, mr);
         memcpy(buf, (uint8_t *)memory_region_get_ram_ptr(mr) + xlat, chunk);
         addr += chunk;
         buf = (uint8_t *)buf + chunk;
