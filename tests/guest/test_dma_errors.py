@@ -32,7 +32,6 @@ import ioguard_vm as ivm  # noqa: E402
 WORK = ivm.BUILD / "tests" / "guest"
 
 
-
 def refuse_data_write(vm, requester, nth):
     """Adds a rule that refuses requester's nth DMA write of data from now
     on. Called while the guest waits after its drivers probed (init's
