@@ -2,7 +2,7 @@
  * Fault rules on ioguard's devices: the fault-rules file, the QMP commands
  * (ioguard-fault-add, ioguard-fault-remove, query-ioguard-fault-rules) and
  * the trace event of each fault fired. The rules themselves and the
- * decisions are the engine's (hw/ioguard/core/fault_rules.cc).
+ * decisions are the engine's (hw/ioguard/fault-injection/fault_rules.cc).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "../../hw/ioguard/core/fault_rules.hh"
+#include "../../hw/ioguard/fault-injection/fault_rules.hh"
 #include "fuzz_machine.hh"
 
 using namespace ioguard;

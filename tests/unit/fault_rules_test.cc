@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "../../hw/ioguard/core/fault_rules.hh"
+#include "../../hw/ioguard/fault-injection/fault_rules.hh"
 
 using namespace ioguard;
 

@@ -1,5 +1,5 @@
 /*
- * The C face of ioguard's fault injection (hw/ioguard/core/fault_rules.hh):
+ * The C face of ioguard's fault injection (hw/ioguard/fault-injection/fault_rules.hh):
  * rules in the language of docs/ioguard-faults.rst, kept per device by an
  * injector that decides, at each point where a device could fail, whether
  * a fault fires, and records each one that does. The devices carry the
