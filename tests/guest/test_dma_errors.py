@@ -32,6 +32,15 @@ import ioguard_vm as ivm  # noqa: E402
 WORK = ivm.BUILD / "tests" / "guest"
 
 
+def refuse_write(vm, requester, first, last, nth):
+    """Adds a rule that refuses requester's nth DMA write into IOVAs
+    first..last from now on."""
+    vm.cmd("ioguard-fault-add", device="iommu",
+           rule=f"site=translate,requester={requester},"
+                f"range={first:#x}-{last:#x},access=write,when=nth:{nth},"
+                "action=fault")
+
+
 def refuse_data_write(vm, requester, nth):
     """Adds a rule that refuses requester's nth DMA write of data from now
     on. Called while the guest waits after its drivers probed (init's
@@ -42,10 +51,7 @@ def refuse_data_write(vm, requester, nth):
     mappings = vm.cmd("query-ioguard-mappings", requester=requester)
     assert mappings["ranges"] and not mappings["truncated"], mappings
     queues = min(r["iova"] for r in mappings["ranges"])
-    vm.cmd("ioguard-fault-add", device="iommu",
-           rule=f"site=translate,requester={requester},"
-                f"range=0x0-{queues - 1:#x},access=write,when=nth:{nth},"
-                "action=fault")
+    refuse_write(vm, requester, 0, queues - 1, nth)
     vm.cmd("cont")
 
 
@@ -139,10 +145,7 @@ def test_nvme_refused_completion_is_a_fatal_status(tmp_path):
         mappings = vm.cmd("query-ioguard-mappings", requester="01:00.0")
         [queue] = [r for r in mappings["ranges"]
                    if r["iova"] <= int(cq, 16) <= r["last"]]
-        vm.cmd("ioguard-fault-add", device="iommu",
-               rule="site=translate,requester=01:00.0,"
-                    f"range={queue['iova']:#x}-{queue['last']:#x},"
-                    "access=write,when=nth:30,action=fault")
+        refuse_write(vm, "01:00.0", queue["iova"], queue["last"], 30)
         vm.cmd("cont")
         assert vm.wait_for("IOGUARD-DONE", timeout=600), vm.serial
         records = injected(vm)
@@ -181,6 +184,19 @@ def test_ahci_refused_read_resets_the_port(tmp_path):
     # other I/O error.
 
 
+def assert_virtio_blk_broken(vm, log, status, record, message):
+    """The device broke on the refused DMA of record (QEMU printed message)
+    and Linux's virtio_blk, told by the configuration interrupt, only read
+    the capacity again."""
+    assert page_faults(log, "virtio-pci 0000:01:00.0") == \
+        [f"{record['iova']:x}"]
+    assert any(s.startswith("VIRTIO_CONFIG_S_NEEDS_RESET")
+               for s in status["statuses"]), status
+    assert message in vm.stderr.read_text()
+    assert re.search(r"virtio_blk virtio0: \[vda\] new size", log), log
+    assert "I/O error" not in log
+
+
 def test_virtio_blk_refused_read_needs_reset(tmp_path):
     """virtio has no per-request DMA error: QEMU marks the device broken
     (NEEDS_RESET, virtio_error()) and sends a configuration interrupt.
@@ -206,17 +222,11 @@ def test_virtio_blk_refused_read_needs_reset(tmp_path):
     log = vm.log()
 
     [record] = records
-    assert page_faults(log, "virtio-pci 0000:01:00.0") == \
-        [f"{record['iova']:x}"]
-    assert any(s.startswith("VIRTIO_CONFIG_S_NEEDS_RESET")
-               for s in status["statuses"]), status
-    assert "virtio: bogus descriptor or out of resources" in \
-        vm.stderr.read_text()
+    assert_virtio_blk_broken(vm, log, status, record,
+                             "virtio: bogus descriptor or out of resources")
     # Requests the device took from a ring and never gave back (the
     # refused one; others in flight then are dropped by a broken device).
     assert any(q["last-avail-idx"] != q["used-idx"] for q in queues), queues
-    assert re.search(r"virtio_blk virtio0: \[vda\] new size", log), log
-    assert "I/O error" not in log
 
 
 def test_virtio_blk_refused_used_ring_needs_reset(tmp_path):
@@ -239,9 +249,7 @@ def test_virtio_blk_refused_used_ring_needs_reset(tmp_path):
         # flags, idx, one element per descriptor, avail_event
         used = queue["vring-used"]
         last = used + 2 + 2 + 8 * queue["vring-num"] + 2 - 1
-        vm.cmd("ioguard-fault-add", device="iommu",
-               rule=f"site=translate,requester=01:00.0,range={used:#x}-"
-                    f"{last:#x},access=write,when=nth:10,action=fault")
+        refuse_write(vm, "01:00.0", used, last, 10)
         vm.cmd("cont")
         assert vm.wait_for("IO_PAGE_FAULT", timeout=300), vm.serial
         assert not vm.wait_for("IOGUARD-CHECKSUM", timeout=20), vm.serial
@@ -251,14 +259,9 @@ def test_virtio_blk_refused_used_ring_needs_reset(tmp_path):
 
     [record] = records
     assert used <= record["iova"] <= last, record
-    assert page_faults(log, "virtio-pci 0000:01:00.0") == \
-        [f"{record['iova']:x}"]
-    assert any(s.startswith("VIRTIO_CONFIG_S_NEEDS_RESET")
-               for s in status["statuses"]), status
-    assert "virtio: the IOMMU refused an access to the used ring" in \
-        vm.stderr.read_text()
-    assert re.search(r"virtio_blk virtio0: \[vda\] new size", log), log
-    assert "I/O error" not in log
+    assert_virtio_blk_broken(
+        vm, log, status, record,
+        "virtio: the IOMMU refused an access to the used ring")
 
 
 def test_every_dma_refused_qemu_stays_responsive(tmp_path):
