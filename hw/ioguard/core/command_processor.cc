@@ -130,7 +130,7 @@ Iommu::CommandResult Iommu::complete_wait(const uint32_t cmd[4])
 
 void Iommu::invalidate_devtab_entry(uint16_t devid)
 {
-    dte_cache_.erase(devid);
+    device_table_.invalidate_devtab_entry(devid);
     host_.device_table_changed(devid);
 }
 
@@ -173,7 +173,7 @@ void Iommu::invalidate_interrupt_table(uint16_t devid)
 
 void Iommu::invalidate_iommu_all()
 {
-    dte_cache_.clear();
+    device_table_.invalidate_all();
     iotlb_.invalidate_iommu_all();
     directory_cache_.invalidate_iommu_all();
     host_.interrupt_table_invalidated(-1);

@@ -5,44 +5,54 @@
 
 namespace ioguard {
 
-DeviceTableEntry DeviceTableEntry::decode(const uint64_t raw[4])
+void DeviceTable::set_base(uint64_t base)
 {
-    DeviceTableEntry e;
+    base_.store(base, std::memory_order_release);
+    cache_.clear();
+}
+
+DteLocation DeviceTable::locate(uint16_t devid) const
+{
+    const uint64_t base = base_.load(std::memory_order_acquire);
+    const uint64_t table_bytes =
+        ((base & IOGUARD_DEV_TABLE_SIZE_MASK) + 1) * 4096;
+    DteLocation where;
+    where.beyond_table = uint64_t{devid} * DTE_ENTRY_SIZE >= table_bytes;
+    where.address = (base & IOGUARD_BASE_ADDR_MASK) +
+                    uint64_t{devid} * DTE_ENTRY_SIZE;
+    return where;
+}
+
+std::optional<DeviceTableEntry> DeviceTable::load(uint16_t devid,
+                                                  DteLocation &where) const
+{
+    where = locate(devid);
+    if (where.beyond_table) {
+        return std::nullopt;
+    }
+    uint8_t buf[DTE_ENTRY_SIZE];
+    if (!host_.read_ram(where.address, buf, sizeof(buf))) {
+        return std::nullopt;
+    }
+    RawDte raw;
     for (int i = 0; i < 4; i++) {
-        e.raw[i] = raw[i];
+        raw[i] = load_le64(buf + 8 * i);
     }
-    const uint64_t q0 = raw[0], q1 = raw[1], q2 = raw[2], q3 = raw[3];
+    return DeviceTableEntry{raw};
+}
 
-    e.valid = q0 & DTE_FLAG_V;
-    e.translation_valid = q0 & DTE_FLAG_TV;
-    e.mode = (q0 >> DTE_MODE_SHIFT) & DTE_MODE_MASK;
-    e.page_table_root = q0 & IOGUARD_BASE_ADDR_MASK;
-    e.read_allowed = q0 & DTE_FLAG_IR;
-    e.write_allowed = q0 & DTE_FLAG_IW;
-    e.domain_id = q1 & DTE_DOMID_MASK;
-
-    e.interrupt_valid = q2 & DTE_IRQ_IV;
-    e.interrupt_table_len = (q2 >> DTE_IRQ_TABLE_LEN_SHIFT) &
-                            DTE_IRQ_TABLE_LEN_MASK;
-    e.interrupt_table_root = q2 & DTE_IRQ_ROOT_MASK;
-    e.interrupt_control = (q2 >> DTE_IRQ_INTCTL_SHIFT) & DTE_IRQ_INTCTL_MASK;
-    e.init_pass = q2 & DTE_IRQ_INITPASS;
-    e.extint_pass = q2 & DTE_IRQ_EINTPASS;
-    e.nmi_pass = q2 & DTE_IRQ_NMIPASS;
-    e.lint0_pass = q2 & DTE_IRQ_LINT0PASS;
-    e.lint1_pass = q2 & DTE_IRQ_LINT1PASS;
-
-    // Reserved bits only count in the half of the entry that is in use.
-    if (e.valid && ((q0 & DTE_Q0_RESERVED) || (q3 & DTE_Q3_RESERVED) ||
-                    (e.translation_valid && e.mode == 7))) {
-        e.illegal = true;
+std::optional<DeviceTableEntry> DeviceTable::read(uint16_t devid,
+                                                  DteLocation &where)
+{
+    if (const auto raw = cache_.lookup(devid)) {
+        return DeviceTableEntry{*raw};
     }
-    if (e.interrupt_valid &&
-        ((q2 & DTE_Q2_RESERVED) || e.interrupt_table_len > 11 ||
-         e.interrupt_control == 3)) {
-        e.illegal = true;
+    const uint64_t filled_at = cache_.epoch();
+    auto dte = load(devid, where);
+    if (dte) {
+        cache_.insert(devid, dte->raw, filled_at);
     }
-    return e;
+    return dte;
 }
 
 } // namespace ioguard

@@ -1,39 +1,120 @@
-// Device table entries (256 bits, one per requester ID), decoded once from
-// a local copy of guest memory and validated.
+// The device table (AMD IOMMU spec, "Device Table"): one 256-bit entry per
+// requester ID in guest memory, which the IOMMU finds through the Device
+// Table Base Address register and keeps in its device table cache until
+// INVALIDATE_DEVTAB_ENTRY or INVALIDATE_IOMMU_ALL says otherwise.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
+#include <optional>
+
+#include "host.hh"
+#include "hw/ioguard/amd-vi-regs.h"
+#include "sharded_cache.hh"
 
 namespace ioguard {
 
+// An entry's four quadwords, as the guest wrote them.
+using RawDte = std::array<uint64_t, 4>;
+
+// An entry as the guest wrote it, with its fields named as in the spec
+// (and Linux's amd_iommu_types.h). Each field is a bit test or a shift on
+// demand: the DMA path copies the entry out of the cache on every request
+// and reads a handful of them.
 struct DeviceTableEntry {
-    uint64_t raw[4] = {};
+    RawDte raw = {};
 
     // DMA remapping (q0, q1)
-    bool valid = false;              // V
-    bool translation_valid = false;  // TV
-    unsigned mode = 0;               // paging levels, 0 = no translation
-    uint64_t page_table_root = 0;
-    bool read_allowed = false;       // IR
-    bool write_allowed = false;      // IW
-    uint16_t domain_id = 0;
+    bool valid() const { return raw[0] & DTE_FLAG_V; }
+    bool translation_valid() const { return raw[0] & DTE_FLAG_TV; }
+    // Paging levels; 0: no translation.
+    unsigned mode() const
+    {
+        return (raw[0] >> DTE_MODE_SHIFT) & DTE_MODE_MASK;
+    }
+    uint64_t page_table_root() const { return raw[0] & IOGUARD_BASE_ADDR_MASK; }
+    bool read_allowed() const { return raw[0] & DTE_FLAG_IR; }   // IR
+    bool write_allowed() const { return raw[0] & DTE_FLAG_IW; }  // IW
+    uint16_t domain_id() const { return raw[1] & DTE_DOMID_MASK; }
 
     // Interrupt remapping (q2)
-    bool interrupt_valid = false;    // IV
-    unsigned interrupt_table_len = 0; // log2(entries)
-    uint64_t interrupt_table_root = 0;
-    unsigned interrupt_control = 0;  // IntCtl
-    bool init_pass = false;
-    bool extint_pass = false;
-    bool nmi_pass = false;
-    bool lint0_pass = false;
-    bool lint1_pass = false;
+    bool interrupt_valid() const { return raw[2] & DTE_IRQ_IV; } // IV
+    // log2(entries)
+    unsigned interrupt_table_len() const
+    {
+        return (raw[2] >> DTE_IRQ_TABLE_LEN_SHIFT) & DTE_IRQ_TABLE_LEN_MASK;
+    }
+    uint64_t interrupt_table_root() const { return raw[2] & DTE_IRQ_ROOT_MASK; }
+    unsigned interrupt_control() const  // IntCtl
+    {
+        return (raw[2] >> DTE_IRQ_INTCTL_SHIFT) & DTE_IRQ_INTCTL_MASK;
+    }
+    bool init_pass() const { return raw[2] & DTE_IRQ_INITPASS; }
+    bool extint_pass() const { return raw[2] & DTE_IRQ_EINTPASS; }
+    bool nmi_pass() const { return raw[2] & DTE_IRQ_NMIPASS; }
+    bool lint0_pass() const { return raw[2] & DTE_IRQ_LINT0PASS; }
+    bool lint1_pass() const { return raw[2] & DTE_IRQ_LINT1PASS; }
 
-    // Set when a reserved bit or a reserved encoding is present: the entry
-    // is an ILLEGAL_DEV_TABLE_ENTRY and nothing else in it may be used.
-    bool illegal = false;
+    // A reserved bit or a reserved encoding is present: the entry is an
+    // ILLEGAL_DEV_TABLE_ENTRY and nothing else in it may be used.
+    // (Reserved bits only count in the half of the entry that is in use.)
+    bool illegal() const
+    {
+        return (valid() && ((raw[0] & DTE_Q0_RESERVED) ||
+                            (raw[3] & DTE_Q3_RESERVED) ||
+                            (translation_valid() && mode() == 7))) ||
+               (interrupt_valid() &&
+                ((raw[2] & DTE_Q2_RESERVED) || interrupt_table_len() > 11 ||
+                 interrupt_control() == 3));
+    }
+};
 
-    static DeviceTableEntry decode(const uint64_t raw[4]);
+// Where a requester's entry is in guest memory, or that the table is too
+// small to have one.
+struct DteLocation {
+    bool beyond_table = false;
+    uint64_t address = 0;
+};
+
+struct DevidHash {
+    size_t operator()(uint16_t d) const { return d * 0x9e3779b1u >> 7; }
+};
+
+class DeviceTable {
+public:
+    explicit DeviceTable(Host &host) : host_(host) {}
+
+    // The Device Table Base Address register's value as the IOMMU uses it
+    // from now on. Empties the cache.
+    void set_base(uint64_t base);
+
+    DteLocation locate(uint16_t devid) const;
+
+    // devid's entry as guest memory holds it now, past the cache. nullopt
+    // when where.beyond_table or the entry at where.address is not RAM.
+    std::optional<DeviceTableEntry> load(uint16_t devid,
+                                         DteLocation &where) const;
+    // devid's entry from the cache, or loaded (see load) and cached.
+    std::optional<DeviceTableEntry> read(uint16_t devid, DteLocation &where);
+    // The cache's copy of devid's entry, if it has one.
+    std::optional<RawDte> cached(uint16_t devid) const
+    {
+        return cache_.lookup(devid);
+    }
+
+    // INVALIDATE_DEVTAB_ENTRY
+    void invalidate_devtab_entry(uint16_t devid) { cache_.erase(devid); }
+    // INVALIDATE_IOMMU_ALL (and the IOMMU switched on or off, reset, a
+    // restored snapshot).
+    void invalidate_all() { cache_.clear(); }
+
+private:
+    Host &host_;
+    std::atomic<uint64_t> base_{0};
+    // Raw entries, four words: the DMA path copies them out of the cache
+    // on every request, and decoding is cheaper than copying decoded ones.
+    ShardedCache<uint16_t, RawDte, DevidHash> cache_;
 };
 
 } // namespace ioguard

@@ -34,10 +34,10 @@ void Iommu::verify_cached_translation(uint16_t devid,
                                       const IotlbEntry &cached)
 {
     const uint64_t cached_mask = (uint64_t{1} << cached.page_shift) - 1;
-    const WalkResult now = walk_v1(host_, dte.page_table_root, dte.mode, iova);
+    const WalkResult now = walk_v1(host_, dte.page_table_root(), dte.mode(), iova);
     StaleUse use{};
     use.devid = devid;
-    use.domain = dte.domain_id;
+    use.domain = dte.domain_id();
     use.iova = iova;
     use.access = perm;
     use.stale_target = cached.page_base + (iova & cached_mask);
@@ -45,8 +45,8 @@ void Iommu::verify_cached_translation(uint16_t devid,
     use.now_mapped = now.status == WalkResult::Status::Ok;
     if (use.now_mapped) {
         use.current_target = now.page_base + (iova & (now.page_size - 1));
-        use.current_perm = perm_bits(now.read && dte.read_allowed,
-                                     now.write && dte.write_allowed);
+        use.current_perm = perm_bits(now.read && dte.read_allowed(),
+                                     now.write && dte.write_allowed());
         if (use.current_target == use.stale_target &&
             (use.current_perm & perm) == perm) {
             return;     // the tables still say so

@@ -79,10 +79,10 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
         bump(counters, &RequesterCounters::interrupts_blocked);
         return false;
     }
-    if (!dte->interrupt_valid) {
+    if (!dte->interrupt_valid()) {
         return true;    // IV=0: interrupts pass unmodified
     }
-    if (dte->illegal) {
+    if (dte->illegal()) {
         guest_error("device table entry of %04x has reserved interrupt "
                     "fields: %016llx", devid, (unsigned long long)dte->raw[2]);
         log_event(Event::illegal_dev_table_entry(devid, in.address,
@@ -97,18 +97,18 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
     switch (delivery) {
     case kFixed:
     case kArbitrated:
-        if (dte->interrupt_control == DTE_INTCTL_PASS) {
+        if (dte->interrupt_control() == DTE_INTCTL_PASS) {
             return true;
         }
-        if (dte->interrupt_control != DTE_INTCTL_REMAP) {
+        if (dte->interrupt_control() != DTE_INTCTL_REMAP) {
             // IntCtl=00b: target abort
             bump(counters, &RequesterCounters::interrupts_blocked);
             return false;
         }
         break;
-    case kNmi: pass = dte->nmi_pass; break;
-    case kInit: pass = dte->init_pass; break;
-    case kExtInt: pass = dte->extint_pass; break;
+    case kNmi: pass = dte->nmi_pass(); break;
+    case kInit: pass = dte->init_pass(); break;
+    case kExtInt: pass = dte->extint_pass(); break;
     default:
         pass = false;   // SMI and reserved modes are not forwarded
         break;
@@ -121,8 +121,8 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
     }
 
     const unsigned index = bits(in.data, 10, 0);
-    if (index >= (1u << dte->interrupt_table_len)) {
-        log_event(Event::io_page_fault(devid, dte->domain_id, in.address,
+    if (index >= (1u << dte->interrupt_table_len())) {
+        log_event(Event::io_page_fault(devid, dte->domain_id(), in.address,
                                        flags),
                   FaultReason::InterruptIndexBeyondTable);
         bump(counters, &RequesterCounters::interrupts_blocked);
@@ -130,12 +130,12 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
     }
     const bool wide = ga_enabled_.load(std::memory_order_acquire);
     const uint64_t entry_size = wide ? 16 : 4;
-    const uint64_t irte_addr = dte->interrupt_table_root + index * entry_size;
+    const uint64_t irte_addr = dte->interrupt_table_root() + index * entry_size;
     uint8_t buf[16];
     if (!host_.read_ram(irte_addr, buf, entry_size)) {
         guest_error("interrupt remapping entry %u of %04x at 0x%llx is not "
                     "in RAM", index, devid, (unsigned long long)irte_addr);
-        log_event(Event::page_tab_hardware_error(devid, dte->domain_id,
+        log_event(Event::page_tab_hardware_error(devid, dte->domain_id(),
                                                  irte_addr, flags),
                   FaultReason::InterruptTableNotInRam);
         bump(counters, &RequesterCounters::interrupts_blocked);
@@ -150,7 +150,7 @@ bool Iommu::remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out)
                         "is not offered (GAMSup=0)", index, devid);
         }
         if (!r.suppress_fault) {
-            log_event(Event::io_page_fault(devid, dte->domain_id, in.address,
+            log_event(Event::io_page_fault(devid, dte->domain_id(), in.address,
                                            flags),
                       FaultReason::InterruptNotRemapped);
         }

@@ -19,13 +19,13 @@ unsigned dma_of(bool enabled, const std::optional<DeviceTableEntry> &dte)
     if (!enabled) {
         return IOGUARD_DMA_UNTRANSLATED;
     }
-    if (!dte || dte->illegal) {
+    if (!dte || dte->illegal()) {
         return IOGUARD_DMA_BLOCKED;
     }
-    if (!dte->valid) {
+    if (!dte->valid()) {
         return IOGUARD_DMA_UNTRANSLATED;
     }
-    if (!dte->translation_valid || dte->mode == 0) {
+    if (!dte->translation_valid() || dte->mode() == 0) {
         return IOGUARD_DMA_PASSTHROUGH;
     }
     return IOGUARD_DMA_TRANSLATED;
@@ -49,46 +49,43 @@ void Iommu::clear_fault_records()
 IoguardDeviceInfo Iommu::read_device(uint16_t devid)
 {
     IoguardDeviceInfo info{};
-    bool beyond_table = false;
-    uint64_t dte_addr = 0;
-    const auto dte = load_dte(devid, beyond_table, dte_addr);
+    DteLocation where;
+    const auto dte = device_table_.load(devid, where);
 
     info.iommu_enabled = enabled_.load(std::memory_order_acquire);
     info.ga_enabled = ga_enabled_.load(std::memory_order_acquire);
-    info.beyond_table = beyond_table;
-    info.dte_address = beyond_table ? 0 : dte_addr;
+    info.beyond_table = where.beyond_table;
+    info.dte_address = where.beyond_table ? 0 : where.address;
     info.readable = dte.has_value();
     info.dma = dma_of(info.iommu_enabled, dte);
     if (!dte) {
         return info;
     }
-    if (const auto cached = dte_cache_.lookup(devid)) {
-        for (int i = 0; i < 4; i++) {
-            info.cached_copy_stale |= cached->raw[i] != dte->raw[i];
-        }
+    if (const auto cached = device_table_.cached(devid)) {
+        info.cached_copy_stale = *cached != dte->raw;
     }
     for (int i = 0; i < 4; i++) {
         info.raw[i] = dte->raw[i];
     }
-    info.illegal = dte->illegal;
-    info.valid = dte->valid;
-    info.translation_valid = dte->translation_valid;
-    info.read_allowed = dte->read_allowed;
-    info.write_allowed = dte->write_allowed;
-    info.mode = dte->mode;
-    info.page_table_root = dte->page_table_root;
-    info.domain_id = dte->domain_id;
-    info.interrupt_valid = dte->interrupt_valid;
-    info.interrupt_table_entries = dte->interrupt_table_len <= kMaxIrtLen
-                                       ? 1u << dte->interrupt_table_len
+    info.illegal = dte->illegal();
+    info.valid = dte->valid();
+    info.translation_valid = dte->translation_valid();
+    info.read_allowed = dte->read_allowed();
+    info.write_allowed = dte->write_allowed();
+    info.mode = dte->mode();
+    info.page_table_root = dte->page_table_root();
+    info.domain_id = dte->domain_id();
+    info.interrupt_valid = dte->interrupt_valid();
+    info.interrupt_table_entries = dte->interrupt_table_len() <= kMaxIrtLen
+                                       ? 1u << dte->interrupt_table_len()
                                        : 0;
-    info.interrupt_table_root = dte->interrupt_table_root;
-    info.interrupt_control = dte->interrupt_control;
-    info.init_pass = dte->init_pass;
-    info.extint_pass = dte->extint_pass;
-    info.nmi_pass = dte->nmi_pass;
-    info.lint0_pass = dte->lint0_pass;
-    info.lint1_pass = dte->lint1_pass;
+    info.interrupt_table_root = dte->interrupt_table_root();
+    info.interrupt_control = dte->interrupt_control();
+    info.init_pass = dte->init_pass();
+    info.extint_pass = dte->extint_pass();
+    info.nmi_pass = dte->nmi_pass();
+    info.lint0_pass = dte->lint0_pass();
+    info.lint1_pass = dte->lint1_pass();
     return info;
 }
 
@@ -97,9 +94,8 @@ IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
                                         uint64_t max_tables,
                                         const MappingSink &sink)
 {
-    bool beyond_table = false;
-    uint64_t dte_addr = 0;
-    const auto dte = load_dte(devid, beyond_table, dte_addr);
+    DteLocation where;
+    const auto dte = device_table_.load(devid, where);
     IoguardMappingWalk result{};
     result.dma = dma_of(enabled_.load(std::memory_order_acquire), dte);
 
@@ -111,8 +107,8 @@ IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
         const bool identity = result.dma == IOGUARD_DMA_UNTRANSLATED;
         const unsigned perm =
             identity ? unsigned(IOGUARD_PERM_RW)
-                     : (dte->read_allowed ? IOGUARD_PERM_READ : 0) |
-                           (dte->write_allowed ? IOGUARD_PERM_WRITE : 0);
+                     : (dte->read_allowed() ? IOGUARD_PERM_READ : 0) |
+                           (dte->write_allowed() ? IOGUARD_PERM_WRITE : 0);
         if (perm != IOGUARD_PERM_NONE && max_ranges > 0) {
             sink(IoguardMapping{start, ~uint64_t{0}, start, perm});
         }
@@ -120,8 +116,8 @@ IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
     }
     }
     const MappingWalk walk = ioguard::walk_mappings(
-        host_, dte->page_table_root, dte->mode, dte->read_allowed,
-        dte->write_allowed, start, max_ranges, max_tables, sink);
+        host_, dte->page_table_root(), dte->mode(), dte->read_allowed(),
+        dte->write_allowed(), start, max_ranges, max_tables, sink);
     result.truncated = walk.truncated;
     result.next_iova = walk.next_iova;
     result.tables_read = walk.tables_read;
@@ -132,20 +128,19 @@ IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
 bool Iommu::for_each_irte(uint16_t devid,
                           const std::function<void(const IoguardIrte &)> &fn)
 {
-    bool beyond_table = false;
-    uint64_t dte_addr = 0;
-    const auto dte = load_dte(devid, beyond_table, dte_addr);
+    DteLocation where;
+    const auto dte = device_table_.load(devid, where);
     if (!dte) {
         return false;
     }
-    if (dte->illegal || !dte->interrupt_valid) {
+    if (dte->illegal() || !dte->interrupt_valid()) {
         return true;    // no table in use
     }
     const bool wide = ga_enabled_.load(std::memory_order_acquire);
     const unsigned entry_size = wide ? 16 : 4;
-    const unsigned entries = 1u << dte->interrupt_table_len;
+    const unsigned entries = 1u << dte->interrupt_table_len();
     std::vector<uint8_t> table(size_t(entries) * entry_size);
-    if (!host_.read_ram(dte->interrupt_table_root, table.data(),
+    if (!host_.read_ram(dte->interrupt_table_root(), table.data(),
                         table.size())) {
         return false;
     }

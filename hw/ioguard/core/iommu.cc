@@ -56,13 +56,12 @@ void Iommu::reset()
     last_dma_event_ = Event{};
     enabled_ = false;
     ga_enabled_ = false;
-    dev_table_snapshot_ = 0;
+    device_table_.set_base(0);
     guest_streaming_ = false;
     {
         std::lock_guard<std::mutex> streams_guard(streams_lock_);
         streams_.clear();
     }
-    dte_cache_.clear();
     iotlb_.invalidate_iommu_all();
     directory_cache_.invalidate_iommu_all();
     delayed_waits_.clear();
@@ -167,8 +166,7 @@ void Iommu::write_register(uint64_t offset, uint64_t value, uint64_t written)
     case MMIO_DEV_TABLE_OFFSET:
         dev_table_base_ = value & (IOGUARD_BASE_ADDR_MASK |
                                    IOGUARD_DEV_TABLE_SIZE_MASK);
-        dev_table_snapshot_ = dev_table_base_;
-        dte_cache_.clear();
+        device_table_.set_base(dev_table_base_);
         host_.device_table_changed(-1);
         break;
     case MMIO_CMD_BUF_OFFSET:
@@ -239,7 +237,7 @@ void Iommu::write_control(uint64_t value)
 
     if (rose(CONTROL_IOMMU_EN) || fell(CONTROL_IOMMU_EN)) {
         // Nothing cached while the IOMMU was off (or before) may be used.
-        dte_cache_.clear();
+        device_table_.invalidate_all();
         iotlb_.invalidate_iommu_all();
         directory_cache_.invalidate_iommu_all();
         enabled_ = test(value, CONTROL_IOMMU_EN);

@@ -59,10 +59,6 @@ IovaRange command_range(uint32_t dw2, uint32_t dw3);
 IotlbEntry make_iotlb_entry(const WalkResult &walk,
                             const DeviceTableEntry &dte);
 
-struct DevidHash {
-    size_t operator()(uint16_t d) const { return d * 0x9e3779b1u >> 7; }
-};
-
 class Iommu {
 public:
     Iommu(Host &host, const Config &config);
@@ -137,12 +133,6 @@ private:
     // Translation (translate.cc)
     std::optional<DeviceTableEntry> fetch_dte(uint16_t devid, uint64_t addr,
                                               unsigned flags);
-    std::optional<DeviceTableEntry> load_dte(uint16_t devid,
-                                             bool &beyond_table,
-                                             uint64_t &dte_addr);
-    std::optional<DeviceTableEntry> read_dte(uint16_t devid,
-                                             bool &beyond_table,
-                                             uint64_t &dte_addr);
     // The guest's tables for iova, through the page directory cache.
     WalkResult walk_tables(const DeviceTableEntry &dte, uint64_t iova,
                            bool &from_directory);
@@ -222,12 +212,11 @@ private:
     // Read on the DMA path without lock_.
     std::atomic<bool> enabled_{false};
     std::atomic<bool> ga_enabled_{false};
-    std::atomic<uint64_t> dev_table_snapshot_{0};
     // IOGUARD_MMIO_CONTROL's STREAMING_EN: the guest's PTE bit counts.
     std::atomic<bool> guest_streaming_{false};
 
     Statistics stats_;
-    ShardedCache<uint16_t, DeviceTableEntry, DevidHash> dte_cache_;
+    DeviceTable device_table_{host_};
     Iotlb iotlb_{stats_};
     PageDirectoryCache directory_cache_;
 

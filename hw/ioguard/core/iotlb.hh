@@ -56,19 +56,28 @@ public:
     uint64_t epoch() const { return cache_.epoch(); }
 
     // On a hit, out.prefetched says that this is the first use of a
-    // prefetched entry (the entry itself is now an ordinary one).
+    // prefetched entry (the entry itself is now an ordinary one). The hit
+    // of an ordinary entry takes no lock.
     bool lookup(uint16_t domain, uint64_t iova, IotlbEntry &out)
     {
         uint64_t shifts = shifts_present_.load(std::memory_order_acquire);
         while (shifts) {
             const unsigned shift = __builtin_ctzll(shifts);
             shifts &= shifts - 1;
-            if (auto e = cache_.lookup_and_touch(
-                    {domain, uint8_t(shift), iova >> shift},
-                    [](IotlbEntry &entry) { entry.prefetched = false; })) {
-                out = *e;
-                return true;
+            const IotlbTag tag{domain, uint8_t(shift), iova >> shift};
+            auto e = cache_.lookup(tag);
+            if (!e) {
+                continue;
             }
+            if (e->prefetched) {
+                // Of several users of a prefetched entry, one is the first.
+                const auto before = cache_.update(tag, [](IotlbEntry &entry) {
+                    entry.prefetched = false;
+                });
+                e->prefetched = before && before->prefetched;
+            }
+            out = *e;
+            return true;
         }
         return false;
     }

@@ -120,7 +120,7 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
         RequesterStreams &requester = streams_[devid];
         auto &streams = requester.streams;
         requester.forget_dead_ends(base, page_size);
-        Stream *s = find_stream(requester, dte.domain_id, base, page_size);
+        Stream *s = find_stream(requester, dte.domain_id(), base, page_size);
         continues = s != nullptr;
         if (!s) {
             // A new stream takes the place of the least recently used.
@@ -158,7 +158,7 @@ bool Iommu::prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
             (direction > 0 ? s->frontier >= next : s->frontier <= next) &&
             distance(next, s->frontier, direction) <= window;
         s->active = true;
-        s->domain = dte.domain_id;
+        s->domain = dte.domain_id();
         s->last_base = base;
         s->last_size = page_size;
         s->direction = step ? step : was;
@@ -248,7 +248,7 @@ Iommu::PrefetchStop Iommu::prefetch_one(uint16_t devid,
                                         unsigned &walk_entries,
                                         bool &installed)
 {
-    if (auto cached = iotlb_.peek(dte.domain_id, iova)) {
+    if (auto cached = iotlb_.peek(dte.domain_id(), iova)) {
         page_size = uint64_t{1} << cached->page_shift;
         return PrefetchStop::None;
     }
@@ -264,7 +264,7 @@ Iommu::PrefetchStop Iommu::prefetch_one(uint16_t devid,
     IotlbEntry entry = make_iotlb_entry(walk, dte);
     entry.prefetched = true;
     entry.prefetched_for = devid;
-    iotlb_.insert(dte.domain_id, iova, entry, filled_at);
+    iotlb_.insert(dte.domain_id(), iova, entry, filled_at);
     page_size = walk.page_size;
     installed = true;
     return PrefetchStop::None;
@@ -298,15 +298,14 @@ Iommu::CommandResult Iommu::prefetch_iommu_pages(const uint32_t cmd[4],
                          ? ~uint64_t{0}
                          : range.first + bytes - 1;
     }
-    bool beyond_table = false;
-    uint64_t dte_addr = 0;
-    const auto dte = read_dte(devid, beyond_table, dte_addr);
-    if (!dte || !dte->valid || dte->illegal || !dte->translation_valid ||
-        dte->mode == 0) {
+    DteLocation where;
+    const auto dte = device_table_.read(devid, where);
+    if (!dte || !dte->valid() || dte->illegal() || !dte->translation_valid() ||
+        dte->mode() == 0) {
         return CommandResult::Done;     // nothing translated to prefetch
     }
     if (cmd[2] & CMD_PREFETCH_INVAL_MASK) {
-        iotlb_.invalidate_iommu_pages(dte->domain_id, range.first,
+        iotlb_.invalidate_iommu_pages(dte->domain_id(), range.first,
                                       range.last);
     }
     const uint64_t filled_at = iotlb_.epoch();

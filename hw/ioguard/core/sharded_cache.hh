@@ -1,7 +1,17 @@
-// A bounded cache split into independently locked shards, so that lookups
-// from many threads do not serialise on one lock. Each shard is a small
-// fully associative set of slots: no allocation on the DMA path, and a
-// lookup compares a handful of keys.
+// A bounded cache split into independently locked shards. Each shard is a
+// small fully associative set of slots: no allocation on the DMA path, and
+// a lookup compares a handful of keys.
+//
+// Lookups take no lock, because every DMA of the VM makes one or two: each
+// shard has a sequence number that a writer (holding the shard's lock) makes
+// odd before it changes a slot and even again after; a reader copies what
+// it wants and tries again if the number was odd or changed meanwhile (a
+// seqlock, as Linux's seqcount_t). The copy may race a writer and be torn;
+// the retry throws such a copy away, which is why keys and values must be
+// trivially copyable. (Copying through relaxed atomic words instead costs
+// the hit path a quarter more: the word-sized stores stall the wider loads
+// that copy the result on.) A reader that keeps meeting a writer waits for
+// the shard's lock instead of spinning.
 //
 // Invalidation is exact: every invalidation bumps an epoch before it erases.
 // A filler reads the epoch before it reads guest tables and inserts only if
@@ -15,6 +25,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 
 namespace ioguard {
 
@@ -26,32 +37,46 @@ struct IgnoreDropped {
 template <typename Key, typename Value, typename Hash, size_t Shards = 256,
           size_t Ways = 8>
 class ShardedCache {
+    static_assert(std::is_trivially_copyable_v<Key> &&
+                  std::is_trivially_copyable_v<Value>);
+
 public:
     uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
 
     std::optional<Value> lookup(const Key &key) const
     {
         const Shard &s = shard(key);
-        std::lock_guard<std::mutex> guard(s.lock);
-        for (const Slot &slot : s.slots) {
-            if (slot.valid && slot.key == key) {
-                return slot.value;
+        for (int attempt = 0; attempt < 4; attempt++) {
+            const uint64_t before = s.sequence.load(std::memory_order_acquire);
+            if (before & 1) {
+                continue;           // a writer is in the middle of a change
+            }
+            const std::optional<Value> found = find(s, key);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (s.sequence.load(std::memory_order_relaxed) == before) {
+                return found;
             }
         }
-        return std::nullopt;
+        std::lock_guard<std::mutex> guard(s.lock);
+        return find(s, key);
     }
 
-    // A lookup that may update the entry it finds (touch(Value &)); returns
-    // the entry as it was before.
+    // Changes the entry of key, if there is one, with touch(Value &), and
+    // returns it as it was before. Of several threads touching one entry,
+    // each sees what the one before it left.
     template <typename Touch>
-    std::optional<Value> lookup_and_touch(const Key &key, Touch touch)
+    std::optional<Value> update(const Key &key, Touch touch)
     {
         Shard &s = shard(key);
         std::lock_guard<std::mutex> guard(s.lock);
         for (Slot &slot : s.slots) {
-            if (slot.valid && slot.key == key) {
+            if (slot.valid.load(std::memory_order_relaxed) &&
+                slot.key == key) {
                 const Value before = slot.value;
-                touch(slot.value);
+                Value after = before;
+                touch(after);
+                Writing writing(s);
+                slot.value = after;
                 return before;
             }
         }
@@ -71,11 +96,12 @@ public:
         }
         Slot *target = nullptr;
         for (Slot &slot : s.slots) {
-            if (slot.valid && slot.key == key) {
+            const bool valid = slot.valid.load(std::memory_order_relaxed);
+            if (valid && slot.key == key) {
                 target = &slot;
                 break;
             }
-            if (!slot.valid && !target) {
+            if (!valid && !target) {
                 target = &slot;
             }
         }
@@ -84,7 +110,10 @@ public:
             s.next_victim = (s.next_victim + 1) % Ways;
             evicted(target->value);
         }
-        *target = Slot{true, key, value};
+        Writing writing(s);
+        target->key = key;
+        target->value = value;
+        target->valid.store(true, std::memory_order_relaxed);
     }
 
     template <typename Erased = IgnoreDropped>
@@ -94,8 +123,10 @@ public:
         Shard &s = shard(key);
         std::lock_guard<std::mutex> guard(s.lock);
         for (Slot &slot : s.slots) {
-            if (slot.valid && slot.key == key) {
-                slot.valid = false;
+            if (slot.valid.load(std::memory_order_relaxed) &&
+                slot.key == key) {
+                Writing writing(s);
+                slot.valid.store(false, std::memory_order_relaxed);
                 erased(slot.value);
             }
         }
@@ -107,8 +138,10 @@ public:
         for (Shard &s : shards_) {
             std::lock_guard<std::mutex> guard(s.lock);
             for (Slot &slot : s.slots) {
-                if (slot.valid && pred(slot.key, slot.value)) {
-                    slot.valid = false;
+                if (slot.valid.load(std::memory_order_relaxed) &&
+                    pred(slot.key, slot.value)) {
+                    Writing writing(s);
+                    slot.valid.store(false, std::memory_order_relaxed);
                 }
             }
         }
@@ -125,7 +158,7 @@ public:
         for (const Shard &s : shards_) {
             std::lock_guard<std::mutex> guard(s.lock);
             for (const Slot &slot : s.slots) {
-                n += slot.valid;
+                n += slot.valid.load(std::memory_order_relaxed);
             }
         }
         return n;
@@ -135,15 +168,49 @@ public:
 
 private:
     struct Slot {
-        bool valid = false;
+        std::atomic<bool> valid{false};
         Key key{};
         Value value{};
     };
     struct Shard {
-        mutable std::mutex lock;
+        mutable std::mutex lock;                // writers
+        std::atomic<uint64_t> sequence{0};      // odd while a writer writes
         std::array<Slot, Ways> slots{};
         size_t next_victim = 0;
     };
+
+    // A change to one shard's slots, made under its lock: the sequence is
+    // odd from construction to destruction.
+    class Writing {
+    public:
+        explicit Writing(Shard &s) : s_(s)
+        {
+            s_.sequence.store(s_.sequence.load(std::memory_order_relaxed) + 1,
+                              std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_release);
+        }
+        ~Writing()
+        {
+            s_.sequence.store(s_.sequence.load(std::memory_order_relaxed) + 1,
+                              std::memory_order_release);
+        }
+        Writing(const Writing &) = delete;
+        Writing &operator=(const Writing &) = delete;
+
+    private:
+        Shard &s_;
+    };
+
+    static std::optional<Value> find(const Shard &s, const Key &key)
+    {
+        for (const Slot &slot : s.slots) {
+            if (slot.valid.load(std::memory_order_relaxed) &&
+                slot.key == key) {
+                return slot.value;
+            }
+        }
+        return std::nullopt;
+    }
 
     const Shard &shard(const Key &key) const
     {

@@ -114,7 +114,7 @@ bool Iommu::load_state(const uint8_t *data, size_t size)
     guest_streaming_ = r[21] != 0;
     enabled_ = test(control_, CONTROL_IOMMU_EN);
     ga_enabled_ = test(control_, CONTROL_GA_EN);
-    dev_table_snapshot_ = dev_table_base_;
+    device_table_.set_base(dev_table_base_);
     last_dma_event_ = Event{};
 
     for (const IoguardStreamingRule &old : policy_.rules()) {
@@ -132,7 +132,6 @@ bool Iommu::load_state(const uint8_t *data, size_t size)
         std::lock_guard<std::mutex> remembered_guard(remembered_lock_);
         remembered_.clear();
     }
-    dte_cache_.clear();
     iotlb_.invalidate_iommu_all();
     directory_cache_.invalidate_iommu_all();
     if (!delayed_waits_.empty()) {

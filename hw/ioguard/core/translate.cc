@@ -42,69 +42,27 @@ unsigned perm_of(bool read, bool write)
 
 } // namespace
 
-// The DTE of devid as guest memory holds it now, without reporting
-// anything. On failure, beyond_table or the entry's address say why.
-std::optional<DeviceTableEntry> Iommu::load_dte(uint16_t devid,
-                                                bool &beyond_table,
-                                                uint64_t &dte_addr)
-{
-    const uint64_t dtb = dev_table_snapshot_.load(std::memory_order_acquire);
-    const uint64_t table_bytes = ((dtb & IOGUARD_DEV_TABLE_SIZE_MASK) + 1) *
-                                 4096;
-    beyond_table = uint64_t{devid} * DTE_ENTRY_SIZE >= table_bytes;
-    if (beyond_table) {
-        return std::nullopt;
-    }
-    dte_addr = (dtb & IOGUARD_BASE_ADDR_MASK) + uint64_t{devid} * DTE_ENTRY_SIZE;
-    uint8_t buf[DTE_ENTRY_SIZE];
-    if (!host_.read_ram(dte_addr, buf, sizeof(buf))) {
-        return std::nullopt;
-    }
-    uint64_t raw[4];
-    for (int i = 0; i < 4; i++) {
-        raw[i] = load_le64(buf + 8 * i);
-    }
-    return DeviceTableEntry::decode(raw);
-}
-
-// The DTE of devid, from the cache or guest memory (see load_dte).
-std::optional<DeviceTableEntry> Iommu::read_dte(uint16_t devid,
-                                                bool &beyond_table,
-                                                uint64_t &dte_addr)
-{
-    if (auto cached = dte_cache_.lookup(devid)) {
-        return cached;
-    }
-    const uint64_t filled_at = dte_cache_.epoch();
-    auto dte = load_dte(devid, beyond_table, dte_addr);
-    if (dte) {
-        dte_cache_.insert(devid, *dte, filled_at);
-    }
-    return dte;
-}
-
 // The DTE of devid for a request at addr. On failure the architected event
 // has been logged and nullopt comes back.
 std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
                                                  unsigned flags)
 {
-    bool beyond_table = false;
-    uint64_t dte_addr = 0;
-    auto dte = read_dte(devid, beyond_table, dte_addr);
+    DteLocation where;
+    const auto dte = device_table_.read(devid, where);
     if (dte) {
         return dte;
     }
-    if (beyond_table) {
+    if (where.beyond_table) {
         guest_error("requester %04x is beyond the device table", devid);
         log_event(Event::illegal_dev_table_entry(devid, addr, flags),
                   FaultReason::BeyondDeviceTable);
     } else {
         guest_error("device table entry of %04x at 0x%llx is not in RAM",
-                    devid, (unsigned long long)dte_addr);
-        log_event(Event::dev_tab_hardware_error(devid, dte_addr, flags),
+                    devid, (unsigned long long)where.address);
+        log_event(Event::dev_tab_hardware_error(devid, where.address, flags),
                   FaultReason::DeviceTableNotInRam);
     }
-    return std::nullopt;
+    return dte;
 }
 
 bool Iommu::dma_is_identity(uint16_t devid)
@@ -116,15 +74,14 @@ bool Iommu::dma_is_identity(uint16_t devid)
         faults_armed(FaultSite::DteFetch)) {
         return false;   // the rules want to see every DMA
     }
-    bool beyond_table = false;
-    uint64_t dte_addr = 0;
-    const auto dte = read_dte(devid, beyond_table, dte_addr);
-    if (!dte || dte->illegal) {
+    DteLocation where;
+    const auto dte = device_table_.read(devid, where);
+    if (!dte || dte->illegal()) {
         return false;
     }
-    return !dte->valid ||
-           ((!dte->translation_valid || dte->mode == 0) &&
-            dte->read_allowed && dte->write_allowed);
+    return !dte->valid() ||
+           ((!dte->translation_valid() || dte->mode() == 0) &&
+            dte->read_allowed() && dte->write_allowed());
 }
 
 IotlbEntry make_iotlb_entry(const WalkResult &walk,
@@ -133,8 +90,8 @@ IotlbEntry make_iotlb_entry(const WalkResult &walk,
     IotlbEntry e{};
     e.page_base = walk.page_base;
     e.page_shift = __builtin_ctzll(walk.page_size);
-    e.read = walk.read && dte.read_allowed;
-    e.write = walk.write && dte.write_allowed;
+    e.read = walk.read && dte.read_allowed();
+    e.write = walk.write && dte.write_allowed();
     e.streaming = walk.streaming;
     return e;
 }
@@ -142,19 +99,19 @@ IotlbEntry make_iotlb_entry(const WalkResult &walk,
 WalkResult Iommu::walk_tables(const DeviceTableEntry &dte, uint64_t iova,
                               bool &from_directory)
 {
-    const uint16_t domain = dte.domain_id;
-    const uint64_t root = dte.page_table_root;
-    if (auto dir = directory_cache_.lookup(domain, root, dte.mode, iova)) {
+    const uint16_t domain = dte.domain_id();
+    const uint64_t root = dte.page_table_root();
+    if (auto dir = directory_cache_.lookup(domain, root, dte.mode(), iova)) {
         from_directory = true;
         return walk_v1_from_l1(host_, dir->l1_table, dir->read, dir->write,
                                iova);
     }
     from_directory = false;
     const uint64_t directory_filled_at = directory_cache_.epoch();
-    const WalkResult walk = walk_v1(host_, root, dte.mode, iova);
+    const WalkResult walk = walk_v1(host_, root, dte.mode(), iova);
     if (walk.l1_table) {
         directory_cache_.insert(domain, iova,
-                                {root, dte.mode, walk.l1_table, walk.l1_read,
+                                {root, dte.mode(), walk.l1_table, walk.l1_read,
                                  walk.l1_write},
                                 directory_filled_at);
     }
@@ -196,10 +153,9 @@ IoguardTranslation Iommu::translate_with_faults(uint16_t devid, uint64_t iova,
     }
     switch (fired->action) {
     case FaultAction::Fault: {
-        bool beyond_table = false;
-        uint64_t dte_addr = 0;
-        const auto dte = read_dte(devid, beyond_table, dte_addr);
-        return fault(devid, dte ? dte->domain_id : 0, iova,
+        DteLocation where;
+        const auto dte = device_table_.read(devid, where);
+        return fault(devid, dte ? dte->domain_id() : 0, iova,
                      request_flags(perm), perm, FaultReason::Injected);
     }
     case FaultAction::Corrupt: {
@@ -241,9 +197,7 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
     if (perm != IOGUARD_PERM_NONE && faults_armed(FaultSite::DteFetch) &&
         inject(FaultSite::DteFetch, {devid, iova, write})) {
         // As if the entry could not be read.
-        const uint64_t dtb = dev_table_snapshot_.load();
-        const uint64_t dte_addr = (dtb & IOGUARD_BASE_ADDR_MASK) +
-                                  uint64_t{devid} * DTE_ENTRY_SIZE;
+        const uint64_t dte_addr = device_table_.locate(devid).address;
         log_event(Event::dev_tab_hardware_error(devid, dte_addr, flags),
                   FaultReason::Injected);
         bump(counters, &RequesterCounters::faults);
@@ -256,11 +210,11 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
         bump(counters, &RequesterCounters::refused_by_dte);
         return blocked(iova);
     }
-    if (!dte->valid) {
+    if (!dte->valid()) {
         bump(counters, &RequesterCounters::passthrough);
         return identity(iova, IOGUARD_PERM_RW);
     }
-    if (dte->illegal) {
+    if (dte->illegal()) {
         guest_error("device table entry of %04x has reserved bits set: "
                     "%016llx %016llx %016llx %016llx", devid,
                     (unsigned long long)dte->raw[0],
@@ -276,18 +230,18 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
         }
         return blocked(iova);
     }
-    const uint16_t domain = dte->domain_id;
-    if (!dte->translation_valid || dte->mode == 0) {
+    const uint16_t domain = dte->domain_id();
+    if (!dte->translation_valid() || dte->mode() == 0) {
         // Passthrough, gated by the DTE's IR/IW; IR=IW=0 is how Linux
         // blocks a device.
-        if (!allowed(perm, dte->read_allowed, dte->write_allowed)) {
+        if (!allowed(perm, dte->read_allowed(), dte->write_allowed())) {
             bump(counters, &RequesterCounters::refused_by_dte);
             return fault(devid, domain, iova,
                          flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
                          FaultReason::DeviceTablePermission);
         }
         bump(counters, &RequesterCounters::passthrough);
-        return identity(iova, perm_of(dte->read_allowed, dte->write_allowed));
+        return identity(iova, perm_of(dte->read_allowed(), dte->write_allowed()));
     }
 
     IotlbEntry entry;
@@ -303,9 +257,9 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
         if (perm != IOGUARD_PERM_NONE && faults_armed(FaultSite::PageWalk) &&
             inject(FaultSite::PageWalk, {devid, iova, write})) {
             // As if the walk's first read, in the root table, failed.
-            const unsigned shift = 12 + 9 * (dte->mode - 1);
+            const unsigned shift = 12 + 9 * (dte->mode() - 1);
             const uint64_t entry_addr =
-                dte->page_table_root +
+                dte->page_table_root() +
                 (shift < 64 ? (iova >> shift) & 0x1ff : 0) * 8;
             bump(counters, &RequesterCounters::faults);
             log_event(Event::page_tab_hardware_error(devid, domain, entry_addr,
