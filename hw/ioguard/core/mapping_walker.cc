@@ -3,8 +3,7 @@
 #include <algorithm>
 
 #include "bits.hh"
-#include "hw/ioguard/amd-vi-regs.h"
-#include "page_walker.hh"
+#include "v1_pte.hh"
 
 namespace ioguard {
 
@@ -109,31 +108,20 @@ bool Walker::visit(uint64_t table, unsigned level, uint64_t base,
             result_.malformed++;
             continue;
         }
-        const uint64_t pte = load_le64(buf + 8 * i);
-        if (!(pte & IOMMU_PTE_PR)) {
+        const V1Pte pte = decode_v1_pte(load_le64(buf + 8 * i), level);
+        if (pte.kind == V1Pte::Kind::NotPresent) {
             continue;
         }
-        if (pte & IOMMU_PTE_RESERVED) {
+        if (pte.kind == V1Pte::Kind::Reserved) {
             result_.malformed++;
             continue;
         }
-        const bool r = read && (pte & IOMMU_PTE_IR);
-        const bool w = write && (pte & IOMMU_PTE_IW);
-        const unsigned next = (pte >> IOMMU_PTE_NEXT_LEVEL_SHIFT) &
-                              IOMMU_PTE_NEXT_LEVEL_MASK;
-        if (next == 0 || next == IOMMU_PTE_NEXT_LEVEL_LARGE) {
-            uint64_t size = entry_size;
-            if (next == IOMMU_PTE_NEXT_LEVEL_LARGE) {
-                size = large_page_size(pte);
-                if (size <= entry_size ||
-                    (level < 6 && size > level_entry_size(level + 1))) {
-                    result_.malformed++;
-                    continue;
-                }
-            }
+        const bool r = read && pte.read;
+        const bool w = write && pte.write;
+        if (pte.kind == V1Pte::Kind::Page) {
             const uint64_t from = std::max(entry_base, start_);
-            const uint64_t target = ((pte & IOMMU_PTE_ADDR_MASK) & ~(size - 1)) +
-                                    (from & (size - 1));
+            const uint64_t target = pte.address +
+                                    (from & (pte.page_size - 1));
             if (!emit(from, entry_last, target,
                       (r ? IOGUARD_PERM_READ : 0) |
                           (w ? IOGUARD_PERM_WRITE : 0))) {
@@ -141,18 +129,14 @@ bool Walker::visit(uint64_t table, unsigned level, uint64_t base,
             }
             continue;
         }
-        if (next >= level) {
-            result_.malformed++;
-            continue;
-        }
         // A skipping PDE: only IOVAs whose skipped index bits are 0 exist.
         const uint64_t child_last =
-            std::min(entry_last, entry_base + (level_entry_size(next + 1) - 1));
+            std::min(entry_last,
+                     entry_base + (level_entry_size(pte.next_level + 1) - 1));
         if (child_last < start_) {
             continue;
         }
-        if (!visit(pte & IOMMU_PTE_ADDR_MASK, next, entry_base, child_last, r,
-                   w)) {
+        if (!visit(pte.address, pte.next_level, entry_base, child_last, r, w)) {
             return false;
         }
     }

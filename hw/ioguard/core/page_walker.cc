@@ -1,7 +1,7 @@
 #include "page_walker.hh"
 
 #include "bits.hh"
-#include "hw/ioguard/amd-vi-regs.h"
+#include "v1_pte.hh"
 
 namespace ioguard {
 
@@ -25,42 +25,25 @@ WalkResult walk(Host &host, uint64_t table, unsigned level, bool read,
             r.error_address = entry_addr;
             return r;
         }
-        const uint64_t pte = load_le64(buf);
-        if (!(pte & IOMMU_PTE_PR)) {
+        const V1Pte pte = decode_v1_pte(load_le64(buf), level);
+        if (pte.kind == V1Pte::Kind::NotPresent) {
             r.status = WalkResult::Status::NotPresent;
             return r;
         }
-        if (pte & IOMMU_PTE_RESERVED) {
+        if (pte.kind == V1Pte::Kind::Reserved) {
             r.status = WalkResult::Status::Reserved;
             return r;
         }
-        r.read = r.read && (pte & IOMMU_PTE_IR);
-        r.write = r.write && (pte & IOMMU_PTE_IW);
-
-        const unsigned next = (pte >> IOMMU_PTE_NEXT_LEVEL_SHIFT) &
-                              IOMMU_PTE_NEXT_LEVEL_MASK;
-        if (next == 0 || next == IOMMU_PTE_NEXT_LEVEL_LARGE) {
-            uint64_t size = level_entry_size(level);
-            if (next == IOMMU_PTE_NEXT_LEVEL_LARGE) {
-                size = large_page_size(pte);
-                // Replicated entries of one page: more than one entry of this
-                // table, at most the whole table.
-                if (size <= level_entry_size(level) ||
-                    (level < 6 && size > level_entry_size(level + 1))) {
-                    r.status = WalkResult::Status::Reserved;
-                    return r;
-                }
-            }
-            r.page_size = size;
-            r.streaming = pte & IOGUARD_PTE_STREAMING;
-            r.page_base = (pte & IOMMU_PTE_ADDR_MASK) & ~(size - 1);
+        r.read = r.read && pte.read;
+        r.write = r.write && pte.write;
+        if (pte.kind == V1Pte::Kind::Page) {
+            r.page_size = pte.page_size;
+            r.streaming = pte.streaming;
+            r.page_base = pte.address;
             r.status = WalkResult::Status::Ok;
             return r;
         }
-        if (next >= level) {
-            r.status = WalkResult::Status::Reserved;
-            return r;
-        }
+        const unsigned next = pte.next_level;
         // Skipped levels translate as if their index were 0; an IOVA that
         // uses them is outside what the tables describe.
         if (next < level - 1 &&
@@ -68,7 +51,7 @@ WalkResult walk(Host &host, uint64_t table, unsigned level, bool read,
             r.status = WalkResult::Status::OutOfRange;
             return r;
         }
-        table = pte & IOMMU_PTE_ADDR_MASK;
+        table = pte.address;
         if (level == 2 && next == 1) {
             r.l1_table = table;
             r.l1_read = r.read;
@@ -81,19 +64,6 @@ WalkResult walk(Host &host, uint64_t table, unsigned level, bool read,
 }
 
 } // namespace
-
-// Size of a NextLevel=7 page: 2^(n+1), n = the lowest 0 bit of the address
-// field at or above bit 12. All ones (no 0 bit) is not a valid encoding.
-uint64_t large_page_size(uint64_t pte)
-{
-    const uint64_t addr_bits = (pte & IOMMU_PTE_ADDR_MASK) >> 12;
-    const uint64_t ones = ~addr_bits & ((uint64_t{1} << 40) - 1);
-    if (ones == 0) {
-        return 0;
-    }
-    const unsigned n = 12 + __builtin_ctzll(ones);
-    return n + 1 >= 64 ? 0 : uint64_t{1} << (n + 1);
-}
 
 WalkResult walk_v1(Host &host, uint64_t root, unsigned mode, uint64_t iova)
 {

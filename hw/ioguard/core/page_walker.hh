@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "host.hh"
+#include "v1_pte.hh"
 
 namespace ioguard {
 
@@ -31,15 +32,6 @@ struct WalkResult {
     bool l1_read = false;
     bool l1_write = false;
 };
-
-// Size in bytes that one entry of a level-L table maps by default.
-constexpr uint64_t level_entry_size(unsigned level)
-{
-    return uint64_t{1} << (12 + 9 * (level - 1));
-}
-
-// Size of the page a NextLevel=7 PTE maps, or 0 for an invalid encoding.
-uint64_t large_page_size(uint64_t pte);
 
 // Walks the tables rooted at root with the DTE's Mode (1..6). Reads at most
 // one entry per level, so it is bounded whatever the guest wrote.
