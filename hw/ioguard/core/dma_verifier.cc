@@ -68,7 +68,7 @@ void Iommu::report_stale_use(const StaleUse &use)
         }
         last_stale_use_ = use;
         last_stale_use_ns_ = now;
-        host_.fault_recorded(fault_records_.record_stale_use(use, now));
+        fault_records_.stale_use(use, now);
     }
     const unsigned bus = use.devid >> 8, dev = (use.devid >> 3) & 0x1f,
                    fn = use.devid & 7;

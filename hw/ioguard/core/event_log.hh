@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "host.hh"
+#include "hw/ioguard/iommu-engine.h"
 
 namespace ioguard {
 
@@ -28,6 +29,41 @@ struct Event {
                                          uint64_t entry_addr, unsigned flags);
     static Event illegal_command_error(uint64_t command_addr);
     static Event command_hardware_error(uint64_t addr, unsigned flags);
+};
+
+// Why the core generated an event (or the verifier a finding): in more
+// detail than the event itself (see fault_records.hh). The values and names
+// are the C API's IOGUARD_FAULT_* (see fault_reason_name()).
+enum class FaultReason : unsigned {
+    BeyondDeviceTable = IOGUARD_FAULT_BEYOND_DEVICE_TABLE,
+    DeviceTableNotInRam = IOGUARD_FAULT_DEVICE_TABLE_NOT_IN_RAM,
+    IllegalDeviceTableEntry = IOGUARD_FAULT_ILLEGAL_DEVICE_TABLE_ENTRY,
+    DeviceTablePermission = IOGUARD_FAULT_DEVICE_TABLE_PERMISSION,
+    NotPresent = IOGUARD_FAULT_NOT_PRESENT,
+    OutOfRange = IOGUARD_FAULT_OUT_OF_RANGE,
+    PageTableReserved = IOGUARD_FAULT_PAGE_TABLE_RESERVED,
+    PageTableNotInRam = IOGUARD_FAULT_PAGE_TABLE_NOT_IN_RAM,
+    Permission = IOGUARD_FAULT_PERMISSION,
+    InterruptIndexBeyondTable = IOGUARD_FAULT_INTERRUPT_INDEX_BEYOND_TABLE,
+    InterruptTableNotInRam = IOGUARD_FAULT_INTERRUPT_TABLE_NOT_IN_RAM,
+    InterruptNotRemapped = IOGUARD_FAULT_INTERRUPT_NOT_REMAPPED,
+    IllegalCommand = IOGUARD_FAULT_ILLEGAL_COMMAND,
+    CommandNotInRam = IOGUARD_FAULT_COMMAND_NOT_IN_RAM,
+    CompletionStoreNotInRam = IOGUARD_FAULT_COMPLETION_STORE_NOT_IN_RAM,
+    UseAfterUnmap = IOGUARD_FAULT_USE_AFTER_UNMAP,
+    StaleTranslation = IOGUARD_FAULT_STALE_TRANSLATION,
+    Injected = IOGUARD_FAULT_INJECTED,
+};
+
+// What became of a record's event (IOGUARD_DELIVERY_*).
+enum class Delivery : unsigned {
+    Logged = IOGUARD_DELIVERY_LOGGED,
+    LogFull = IOGUARD_DELIVERY_LOG_FULL,
+    LogDisabled = IOGUARD_DELIVERY_LOG_DISABLED,
+    LogStopped = IOGUARD_DELIVERY_LOG_STOPPED,
+    LogNotInRam = IOGUARD_DELIVERY_LOG_NOT_IN_RAM,
+    NotReported = IOGUARD_DELIVERY_NOT_REPORTED,
+    Injected = IOGUARD_DELIVERY_INJECTED,
 };
 
 class EventLog {

@@ -41,8 +41,9 @@ const char *reason_name(unsigned reason)
 
 } // namespace
 
-IoguardFaultRecord FaultRecords::add(IoguardFaultRecord r, uint64_t now_ns,
-                                     FaultReason reason)
+// Numbers r, keeps it (if records are kept at all) and traces it.
+void FaultRecords::add(IoguardFaultRecord r, uint64_t now_ns,
+                       FaultReason reason)
 {
     r.seq = next_seq_++;
     r.time_ns = now_ns;
@@ -50,13 +51,11 @@ IoguardFaultRecord FaultRecords::add(IoguardFaultRecord r, uint64_t now_ns,
     if (!ring_.empty()) {
         ring_[(r.seq - 1) % ring_.size()] = r;
     }
-    return r;
+    host_.fault_recorded(r);
 }
 
-IoguardFaultRecord FaultRecords::record_event(const Event &ev,
-                                              FaultReason reason,
-                                              Delivery delivery,
-                                              uint64_t now_ns)
+void FaultRecords::event(const Event &ev, FaultReason reason,
+                         Delivery delivery)
 {
     IoguardFaultRecord r{};
     const unsigned type = ev.type();
@@ -80,11 +79,10 @@ IoguardFaultRecord FaultRecords::record_event(const Event &ev,
         r.access = (r.event_flags & EVENT_FLAG_RW) ? IOGUARD_PERM_WRITE
                                                    : IOGUARD_PERM_READ;
     }
-    return add(r, now_ns, reason);
+    add(r, host_.now_ns(), reason);
 }
 
-IoguardFaultRecord FaultRecords::record_stale_use(const StaleUse &use,
-                                                  uint64_t now_ns)
+void FaultRecords::stale_use(const StaleUse &use, uint64_t now_ns)
 {
     IoguardFaultRecord r{};
     r.delivery = unsigned(Delivery::NotReported);
@@ -98,8 +96,8 @@ IoguardFaultRecord FaultRecords::record_stale_use(const StaleUse &use,
     r.now_mapped = use.now_mapped;
     r.current_target = use.current_target;
     r.current_perm = use.current_perm;
-    return add(r, now_ns, use.now_mapped ? FaultReason::StaleTranslation
-                                         : FaultReason::UseAfterUnmap);
+    add(r, now_ns, use.now_mapped ? FaultReason::StaleTranslation
+                                  : FaultReason::UseAfterUnmap);
 }
 
 std::vector<IoguardFaultRecord> FaultRecords::snapshot() const

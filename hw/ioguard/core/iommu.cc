@@ -39,7 +39,8 @@ constexpr uint64_t kFaultCoalesceNs = 1000000;
 
 Iommu::Iommu(Host &host, const Config &config)
     : host_(host), config_(config), efr_(make_efr(config)),
-      fault_records_(config.fault_records), stats_(config.stats)
+      fault_records_(host, config.fault_records), stats_(config.stats),
+      event_observers_{&stats_, &fault_records_}
 {
 }
 
@@ -297,39 +298,31 @@ void Iommu::log_event(const Event &ev, FaultReason reason)
 
 void Iommu::log_event_locked(const Event &ev, FaultReason reason)
 {
-    stats_.count_event(ev.type(), ev.has_requester() ? ev.devid() : -1);
     if (!test(control_, CONTROL_EVT_LOG_EN) ||
         !(status_ & MMIO_STATUS_EVT_RUN_MASK)) {
-        bump(stats_.events_dropped);
-        host_.fault_recorded(fault_records_.record_event(
-            ev, reason,
-            test(control_, CONTROL_EVT_LOG_EN) ? Delivery::LogStopped
-                                               : Delivery::LogDisabled,
-            host_.now_ns()));
+        event_generated(ev, reason,
+                        test(control_, CONTROL_EVT_LOG_EN)
+                            ? Delivery::LogStopped
+                            : Delivery::LogDisabled);
         return;
     }
     const auto fired = inject(FaultSite::EventLog,
                               {uint16_t(ev.has_requester() ? ev.devid() : 0),
                                ev.address(), false, -1});
     if (fired && fired->action == FaultAction::Drop) {
-        bump(stats_.events_dropped);
-        host_.fault_recorded(fault_records_.record_event(
-            ev, reason, Delivery::Injected, host_.now_ns()));
+        event_generated(ev, reason, Delivery::Injected);
         return;
     }
     // A rule's overflow: the log reports it exactly as if it were full.
     const EventLog::Outcome outcome =
         fired ? EventLog::Outcome::Overflow : event_log_.append(host_, ev);
-    host_.fault_recorded(fault_records_.record_event(
-        ev, reason,
-        fired                                    ? Delivery::Injected
-        : outcome == EventLog::Outcome::Logged   ? Delivery::Logged
-        : outcome == EventLog::Outcome::Overflow ? Delivery::LogFull
-                                                 : Delivery::LogNotInRam,
-        host_.now_ns()));
+    event_generated(ev, reason,
+                    fired                                    ? Delivery::Injected
+                    : outcome == EventLog::Outcome::Logged   ? Delivery::Logged
+                    : outcome == EventLog::Outcome::Overflow ? Delivery::LogFull
+                                                 : Delivery::LogNotInRam);
     switch (outcome) {
     case EventLog::Outcome::Logged:
-        bump(stats_.events_logged);
         if (test(control_, CONTROL_EVT_INT_EN)) {
             raise_interrupt_locked(MMIO_STATUS_EVT_INT_MASK);
         } else {
@@ -337,7 +330,6 @@ void Iommu::log_event_locked(const Event &ev, FaultReason reason)
         }
         break;
     case EventLog::Outcome::Overflow:
-        bump(stats_.events_dropped);
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
         if (test(control_, CONTROL_EVT_INT_EN)) {
             raise_interrupt_locked(MMIO_STATUS_EVT_OVERFLOW_MASK);
@@ -346,11 +338,18 @@ void Iommu::log_event_locked(const Event &ev, FaultReason reason)
         }
         break;
     case EventLog::Outcome::WriteError:
-        bump(stats_.events_dropped);
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
         guest_error("event log at 0x%llx is not in RAM: event log stopped",
                     (unsigned long long)event_log_.base());
         break;
+    }
+}
+
+void Iommu::event_generated(const Event &ev, FaultReason reason,
+                            Delivery delivery)
+{
+    for (EventObserver *observer : event_observers_) {
+        observer->event(ev, reason, delivery);
     }
 }
 

@@ -127,6 +127,8 @@ private:
     void log_event(const Event &ev, FaultReason reason);
     // Command path.
     void log_event_locked(const Event &ev, FaultReason reason);
+    void event_generated(const Event &ev, FaultReason reason,
+                         Delivery delivery);
     void raise_interrupt_locked(uint32_t status_bit);
     void guest_error(const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -216,6 +218,8 @@ private:
     std::atomic<bool> guest_streaming_{false};
 
     Statistics stats_;
+    // Hear every event generated (observers.hh); under lock_.
+    std::vector<EventObserver *> event_observers_;
     DeviceTable device_table_{host_};
     Iotlb iotlb_{stats_};
     PageDirectoryCache directory_cache_;

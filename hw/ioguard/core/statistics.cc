@@ -76,15 +76,16 @@ Statistics::Bus *Statistics::allocate_bus(unsigned b)
     return expected;
 }
 
-void Statistics::count_event(unsigned type, int devid)
+void Statistics::event(const Event &ev, FaultReason, Delivery delivery)
 {
-    type %= IOGUARD_EVENT_TYPES;
+    const unsigned type = ev.type() % IOGUARD_EVENT_TYPES;
     bump(events_by_type_[type]);
-    if (devid >= 0) {
-        if (RequesterCounters *r = requester(uint16_t(devid))) {
+    if (ev.has_requester()) {
+        if (RequesterCounters *r = requester(ev.devid())) {
             bump(r->events_by_type[type]);
         }
     }
+    bump(delivery == Delivery::Logged ? events_logged : events_dropped);
 }
 
 void Statistics::count_command(unsigned opcode)

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "hw/ioguard/iommu-engine.h"
+#include "observers.hh"
 
 namespace ioguard {
 
@@ -58,7 +59,7 @@ inline void bump(RequesterCounters *r, RequesterCounter c, uint64_t n = 1)
     }
 }
 
-class Statistics {
+class Statistics : public EventObserver {
 public:
     explicit Statistics(bool enabled) : enabled_(enabled) {}
     ~Statistics();
@@ -78,9 +79,10 @@ public:
         return &(*bus)[devid & 0xff];
     }
 
-    // An event the IOMMU generated (logged or not); devid < 0 for events
-    // that name no requester (command errors).
-    void count_event(unsigned type, int devid);
+    // Every event the core generated, by type and requester, and whether
+    // the guest's event log took it.
+    void event(const Event &ev, FaultReason reason,
+               Delivery delivery) override;
     void count_command(unsigned opcode);
 
     Counter events_logged{0}, events_dropped{0};
