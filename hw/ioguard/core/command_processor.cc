@@ -180,4 +180,63 @@ void Iommu::invalidate_iommu_all()
     host_.device_table_changed(-1);
 }
 
+// PREFETCH_IOMMU_PAGES: fill the IOTLB with devid's translations of up to
+// PFCount pages from Address (S=0), or of the naturally aligned range the
+// address encodes (S=1, as INVALIDATE_IOMMU_PAGES), at most PFCount of
+// them. Inval=1 drops the range's cached translations first. A page that
+// does not translate ends the prefetch without an event: prefetching is a
+// hint. GN=1 needs guest tables, which this IOMMU does not have (GTSup=0).
+Iommu::CommandResult Iommu::prefetch_iommu_pages(const uint32_t cmd[4],
+                                                 uint64_t addr)
+{
+    if ((cmd[0] & CMD_PREFETCH_DW0_RESERVED) || (cmd[1] & 0x0ff00000u) ||
+        (cmd[2] & (CMD_PREFETCH_DW2_RESERVED | CMD_PREFETCH_GN_MASK))) {
+        guest_error("PREFETCH_IOMMU_PAGES at 0x%llx has reserved bits or GN "
+                    "set: %08x %08x %08x %08x", (unsigned long long)addr,
+                    cmd[0], cmd[1], cmd[2], cmd[3]);
+        log_event_locked(Event::illegal_command_error(addr),
+                         FaultReason::IllegalCommand);
+        return CommandResult::Stop;
+    }
+    const uint16_t devid = cmd[0] & 0xffff;
+    const unsigned count = cmd[0] >> CMD_PREFETCH_PFCOUNT_SHIFT;
+    IovaRange range = command_range(cmd[2], cmd[3]);
+    if (!(cmd[2] & CMD_PREFETCH_SIZE_MASK) && count) {
+        // PFCount pages, or up to the end of the address space.
+        const uint64_t bytes = uint64_t{count} << 12;
+        range.last = range.first > ~uint64_t{0} - bytes
+                         ? ~uint64_t{0}
+                         : range.first + bytes - 1;
+    }
+    DteLocation where;
+    const auto dte = device_table_.read(devid, where);
+    if (!dte || !dte->valid() || dte->illegal() || !dte->translation_valid() ||
+        dte->mode() == 0) {
+        return CommandResult::Done;     // nothing translated to prefetch
+    }
+    if (cmd[2] & CMD_PREFETCH_INVAL_MASK) {
+        iotlb_.invalidate_iommu_pages(dte->domain_id(), range.first,
+                                      range.last);
+    }
+    const uint64_t filled_at = iotlb_.epoch();
+    unsigned entries = 0, issued = 0;
+    uint64_t at = range.first;
+    for (unsigned n = 0; n < count && at <= range.last; n++) {
+        uint64_t size = 0;
+        bool installed = false;
+        if (prefetch_page(devid, *dte, at, false, filled_at, size, entries,
+                          installed) != Stop::None) {
+            break;
+        }
+        issued += installed;
+        const uint64_t next = (at & ~(size - 1)) + size;
+        if (next == 0) {
+            break;
+        }
+        at = next;
+    }
+    count_prefetch(stats_.requester(devid), entries, issued);
+    return CommandResult::Done;
+}
+
 } // namespace ioguard

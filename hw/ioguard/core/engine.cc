@@ -4,12 +4,15 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "fault_inject_api.hh"
 #include "hw/ioguard/iommu-engine.h"
+#include "dma_verifier.hh"
 #include "iommu.hh"
+#include "prefetcher.hh"
 
 namespace {
 
@@ -80,14 +83,26 @@ private:
 
 } // namespace
 
+// The AMD-Vi core and, beside it, the parts its configuration asks for,
+// each subscribed to the translations it needs to hear.
 struct IoguardIommu {
     CHost host;
     ioguard::Iommu iommu;
+    std::optional<ioguard::DmaVerifier> verifier;
+    std::optional<ioguard::Prefetcher> prefetcher;
 
     IoguardIommu(const IoguardHostOps &ops, void *opaque,
-                 const ioguard::Config &config)
+                 const ioguard::Config &config, bool verify,
+                 const ioguard::PrefetcherConfig &prefetch)
         : host(ops, opaque), iommu(host, config)
     {
+        if (verify) {
+            iommu.subscribe(verifier.emplace(host, iommu.fault_records()));
+        }
+        if (prefetch.depth || prefetch.latency_model) {
+            iommu.subscribe(
+                prefetcher.emplace(iommu, iommu.statistics(), prefetch));
+        }
     }
 };
 
@@ -102,14 +117,15 @@ IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
     c.xtsup = config->xtsup;
     c.stats = config->stats;
     c.fault_records = config->fault_records;
-    c.verifier = config->verifier;
-    c.prefetch_depth = std::min(config->prefetch_depth,
-                                unsigned{IOGUARD_PREFETCH_DEPTH_MAX});
-    c.latency_model = config->latency_model;
-    c.round_trip_ns = config->round_trip_ns;
-    c.walk_read_ns = config->walk_read_ns;
     c.faults = config->faults ? &config->faults->injector : nullptr;
-    return new (std::nothrow) IoguardIommu(*ops, opaque, c);
+    ioguard::PrefetcherConfig prefetch;
+    prefetch.depth = std::min(config->prefetch_depth,
+                              unsigned{IOGUARD_PREFETCH_DEPTH_MAX});
+    prefetch.latency_model = config->latency_model;
+    prefetch.round_trip_ns = config->round_trip_ns;
+    prefetch.walk_read_ns = config->walk_read_ns;
+    return new (std::nothrow)
+        IoguardIommu(*ops, opaque, c, config->verifier, prefetch);
 }
 
 void ioguard_iommu_free(IoguardIommu *iommu) { delete iommu; }

@@ -45,13 +45,14 @@ const char *reason_name(unsigned reason)
 void FaultRecords::add(IoguardFaultRecord r, uint64_t now_ns,
                        FaultReason reason)
 {
+    std::lock_guard<std::mutex> guard(lock_);
     r.seq = next_seq_++;
     r.time_ns = now_ns;
     r.reason = unsigned(reason);
     if (!ring_.empty()) {
         ring_[(r.seq - 1) % ring_.size()] = r;
     }
-    host_.fault_recorded(r);
+    host_.fault_recorded(r);    // in the order of the records' numbers
 }
 
 void FaultRecords::event(const Event &ev, FaultReason reason,
@@ -102,6 +103,7 @@ void FaultRecords::stale_use(const StaleUse &use, uint64_t now_ns)
 
 std::vector<IoguardFaultRecord> FaultRecords::snapshot() const
 {
+    std::lock_guard<std::mutex> guard(lock_);
     std::vector<IoguardFaultRecord> out;
     const uint64_t held = std::min<uint64_t>(next_seq_ - cleared_at_,
                                              ring_.size());
@@ -113,11 +115,16 @@ std::vector<IoguardFaultRecord> FaultRecords::snapshot() const
 
 uint64_t FaultRecords::overwritten() const
 {
+    std::lock_guard<std::mutex> guard(lock_);
     const uint64_t made = next_seq_ - cleared_at_;
     return made > ring_.size() ? made - ring_.size() : 0;
 }
 
-void FaultRecords::clear() { cleared_at_ = next_seq_; }
+void FaultRecords::clear()
+{
+    std::lock_guard<std::mutex> guard(lock_);
+    cleared_at_ = next_seq_;
+}
 
 } // namespace ioguard
 

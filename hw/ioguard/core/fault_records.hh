@@ -4,11 +4,13 @@
 //
 // Each record says why, in more detail than the architected event: the
 // event of a fault on a not-present PTE and of one on a DTE the guest never
-// validated can look alike, their reasons do not. The ring is written with
-// the engine's control-plane lock held.
+// validated can look alike, their reasons do not. The ring has its own
+// lock: events arrive under the core's lock, verifier findings from the
+// DMA path.
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "event_log.hh"
@@ -54,6 +56,7 @@ private:
     void add(IoguardFaultRecord r, uint64_t now_ns, FaultReason reason);
 
     Host &host_;
+    mutable std::mutex lock_;
     std::vector<IoguardFaultRecord> ring_;
     uint64_t next_seq_ = 1;     // records made so far + 1
     uint64_t cleared_at_ = 1;   // next_seq_ at the last clear()

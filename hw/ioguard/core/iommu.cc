@@ -59,9 +59,8 @@ void Iommu::reset()
     ga_enabled_ = false;
     device_table_.set_base(0);
     guest_streaming_ = false;
-    {
-        std::lock_guard<std::mutex> streams_guard(streams_lock_);
-        streams_.clear();
+    for (TranslationObserver *observer : translation_observers_) {
+        observer->forget();
     }
     iotlb_.invalidate_iommu_all();
     directory_cache_.invalidate_iommu_all();

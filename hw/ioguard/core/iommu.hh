@@ -1,5 +1,6 @@
-// The AMD-Vi IOMMU engine: register file, device-table cache, IOTLB,
-// command processor, event log and interrupt remapping, tied together.
+// The AMD-Vi IOMMU engine: register file, device table, IOTLB, command
+// processor, event log and interrupt remapping, tied together; the parts
+// beside it hear it through observers.hh.
 //
 // Locking: lock_ serialises the control plane (MMIO, commands, the event
 // log). The translate and interrupt paths take no lock on a cache hit; the
@@ -14,7 +15,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "device_table.hh"
@@ -27,24 +27,21 @@
 #include "mapping_walker.hh"
 #include "page_directory_cache.hh"
 #include "page_walker.hh"
-#include "prefetcher.hh"
+#include "observers.hh"
 #include "sharded_cache.hh"
 #include "statistics.hh"
 #include "streaming_policy.hh"
 
 namespace ioguard {
 
+// The core's own settings; the parts beside it (the DMA verifier, the
+// STREAMING prefetcher) are set up by engine.cc.
 struct Config {
     bool intremap = true;
     bool ga = true;
     bool xtsup = false;
     bool stats = true;
     unsigned fault_records = 256;
-    bool verifier = false;
-    unsigned prefetch_depth = 0;        // 0: no prefetching
-    bool latency_model = false;
-    unsigned round_trip_ns = 1000;
-    unsigned walk_read_ns = 100;
     FaultInjector *faults = nullptr;    // not owned; null: no fault rules
 };
 
@@ -59,9 +56,16 @@ IovaRange command_range(uint32_t dw2, uint32_t dw3);
 IotlbEntry make_iotlb_entry(const WalkResult &walk,
                             const DeviceTableEntry &dte);
 
-class Iommu {
+class Iommu : public PrefetchTarget {
 public:
     Iommu(Host &host, const Config &config);
+
+    // Before the first DMA (observers.hh): the list is read without a lock.
+    void subscribe(TranslationObserver &observer)
+    {
+        translation_observers_.push_back(&observer);
+    }
+    FaultRecords &fault_records() { return fault_records_; }
 
     void reset();
     uint64_t mmio_read(uint64_t offset, unsigned size);
@@ -139,26 +143,15 @@ private:
     WalkResult walk_tables(const DeviceTableEntry &dte, uint64_t iova,
                            bool &from_directory);
 
-    // STREAMING prefetcher and latency model (prefetcher.cc)
+    // What the STREAMING prefetcher asks of the core (observers.hh;
+    // translate.cc)
     bool is_streaming(uint16_t devid, uint64_t iova,
-                      bool pte_streaming) const;
-    void after_translation(uint16_t devid, const DeviceTableEntry &dte,
-                           uint64_t iova, unsigned perm,
-                           const IotlbEntry &entry, unsigned walk_entries,
-                           RequesterCounters *counters);
-    bool prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
-                        uint64_t iova, const IotlbEntry &entry, bool missed);
-    enum class PrefetchStop { None, NotStreaming, Failed, EndOfSpace };
-    PrefetchStop prefetch_one(uint16_t devid, const DeviceTableEntry &dte,
-                              uint64_t iova, bool require_streaming,
-                              uint64_t filled_at, uint64_t &page_size,
-                              unsigned &walk_entries, bool &installed);
-
-    // DMA verifier (dma_verifier.cc)
-    void verify_cached_translation(uint16_t devid, const DeviceTableEntry &dte,
-                                   uint64_t iova, unsigned perm,
-                                   const IotlbEntry &cached);
-    void report_stale_use(const StaleUse &use);
+                      bool pte_streaming) const override;
+    uint64_t iotlb_epoch() const override { return iotlb_.epoch(); }
+    Stop prefetch_page(uint16_t devid, const DeviceTableEntry &dte,
+                       uint64_t iova, bool require_streaming,
+                       uint64_t filled_at, uint64_t &page_size,
+                       unsigned &walk_entries, bool &installed) override;
 
     IoguardTranslation fault(uint16_t devid, uint16_t domain, uint64_t iova,
                              unsigned flags, unsigned perm,
@@ -208,8 +201,6 @@ private:
     FaultRecords fault_records_;
     Event last_dma_event_;
     uint64_t last_dma_event_ns_ = 0;
-    StaleUse last_stale_use_{};
-    uint64_t last_stale_use_ns_ = 0;
 
     // Read on the DMA path without lock_.
     std::atomic<bool> enabled_{false};
@@ -220,6 +211,8 @@ private:
     Statistics stats_;
     // Hear every event generated (observers.hh); under lock_.
     std::vector<EventObserver *> event_observers_;
+    // Hear every translation granted (observers.hh); fixed before DMA.
+    std::vector<TranslationObserver *> translation_observers_;
     DeviceTable device_table_{host_};
     Iotlb iotlb_{stats_};
     PageDirectoryCache directory_cache_;
@@ -235,9 +228,6 @@ private:
     std::map<std::pair<uint16_t, uint64_t>, IoguardTranslation> remembered_;
 
     StreamingPolicy policy_;
-    std::mutex streams_lock_;
-    std::unordered_map<uint16_t, RequesterStreams> streams_;
-    uint64_t stream_clock_ = 0;
 };
 
 } // namespace ioguard

@@ -1,10 +1,29 @@
-// The STREAMING prefetcher's view of each requester's DMA streams: where
-// each one's last translation was, which way it is moving, and how far
-// ahead the prefetcher has already filled the IOTLB.
+// STREAMING mappings (docs/ioguard-streaming.rst). A translation is
+// STREAMING when its leaf PTE has IOGUARD_PTE_STREAMING and the guest has
+// set IOGUARD_CONTROL_STREAMING_EN, or when a host policy rule covers the
+// requester and IOVA. On such a translation the prefetcher keeps the IOTLB
+// filled with the translations of the next pages in the direction the
+// requester is moving, up to prefetch_depth pages ahead, so that a
+// sequential DMA stream finds its translations cached instead of waiting
+// for a walk on each page. A stream starts prefetching once it has stepped
+// from one page to its neighbour. It refills when half the window is used,
+// with one walk that reads a run of neighbouring entries; it never crosses
+// a not-present entry or a page that is not STREAMING, never caches a
+// failure, and its entries are ordinary IOTLB entries for every
+// invalidation.
+//
+// The prefetcher hears the core's translations (observers.hh) and fills
+// the IOTLB through it (PrefetchTarget); it also runs the latency model,
+// whose reads pipeline along a stream.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+#include "observers.hh"
+#include "statistics.hh"
 
 namespace ioguard {
 
@@ -103,6 +122,36 @@ struct LatencyModel {
     {
         return uint64_t{walk_entries} * walk_read_ns;
     }
+};
+
+struct PrefetcherConfig {
+    unsigned depth = 0;             // pages ahead; 0: no prefetching
+    bool latency_model = false;
+    unsigned round_trip_ns = 1000;
+    unsigned walk_read_ns = 100;
+};
+
+class Prefetcher : public TranslationObserver {
+public:
+    Prefetcher(PrefetchTarget &core, Statistics &stats,
+               const PrefetcherConfig &config)
+        : core_(core), stats_(stats), config_(config)
+    {
+    }
+
+    void translated(const Translation &t) override;
+    void forget() override;
+
+private:
+    bool prefetch_ahead(uint16_t devid, const DeviceTableEntry &dte,
+                        uint64_t iova, const IotlbEntry &entry, bool missed);
+
+    PrefetchTarget &core_;
+    Statistics &stats_;
+    const PrefetcherConfig config_;
+    std::mutex streams_lock_;
+    std::unordered_map<uint16_t, RequesterStreams> streams_;
+    uint64_t stream_clock_ = 0;
 };
 
 } // namespace ioguard

@@ -124,9 +124,8 @@ bool Iommu::load_state(const uint8_t *data, size_t size)
         policy_.add(rule);
     }
     delayed_waits_ = std::move(waits);
-    {
-        std::lock_guard<std::mutex> streams_guard(streams_lock_);
-        streams_.clear();
+    for (TranslationObserver *observer : translation_observers_) {
+        observer->forget();
     }
     {
         std::lock_guard<std::mutex> remembered_guard(remembered_lock_);

@@ -59,6 +59,19 @@ inline void bump(RequesterCounters *r, RequesterCounter c, uint64_t n = 1)
     }
 }
 
+// One prefetch run (PREFETCH_IOMMU_PAGES or the STREAMING prefetcher): a
+// walk reading `entries` entries (if it read any) that installed `issued`
+// translations.
+inline void count_prefetch(RequesterCounters *counters, unsigned entries,
+                           unsigned issued)
+{
+    if (entries) {
+        bump(counters, &RequesterCounters::prefetch_walks);
+        bump(counters, &RequesterCounters::prefetch_walk_levels, entries);
+    }
+    bump(counters, &RequesterCounters::prefetch_issued, issued);
+}
+
 class Statistics : public EventObserver {
 public:
     explicit Statistics(bool enabled) : enabled_(enabled) {}

@@ -118,6 +118,47 @@ WalkResult Iommu::walk_tables(const DeviceTableEntry &dte, uint64_t iova,
     return walk;
 }
 
+bool Iommu::is_streaming(uint16_t devid, uint64_t iova,
+                         bool pte_streaming) const
+{
+    return (pte_streaming && guest_streaming_.load(std::memory_order_relaxed)) ||
+           policy_.matches(devid, iova);
+}
+
+// PREFETCH_IOMMU_PAGES and the STREAMING prefetcher (observers.hh): walks
+// without reporting anything, since a prefetch that fails is dropped, not
+// logged.
+PrefetchTarget::Stop Iommu::prefetch_page(uint16_t devid,
+                                          const DeviceTableEntry &dte,
+                                          uint64_t iova,
+                                          bool require_streaming,
+                                          uint64_t filled_at,
+                                          uint64_t &page_size,
+                                          unsigned &walk_entries,
+                                          bool &installed)
+{
+    if (auto cached = iotlb_.peek(dte.domain_id(), iova)) {
+        page_size = uint64_t{1} << cached->page_shift;
+        return Stop::None;
+    }
+    bool from_directory = false;
+    const WalkResult walk = walk_tables(dte, iova, from_directory);
+    walk_entries += walk.entries_read;
+    if (walk.status != WalkResult::Status::Ok) {
+        return Stop::Failed;
+    }
+    if (require_streaming && !is_streaming(devid, iova, walk.streaming)) {
+        return Stop::NotStreaming;
+    }
+    IotlbEntry entry = make_iotlb_entry(walk, dte);
+    entry.prefetched = true;
+    entry.prefetched_for = devid;
+    iotlb_.insert(dte.domain_id(), iova, entry, filled_at);
+    page_size = walk.page_size;
+    installed = true;
+    return Stop::None;
+}
+
 IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,
                                 uint64_t iova, unsigned flags, unsigned perm,
                                 FaultReason reason)
@@ -302,18 +343,17 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
         entry = make_iotlb_entry(walk, *dte);
         iotlb_.insert(domain, iova, entry, filled_at);
     }
-    if (config_.verifier && from_caches && perm != IOGUARD_PERM_NONE) {
-        verify_cached_translation(devid, *dte, iova, perm, entry);
-    }
-
     if (!allowed(perm, entry.read, entry.write)) {
         return fault(devid, domain, iova,
                      flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
                      FaultReason::Permission);
     }
-    if (config_.prefetch_depth || config_.latency_model) {
-        after_translation(devid, *dte, iova, perm, entry, walk_entries,
-                          counters);
+    if (!translation_observers_.empty()) {
+        const Translation t{devid, *dte,   iova,        perm,
+                            entry, from_caches, walk_entries};
+        for (TranslationObserver *observer : translation_observers_) {
+            observer->translated(t);
+        }
     }
     return IoguardTranslation{entry.page_base,
                               (uint64_t{1} << entry.page_shift) - 1,
