@@ -5,7 +5,8 @@
  * include/hw/ioguard/nic-regs.h), a TX ring whose packets may span several
  * fragments, an RX ring of receive buffers, internal loopback, and a test
  * engine that DMAs wherever software asks. Every address the device is given
- * is 32 bits wide; above 4 GiB it relies on the IOMMU.
+ * is 32 bits wide; above 4 GiB it relies on the IOMMU. The test engine is
+ * in nic-test-engine.c; the state the two files share is in nic-internal.h.
  *
  * Every DMA reports its outcome. A refused DMA stops that operation, records
  * the failing address, raises the error interrupt, and the device never uses
@@ -29,69 +30,14 @@
 #include "hw/ioguard/fault-device.h"
 #include "net/net.h"
 #include "net/eth.h"
-#include <zlib.h>
 #include "hw/ioguard/nic-regs.h"
+#include "nic-internal.h"
 #include "trace.h"
-
-#define TYPE_IOGUARD_NIC "ioguard-nic"
-OBJECT_DECLARE_SIMPLE_TYPE(IoguardNicState, IOGUARD_NIC)
 
 /* Descriptors one bottom-half run may consume before yielding the loop. */
 #define NIC_BH_BUDGET 256
-/*
- * Bytes of DMA one bottom-half run may move before yielding the loop: a
- * DMA write over guest code costs QEMU's TCG about a second per MiB (each
- * page's translated blocks are thrown away), and the main loop must answer
- * QMP within a second whatever the guest asks for.
- */
-#define NIC_BH_DMA_BUDGET (128 * 1024)
-/* DMA never crosses this boundary, so a refused chunk names its page. */
-#define NIC_DMA_CHUNK 4096
 
 static const char *const nic_err_names[] = NIC_ERR_NAMES;
-
-typedef struct NicRing {
-    uint32_t base;      /* registers as the driver wrote them */
-    uint32_t size;
-    uint32_t head;
-    uint32_t tail;
-    bool running;       /* enabled with a base and size that were valid */
-} NicRing;
-
-struct IoguardNicState {
-    PCIDevice parent_obj;
-
-    MemoryRegion mmio;
-    NICState *nic;
-    NICConf conf;
-    bool sg;            /* property: multi-descriptor TX packets */
-
-    uint32_t ctrl;
-    uint32_t status;
-    uint32_t int_status;
-    uint32_t int_mask;
-    uint32_t err_code;
-    uint32_t err_addr;
-    NicRing tx, rx;
-    uint32_t tx_packets, rx_packets, rx_dropped, dma_errors;
-
-    uint32_t te_src, te_dst, te_len, te_pattern;
-    uint32_t te_op, te_status, te_crc, te_done_len, te_err_addr;
-
-    QEMUBH *tx_bh;
-    QEMUBH *te_bh;
-
-    /* Fault rules (docs/ioguard-faults.rst) */
-    char *fault_rules;          /* property: a file of rules */
-    uint64_t fault_seed;        /* property */
-    IoguardFaults *faults;
-    QEMUTimer *link_up_timer;   /* ends a link flap */
-    bool link_flapped;          /* the link is down for a flap */
-    uint8_t *saved_faults;      /* the rules' state while saved */
-    uint32_t saved_faults_size;
-    uint8_t frame[NIC_MAX_FRAME];
-    uint8_t te_chunk[NIC_DMA_CHUNK];
-};
 
 static void nic_link_fault(IoguardNicState *s);
 
@@ -104,7 +50,7 @@ static void nic_update_intx(IoguardNicState *s)
     }
 }
 
-static void nic_raise(IoguardNicState *s, uint32_t causes)
+void nic_raise(IoguardNicState *s, uint32_t causes)
 {
     uint32_t fresh = causes & ~s->int_status;
 
@@ -122,7 +68,7 @@ static void nic_raise(IoguardNicState *s, uint32_t causes)
  * Record a device error: the first one since the driver last cleared
  * STATUS.ERROR stays in ERR_CODE/ERR_ADDR.
  */
-static void nic_error(IoguardNicState *s, uint32_t code, uint32_t addr)
+void nic_error(IoguardNicState *s, uint32_t code, uint32_t addr)
 {
     trace_ioguard_nic_error(nic_err_names[code], addr);
     if (!(s->status & NIC_STATUS_ERROR)) {
@@ -138,8 +84,8 @@ static void nic_error(IoguardNicState *s, uint32_t code, uint32_t addr)
 }
 
 /* A mistake in what the guest programmed: architected error plus a log line. */
-static void nic_guest_error(IoguardNicState *s, uint32_t code, uint32_t addr,
-                            const char *what)
+void nic_guest_error(IoguardNicState *s, uint32_t code, uint32_t addr,
+                     const char *what)
 {
     qemu_log_mask(LOG_GUEST_ERROR, "ioguard-nic: %s (%s, address 0x%08x)\n",
                   what, nic_err_names[code], addr);
@@ -162,9 +108,9 @@ static bool nic_dma_fault(IoguardNicState *s, unsigned site, uint64_t addr,
                                dir == DMA_DIRECTION_FROM_DEVICE, NULL);
 }
 
-static bool nic_dma(IoguardNicState *s, unsigned site, uint64_t addr,
-                    void *buf, uint32_t len, DMADirection dir,
-                    uint32_t *fail_addr)
+bool nic_dma(IoguardNicState *s, unsigned site, uint64_t addr,
+             void *buf, uint32_t len, DMADirection dir,
+             uint32_t *fail_addr)
 {
     uint8_t *p = buf;
 
@@ -490,103 +436,6 @@ static void nic_tx_bh(void *opaque)
     }
 }
 
-/* The test engine */
-
-static void nic_te_finish(IoguardNicState *s, bool ok, uint32_t fail)
-{
-    s->te_status = NIC_TE_STATUS_DONE | (ok ? 0 : NIC_TE_STATUS_ERROR);
-    if (!ok) {
-        s->te_err_addr = fail;
-        nic_error(s, NIC_ERR_TE_DMA, fail);
-    }
-    trace_ioguard_nic_te_done(s->te_op, s->te_done_len, ok, s->te_crc);
-    nic_raise(s, NIC_INT_TEST_DONE);
-}
-
-/* Runs (the next NIC_BH_DMA_BUDGET bytes of) the test engine's operation. */
-static void nic_te_bh(void *opaque)
-{
-    IoguardNicState *s = opaque;
-    uint64_t src = s->te_src + s->te_done_len, dst = s->te_dst + s->te_done_len;
-    uint32_t left = s->te_len - s->te_done_len, fail = 0;
-    uint32_t budget = NIC_BH_DMA_BUDGET;
-    uLong crc = s->te_crc;      /* crc32() of nothing is 0, as started */
-    bool reads = s->te_op != NIC_TE_OP_WRITE;
-    bool writes = s->te_op != NIC_TE_OP_READ;
-
-    if (!(s->te_status & NIC_TE_STATUS_BUSY)) {
-        return;                 /* reset while queued */
-    }
-    if (s->te_op == NIC_TE_OP_WRITE) {
-        memset(s->te_chunk, s->te_pattern & 0xff, sizeof(s->te_chunk));
-    }
-    while (left) {
-        uint32_t n = MIN(left, NIC_DMA_CHUNK);
-
-        if (!budget) {
-            qemu_bh_schedule(s->te_bh);     /* the rest after others ran */
-            return;
-        }
-        n = MIN(n, budget);
-        budget -= n;
-        if (reads) {
-            n = MIN(n, NIC_DMA_CHUNK - (src & (NIC_DMA_CHUNK - 1)));
-        }
-        if (writes) {
-            n = MIN(n, NIC_DMA_CHUNK - (dst & (NIC_DMA_CHUNK - 1)));
-        }
-        if (reads) {
-            if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DMA, src, s->te_chunk, n,
-                         DMA_DIRECTION_TO_DEVICE, &fail)) {
-                nic_te_finish(s, false, fail);
-                return;
-            }
-            crc = crc32(crc, s->te_chunk, n);
-            s->te_crc = crc;
-            src += n;
-        }
-        if (writes) {
-            if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DMA, dst, s->te_chunk, n,
-                         DMA_DIRECTION_FROM_DEVICE, &fail)) {
-                nic_te_finish(s, false, fail);
-                return;
-            }
-            dst += n;
-        }
-        s->te_done_len += n;
-        left -= n;
-    }
-    nic_te_finish(s, true, 0);
-}
-
-static void nic_te_start(IoguardNicState *s, uint32_t op)
-{
-    uint64_t len = s->te_len;
-    bool range_ok = (op == NIC_TE_OP_WRITE || s->te_src + len <= (1ULL << 32)) &&
-                    (op == NIC_TE_OP_READ || s->te_dst + len <= (1ULL << 32));
-
-    if (s->te_status & NIC_TE_STATUS_BUSY) {
-        qemu_log_mask(LOG_GUEST_ERROR,
-                      "ioguard-nic: test engine command while busy\n");
-        return;
-    }
-    s->te_op = op;
-    s->te_crc = 0;
-    s->te_done_len = 0;
-    s->te_err_addr = 0;
-    if (op < NIC_TE_OP_READ || op > NIC_TE_OP_COPY || len == 0 ||
-        len > NIC_TE_MAX_LEN || !range_ok) {
-        s->te_status = NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR;
-        nic_guest_error(s, NIC_ERR_TE_ARGS,
-                        op == NIC_TE_OP_WRITE ? s->te_dst : s->te_src,
-                        "test engine command with a bad op, length or range");
-        nic_raise(s, NIC_INT_TEST_DONE);
-        return;
-    }
-    s->te_status = NIC_TE_STATUS_BUSY;
-    qemu_bh_schedule(s->te_bh);
-}
-
 /* Registers */
 
 /* Enable or disable a ring as CTRL says; a bad ring does not start. */
@@ -626,9 +475,7 @@ static void nic_reset_state(IoguardNicState *s)
     memset(&s->tx, 0, sizeof(s->tx));
     memset(&s->rx, 0, sizeof(s->rx));
     s->tx_packets = s->rx_packets = s->rx_dropped = s->dma_errors = 0;
-    s->te_src = s->te_dst = s->te_len = s->te_pattern = 0;
-    s->te_op = s->te_status = s->te_crc = s->te_done_len = 0;
-    s->te_err_addr = 0;
+    nic_te_reset(s);
     nic_update_intx(s);
 }
 
@@ -742,14 +589,9 @@ static uint64_t nic_mmio_read(void *opaque, hwaddr addr, unsigned size)
     case NIC_REG_RX_PACKETS: val = s->rx_packets; break;
     case NIC_REG_RX_DROPPED: val = s->rx_dropped; break;
     case NIC_REG_DMA_ERRORS: val = s->dma_errors; break;
-    case NIC_REG_TE_SRC: val = s->te_src; break;
-    case NIC_REG_TE_DST: val = s->te_dst; break;
-    case NIC_REG_TE_LEN: val = s->te_len; break;
-    case NIC_REG_TE_PATTERN: val = s->te_pattern; break;
-    case NIC_REG_TE_STATUS: val = s->te_status; break;
-    case NIC_REG_TE_CRC: val = s->te_crc; break;
-    case NIC_REG_TE_DONE_LEN: val = s->te_done_len; break;
-    case NIC_REG_TE_ERR_ADDR: val = s->te_err_addr; break;
+    case NIC_REG_TE_SRC ... NIC_REG_TE_ERR_ADDR:
+        val = nic_te_read(s, addr);
+        break;
     default:
         break;                  /* unassigned registers read as zero */
     }
@@ -801,24 +643,8 @@ static void nic_mmio_write(void *opaque, hwaddr addr, uint64_t val64,
     case NIC_REG_RX_RING_BASE ... NIC_REG_RX_TAIL:
         nic_write_ring(s, &s->rx, addr - NIC_REG_RX_RING_BASE, val);
         break;
-    case NIC_REG_TE_SRC ... NIC_REG_TE_PATTERN:
-        if (s->te_status & NIC_TE_STATUS_BUSY) {
-            /* the running operation reads them until it is done */
-            qemu_log_mask(LOG_GUEST_ERROR, "ioguard-nic: test engine register "
-                          "0x%" HWADDR_PRIx " written while busy: ignored\n",
-                          addr);
-        } else if (addr == NIC_REG_TE_SRC) {
-            s->te_src = val;
-        } else if (addr == NIC_REG_TE_DST) {
-            s->te_dst = val;
-        } else if (addr == NIC_REG_TE_LEN) {
-            s->te_len = val;
-        } else {
-            s->te_pattern = val;
-        }
-        break;
-    case NIC_REG_TE_CMD:
-        nic_te_start(s, val);
+    case NIC_REG_TE_SRC ... NIC_REG_TE_CMD:
+        nic_te_write(s, addr, val);
         break;
     default:
         qemu_log_mask(LOG_GUEST_ERROR, "ioguard-nic: write 0x%x to read-only "

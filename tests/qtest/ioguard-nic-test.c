@@ -17,8 +17,8 @@
 #include "qemu/bswap.h"
 #include "qemu/sockets.h"
 #include "standard-headers/linux/pci_regs.h"
-#include "hw/ioguard/amd-vi-regs.h"
 #include "hw/ioguard/nic-regs.h"
+#include "ioguard-iommu-driver.h"    /* DEV_TABLE, EVENT_LOG */
 
 #define NIC_DEVFN       QPCI_DEVFN(5, 0)
 #define NIC_MAC         "52:54:00:12:34:56"
@@ -627,9 +627,6 @@ static void test_no_sg(void)
  * DMA is refused, the NIC says where, and the IOMMU logs an IO_PAGE_FAULT
  * naming the NIC's requester and address.
  */
-#define DEV_TABLE       0x1000000
-#define EVENT_LOG       0x1210000
-
 static void test_behind_iommu(void)
 {
     uint16_t devid = NIC_DEVFN;

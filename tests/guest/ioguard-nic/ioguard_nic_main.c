@@ -32,21 +32,20 @@
  *  - device errors: logged with the device's code and address, counted, and
  *    a ring the device stopped is recovered by a reset from a workqueue;
  *  - the device's DMA test engine through debugfs
- *    (/sys/kernel/debug/ioguard_nic/<pci device>/dma_test).
+ *    (/sys/kernel/debug/ioguard_nic/<pci device>/dma_test), in
+ *    ioguard_nic_dma_test.c; ioguard_nic.h has what the two files share.
  *
  * The register map and the descriptor format are the contract shared with
  * the device model: include/hw/ioguard/nic-regs.h.
  */
 
 #include <linux/completion.h>
-#include <linux/crc32.h>
 #include <linux/debugfs.h>
 #include <linux/dma-mapping.h>
 #include <linux/dmapool.h>
 #include <linux/etherdevice.h>
 #include <linux/ethtool.h>
 #include <linux/interrupt.h>
-#include <linux/iommu.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/netdevice.h>
@@ -59,7 +58,6 @@
 #include <linux/slab.h>
 #include <linux/timer.h>
 #include <linux/u64_stats_sync.h>
-#include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #include <linux/version.h>
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
@@ -68,7 +66,7 @@
 #include <net/page_pool.h>
 #endif
 
-#include "hw/ioguard/nic-regs.h"
+#include "ioguard_nic.h"
 
 #define DRV_NAME "ioguard_nic"
 
@@ -124,11 +122,6 @@ MODULE_PARM_DESC(tx_copybreak, "TX frames up to this many bytes are copied "
 #define IOGUARD_MIN_RING        (NIC_MAX_FRAGS + 2)
 /* Scatterlist entries of one TX skb without CAP.SG: the head and its frags. */
 #define IOGUARD_TX_SG_MAX       (MAX_SKB_FRAGS + 1)
-/* The test engine is given this long before we declare it stuck. */
-#define IOGUARD_TE_TIMEOUT      (5 * HZ)
-/* The overrun test keeps looking this long for a guard page (see there). */
-#define IOGUARD_GUARD_TRIES     4096
-#define IOGUARD_SG_MAX_PAGES    64
 
 /* Interrupt causes handled by NAPI: masked while it polls. */
 #define IOGUARD_INT_NAPI        (NIC_INT_TX_DONE | NIC_INT_RX)
@@ -174,126 +167,12 @@ struct ioguard_rx_slot {
 	dma_addr_t dma;
 };
 
-/*
- * A descriptor ring. The device consumes from HEAD up to TAIL; we produce at
- * next_to_use (what we write to TAIL) and reclaim at next_to_clean. One slot
- * stays unused: HEAD == TAIL means empty, so the ring is full when
- * next_to_use + 1 == next_to_clean.
- */
-struct ioguard_ring {
-	struct ioguard_nic_desc *desc;
-	dma_addr_t desc_dma;
-	unsigned int size;
-	unsigned int next_to_use;
-	unsigned int next_to_clean;
-};
-
-/* Counters written by NAPI (RX and TX completion). */
-struct ioguard_napi_stats {
-	struct u64_stats_sync syncp;
-	u64_stats_t rx_packets, rx_bytes, rx_errors, rx_dropped, rx_copied;
-	u64_stats_t tx_packets, tx_bytes, tx_errors;
-	u64_stats_t above_4g;
-};
-
-/* Counters written by ndo_start_xmit (serialized by the TX queue lock). */
-struct ioguard_xmit_stats {
-	struct u64_stats_sync syncp;
-	u64_stats_t tx_dropped, tx_copied, sg_merged, linearized, above_4g;
-};
-
-/* The device's own counters, 32-bit registers extended to 64 bits. */
-enum {
-	IOGUARD_DEV_TX_PACKETS,
-	IOGUARD_DEV_RX_PACKETS,
-	IOGUARD_DEV_RX_DROPPED,
-	IOGUARD_DEV_DMA_ERRORS,
-	IOGUARD_DEV_NCOUNTERS,
-};
-
 static const u32 ioguard_dev_counter_regs[IOGUARD_DEV_NCOUNTERS] = {
 	NIC_REG_TX_PACKETS, NIC_REG_RX_PACKETS, NIC_REG_RX_DROPPED,
 	NIC_REG_DMA_ERRORS,
 };
 
-#define IOGUARD_ERRQ_LEN 16
-
-struct ioguard_err_record {
-	u32 code;
-	u32 addr;
-};
-
-struct ioguard_te_result {
-	u32 status;
-	u32 code;               /* NIC_ERR_TE_* when status has ERROR */
-	u32 crc;
-	u32 done;
-	u32 err_addr;
-};
-
-struct ioguard_nic {
-	struct net_device *netdev;
-	struct pci_dev *pdev;
-	struct device *dev;             /* &pdev->dev: the DMA device */
-	void __iomem *regs;
-	u32 cap;
-	bool has_sg;
-	unsigned int max_frags;         /* descriptors one TX packet may use */
-
-	struct napi_struct napi;
-	struct ioguard_ring tx, rx;
-	struct ioguard_tx_slot *tx_slots;
-	struct scatterlist *tx_sg;      /* no CAP.SG: IOGUARD_TX_SG_MAX per slot */
-	struct dma_pool *tx_copy_pool;  /* the slots' copy buffers */
-	unsigned int tx_copybreak;      /* ethtool tx-copybreak */
-	struct ioguard_rx_slot *rx_slots;
-	struct page_pool *rx_pool;      /* while the rings are up */
-	bool rings_up;                  /* rings programmed and enabled (rtnl) */
-	struct timer_list refill_timer; /* retries an RX refill that found no memory */
-
-	/* CTRL and INT_MASK are read-modify-written from several contexts. */
-	spinlock_t reg_lock;
-	u32 ctrl;
-	u32 int_mask;
-
-	/* Errors the interrupt handler took from the device, for err_work. */
-	spinlock_t err_lock;
-	struct ioguard_err_record errq[IOGUARD_ERRQ_LEN];
-	unsigned int errq_len;
-	unsigned int errq_lost;
-	bool reset_requested;
-	struct work_struct err_work;
-	struct ratelimit_state err_rs;
-
-	/* The test engine: one command at a time (te_lock). */
-	struct mutex te_lock;
-	struct completion te_done;
-	u32 te_err_code;                /* the TE_* error the IRQ handler saw */
-	char te_result[192];
-	struct dentry *debugfs;
-
-	struct ioguard_napi_stats nstats;
-	struct ioguard_xmit_stats xstats;
-	atomic64_t dma_errors;
-	atomic64_t error_events;
-	atomic64_t resets;
-
-	spinlock_t devctr_lock;
-	u32 devctr_last[IOGUARD_DEV_NCOUNTERS];
-	u64 devctr_total[IOGUARD_DEV_NCOUNTERS];
-};
-
 static struct dentry *ioguard_debugfs_root;
-
-static u32 ioguard_rd(struct ioguard_nic *nic, u32 reg)
-{
-	return ioread32(nic->regs + reg);
-}
-
-static void ioguard_wr(struct ioguard_nic *nic, u32 reg, u32 val)
-{
-	iowrite32(val, nic->regs + reg);
-}
 
 /*
  * The descriptor's fields are declared as plain integers in the shared
@@ -996,7 +875,7 @@ static void ioguard_datapath_stop(struct ioguard_nic *nic);
  * Reset the device and bring back what was running. Under rtnl (against
  * open/stop) and te_lock (the test engine is reset too).
  */
-static void ioguard_reset(struct ioguard_nic *nic, const char *why)
+void ioguard_reset(struct ioguard_nic *nic, const char *why)
 {
 	bool running = nic->rings_up;
 
@@ -1514,509 +1393,6 @@ static const struct ethtool_ops ioguard_ethtool_ops = {
 	.get_ringparam = ioguard_get_ringparam,
 	.get_tunable = ioguard_get_tunable,
 	.set_tunable = ioguard_set_tunable,
-};
-
-/*
- * The test engine (debugfs)
- *
- * Write a command to dma_test, read the file for the result of the last one:
- *   read ADDR LEN            ok op=read len=N crc=0x........
- *   write ADDR LEN PATTERN   ok op=write len=N crc=0x00000000
- *   copy SRC DST LEN         ok op=copy len=N crc=0x........
- *                            error op=OP code=N addr=0x........ done=N
- *   overrun                  overrun iova=.. phys=.. done=N err_addr=..
- *                                    first_page_written=0|1
- *                                    second_page_intact=0|1
- *   after-unmap              after-unmap iova=.. phys=.. first=ok|error
- *                                    second=ok|error code=N same_data=0|1
- *   sg PAGES                 sg pages=N segments=M crc_ok=0|1 first_iova=..
- *   ring-stop tx|rx          ring-stop tx|rx: recovery scheduled
- * Addresses are the device's raw 32-bit DMA addresses. ring-stop disables a
- * ring behind the driver's back, as the device does when it cannot reach a
- * descriptor, so that the recovery path can be tested without an IOMMU
- * fault-injection rule.
- */
-
-static const char *const ioguard_te_op_names[] = {
-	[NIC_TE_OP_READ] = "read",
-	[NIC_TE_OP_WRITE] = "write",
-	[NIC_TE_OP_COPY] = "copy",
-};
-
-/*
- * Run one engine command and wait for it. 0 with *res filled in (the
- * command itself may have failed: res->status has ERROR), or -ETIMEDOUT
- * after the device was reset. Under te_lock.
- */
-static int ioguard_te_run(struct ioguard_nic *nic, u32 op, u32 src, u32 dst,
-			  u32 len, u32 pattern, struct ioguard_te_result *res)
-{
-	lockdep_assert_held(&nic->te_lock);
-	reinit_completion(&nic->te_done);
-	WRITE_ONCE(nic->te_err_code, NIC_ERR_NONE);
-	ioguard_wr(nic, NIC_REG_TE_SRC, src);
-	ioguard_wr(nic, NIC_REG_TE_DST, dst);
-	ioguard_wr(nic, NIC_REG_TE_LEN, len);
-	ioguard_wr(nic, NIC_REG_TE_PATTERN, pattern);
-	ioguard_wr(nic, NIC_REG_TE_CMD, op);
-
-	wait_for_completion_timeout(&nic->te_done, IOGUARD_TE_TIMEOUT);
-	/* TE_STATUS is the truth, even if the interrupt went missing. */
-	res->status = ioguard_rd(nic, NIC_REG_TE_STATUS);
-	if (!(res->status & NIC_TE_STATUS_DONE)) {
-		/*
-		 * The engine may still DMA into the caller's buffers: stop
-		 * it with a reset before they are unmapped and freed.
-		 */
-		rtnl_lock();
-		ioguard_reset(nic, "test engine timeout");
-		rtnl_unlock();
-		return -ETIMEDOUT;
-	}
-	res->crc = ioguard_rd(nic, NIC_REG_TE_CRC);
-	res->done = ioguard_rd(nic, NIC_REG_TE_DONE_LEN);
-	res->err_addr = ioguard_rd(nic, NIC_REG_TE_ERR_ADDR);
-	res->code = NIC_ERR_NONE;
-	if (res->status & NIC_TE_STATUS_ERROR) {
-		u64 end_src = (u64)src + len, end_dst = (u64)dst + len;
-		bool bad_args = op < NIC_TE_OP_READ || op > NIC_TE_OP_COPY ||
-				!len || len > NIC_TE_MAX_LEN ||
-				(op != NIC_TE_OP_WRITE && end_src > SZ_4G) ||
-				(op != NIC_TE_OP_READ && end_dst > SZ_4G);
-
-		/*
-		 * The interrupt handler took the code from ERR_CODE; if
-		 * another error was latched there first, tell from the
-		 * arguments, as the device does.
-		 */
-		res->code = READ_ONCE(nic->te_err_code);
-		if (res->code == NIC_ERR_NONE)
-			res->code = bad_args ? NIC_ERR_TE_ARGS : NIC_ERR_TE_DMA;
-		if (res->code == NIC_ERR_TE_DMA)
-			atomic64_inc(&nic->dma_errors);
-	}
-	return 0;
-}
-
-static void ioguard_te_raw(struct ioguard_nic *nic, u32 op, u32 src, u32 dst,
-			   u32 len, u32 pattern)
-{
-	struct ioguard_te_result res;
-	const char *name = ioguard_te_op_names[op];
-
-	if (ioguard_te_run(nic, op, src, dst, len, pattern, &res)) {
-		snprintf(nic->te_result, sizeof(nic->te_result), "error timeout");
-		return;
-	}
-	if (res.status & NIC_TE_STATUS_ERROR)
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error op=%s code=%u addr=0x%08x done=%u",
-			 name, res.code, res.err_addr, res.done);
-	else
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "ok op=%s len=%u crc=0x%08x", name, res.done, res.crc);
-}
-
-static bool ioguard_mem_is(const u8 *p, u8 val, size_t len)
-{
-	return !memchr_inv(p, val, len);
-}
-
-/*
- * overrun: the engine writes 8 KiB from the start of a buffer of which only
- * the first 4 KiB page is mapped. Behind an IOMMU the second page of the
- * transfer must fault; without one the device silently writes the
- * physically next page.
- *
- * The page after our IOVA must be one that no one else uses, or the overrun
- * would land in someone else's buffer. The IOVA allocator gives no such
- * promise, so we map a guard page (read-only for the device: its write
- * faults, and the IOVA stays ours until the test is over) next to a mapping
- * of our page, trying until one of our page's mappings sits right below one
- * of the guard's (allocations go downwards, so that takes few tries once the
- * allocator's caches are drained).
- */
-static void ioguard_te_overrun(struct ioguard_nic *nic)
-{
-	struct device *dev = nic->dev;
-	struct iommu_domain *domain = iommu_get_domain_for_dev(dev);
-	dma_addr_t *buf_maps = NULL, *guard_maps = NULL, iova = 0;
-	unsigned int nbuf = 0, nguard = 0, i, j;
-	struct page *pair = NULL, *guard = NULL;
-	struct ioguard_te_result res;
-	phys_addr_t phys;
-	bool translated, found = false;
-	u8 *va;
-
-	/*
-	 * Below 4 GiB: without an IOMMU the DMA layer would otherwise bounce
-	 * a high page through swiotlb, and the overrun would hit the bounce
-	 * pool instead of our second page.
-	 */
-	pair = alloc_pages(GFP_KERNEL | GFP_DMA32 | __GFP_ZERO, 1);
-	guard = alloc_page(GFP_KERNEL | GFP_DMA32 | __GFP_ZERO);
-	buf_maps = kvcalloc(IOGUARD_GUARD_TRIES, sizeof(*buf_maps), GFP_KERNEL);
-	guard_maps = kvcalloc(IOGUARD_GUARD_TRIES, sizeof(*guard_maps),
-			      GFP_KERNEL);
-	if (!pair || !guard || !buf_maps || !guard_maps) {
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error overrun: out of memory");
-		goto out_free;
-	}
-	phys = page_to_phys(pair);
-	va = page_address(pair);
-
-	buf_maps[0] = dma_map_page(dev, pair, 0, PAGE_SIZE, DMA_BIDIRECTIONAL);
-	if (dma_mapping_error(dev, buf_maps[0]))
-		goto map_failed;
-	nbuf = 1;
-	iova = buf_maps[0];
-	/*
-	 * Only the DMA API's IOMMU domains allocate IOVAs; without one (or in
-	 * an identity domain) the DMA address is the physical one.
-	 */
-	translated = domain && iommu_is_dma_domain(domain);
-
-	while (translated && !found && nguard < IOGUARD_GUARD_TRIES) {
-		dma_addr_t g = dma_map_page(dev, guard, 0, PAGE_SIZE,
-					    DMA_TO_DEVICE);
-		dma_addr_t b;
-
-		if (dma_mapping_error(dev, g))
-			goto map_failed;
-		guard_maps[nguard++] = g;
-		for (i = 0; i < nbuf && !found; i++)
-			if (buf_maps[i] + PAGE_SIZE == g) {
-				iova = buf_maps[i];
-				found = true;
-			}
-		if (found || nbuf == IOGUARD_GUARD_TRIES)
-			break;
-		b = dma_map_page(dev, pair, 0, PAGE_SIZE, DMA_BIDIRECTIONAL);
-		if (dma_mapping_error(dev, b))
-			goto map_failed;
-		buf_maps[nbuf++] = b;
-		for (j = 0; j < nguard && !found; j++)
-			if (b + PAGE_SIZE == guard_maps[j]) {
-				iova = b;
-				found = true;
-			}
-	}
-	if (translated && !found) {
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error overrun: no free IOVA page next to the buffer");
-		goto out_unmap;
-	}
-	if (translated)
-		dev_dbg(dev, "overrun: buffer at 0x%llx, guard above it after %u tries\n",
-			(u64)iova, nguard);
-
-	if (ioguard_te_run(nic, NIC_TE_OP_WRITE, 0, lower_32_bits(iova),
-			   2 * PAGE_SIZE, 0x5a, &res)) {
-		snprintf(nic->te_result, sizeof(nic->te_result), "error timeout");
-		goto out_unmap;
-	}
-	for (i = 0; i < nbuf; i++)
-		dma_unmap_page(dev, buf_maps[i], PAGE_SIZE, DMA_BIDIRECTIONAL);
-	for (j = 0; j < nguard; j++)
-		dma_unmap_page(dev, guard_maps[j], PAGE_SIZE, DMA_TO_DEVICE);
-	nbuf = nguard = 0;
-
-	if (translated && !ioguard_mem_is(page_address(guard), 0, PAGE_SIZE))
-		dev_warn(dev, "overrun: the device wrote a page mapped read-only\n");
-	snprintf(nic->te_result, sizeof(nic->te_result),
-		 "overrun iova=0x%08llx phys=0x%llx done=%u err_addr=0x%08x first_page_written=%d second_page_intact=%d",
-		 (u64)iova, (u64)phys, res.done, res.err_addr,
-		 ioguard_mem_is(va, 0x5a, PAGE_SIZE),
-		 ioguard_mem_is(va + PAGE_SIZE, 0, PAGE_SIZE));
-	goto out_free;
-
-map_failed:
-	snprintf(nic->te_result, sizeof(nic->te_result),
-		 "error overrun: DMA mapping failed");
-out_unmap:
-	for (i = 0; i < nbuf; i++)
-		dma_unmap_page(dev, buf_maps[i], PAGE_SIZE, DMA_BIDIRECTIONAL);
-	for (j = 0; j < nguard; j++)
-		dma_unmap_page(dev, guard_maps[j], PAGE_SIZE, DMA_TO_DEVICE);
-out_free:
-	kvfree(buf_maps);
-	kvfree(guard_maps);
-	if (guard)
-		__free_page(guard);
-	if (pair)
-		__free_pages(pair, 1);
-}
-
-/*
- * after-unmap: the bug a DMA verifier is for, made on purpose. Map a page
- * for the device, let the engine read it, unmap the page, then let the
- * engine read the same DMA address again, as a device still holding a
- * stale buffer address would. Behind an IOMMU in strict mode the second
- * read faults; in lazy mode the IOMMU's TLB still holds the translation
- * until the next flush, so the read succeeds (ioguard-iommu,verifier=on
- * flags it); without an IOMMU it succeeds too. The page stays ours until
- * both reads are over.
- */
-static void ioguard_te_after_unmap(struct ioguard_nic *nic)
-{
-	struct device *dev = nic->dev;
-	struct ioguard_te_result first, second;
-	struct page *page = alloc_page(GFP_KERNEL | GFP_DMA32);
-	dma_addr_t iova;
-	int err;
-
-	if (!page) {
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error after-unmap: out of memory");
-		return;
-	}
-	memset(page_address(page), 0xa5, PAGE_SIZE);
-	iova = dma_map_page(dev, page, 0, PAGE_SIZE, DMA_TO_DEVICE);
-	if (dma_mapping_error(dev, iova)) {
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error after-unmap: DMA mapping failed");
-		goto out;
-	}
-	err = ioguard_te_run(nic, NIC_TE_OP_READ, lower_32_bits(iova), 0,
-			     PAGE_SIZE, 0, &first);
-	dma_unmap_page(dev, iova, PAGE_SIZE, DMA_TO_DEVICE);
-	if (!err)
-		err = ioguard_te_run(nic, NIC_TE_OP_READ, lower_32_bits(iova), 0,
-				     PAGE_SIZE, 0, &second);
-	if (err) {
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error timeout");
-		goto out;
-	}
-	snprintf(nic->te_result, sizeof(nic->te_result),
-		 "after-unmap iova=0x%08llx phys=0x%llx first=%s second=%s code=%u same_data=%d",
-		 (u64)iova, (u64)page_to_phys(page),
-		 first.status & NIC_TE_STATUS_ERROR ? "error" : "ok",
-		 second.status & NIC_TE_STATUS_ERROR ? "error" : "ok",
-		 second.code,
-		 !(second.status & NIC_TE_STATUS_ERROR) &&
-		 second.crc == first.crc);
-out:
-	__free_page(page);
-}
-
-/* CRC-32 (zlib's) of bytes [off, off + len) of the pages laid end to end. */
-static u32 ioguard_pages_crc(struct page **pages, size_t off, size_t len)
-{
-	u32 crc = ~0u;
-
-	while (len) {
-		size_t in = off % PAGE_SIZE;
-		size_t n = min_t(size_t, len, PAGE_SIZE - in);
-
-		crc = crc32_le(crc, (u8 *)page_address(pages[off / PAGE_SIZE]) + in,
-			       n);
-		off += n;
-		len -= n;
-	}
-	return crc ^ ~0u;
-}
-
-/*
- * sg: map PAGES separate, physically discontiguous pages as one scatterlist
- * and read every resulting DMA segment with the engine. An IOMMU that
- * translates puts them in one IOVA range: one segment.
- */
-static void ioguard_te_sg(struct ioguard_nic *nic, unsigned int npages)
-{
-	struct device *dev = nic->dev;
-	struct page **pages, **spare;   /* spare: rejected, freed at the end */
-	unsigned int nspare = 0, i, k;
-	struct scatterlist *sgl = NULL, *s;
-	int count = 0;
-	bool crc_ok = true;
-	size_t off = 0;
-	u32 seed = 0x10a1u * npages;
-
-	pages = kcalloc(npages, sizeof(*pages), GFP_KERNEL);
-	spare = kcalloc(2 * npages, sizeof(*spare), GFP_KERNEL);
-	sgl = kcalloc(npages, sizeof(*sgl), GFP_KERNEL);
-	if (!pages || !spare || !sgl)
-		goto nomem;
-	for (i = 0; i < npages; i++) {
-		struct page *p = alloc_page(GFP_KERNEL);
-
-		while (p && i && page_to_pfn(p) == page_to_pfn(pages[i - 1]) + 1 &&
-		       nspare < 2 * npages) {
-			spare[nspare++] = p;
-			p = alloc_page(GFP_KERNEL);
-		}
-		if (!p)
-			goto nomem;
-		pages[i] = p;
-		/* A pattern of our own, so a CRC match means these bytes. */
-		for (k = 0; k < PAGE_SIZE / 4; k++) {
-			seed = seed * 1664525u + 1013904223u;
-			((u32 *)page_address(p))[k] = seed;
-		}
-	}
-	for (i = 1; i < npages; i++)
-		if (page_to_pfn(pages[i]) == page_to_pfn(pages[i - 1]) + 1)
-			dev_warn(dev, "sg: pages %u and %u are contiguous\n",
-				 i - 1, i);
-
-	sg_init_table(sgl, npages);
-	for (i = 0; i < npages; i++)
-		sg_set_page(&sgl[i], pages[i], PAGE_SIZE, 0);
-	count = dma_map_sg(dev, sgl, npages, DMA_TO_DEVICE);
-	if (!count) {
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error sg: DMA mapping failed");
-		goto out;
-	}
-
-	for_each_sg(sgl, s, count, k) {
-		struct ioguard_te_result res;
-		u32 len = sg_dma_len(s);
-		u32 want = ioguard_pages_crc(pages, off, len);
-
-		if (ioguard_te_run(nic, NIC_TE_OP_READ, lower_32_bits(sg_dma_address(s)),
-				   0, len, 0, &res)) {
-			dma_unmap_sg(dev, sgl, npages, DMA_TO_DEVICE);
-			snprintf(nic->te_result, sizeof(nic->te_result),
-				 "error timeout");
-			goto out;
-		}
-		if ((res.status & NIC_TE_STATUS_ERROR) || res.crc != want) {
-			dev_info(dev, "sg: segment %u at 0x%llx+%u: %s crc 0x%08x, CPU 0x%08x\n",
-				 k, (u64)sg_dma_address(s), len,
-				 res.status & NIC_TE_STATUS_ERROR ? "error," : "",
-				 res.crc, want);
-			crc_ok = false;
-		}
-		off += len;
-	}
-	if (off != (size_t)npages * PAGE_SIZE)
-		crc_ok = false;
-	snprintf(nic->te_result, sizeof(nic->te_result),
-		 "sg pages=%u segments=%d crc_ok=%d first_iova=0x%08llx",
-		 npages, count, crc_ok, (u64)sg_dma_address(sgl));
-	dma_unmap_sg(dev, sgl, npages, DMA_TO_DEVICE);
-	goto out;
-
-nomem:
-	snprintf(nic->te_result, sizeof(nic->te_result),
-		 "error sg: out of memory");
-out:
-	for (i = 0; pages && i < npages; i++)
-		if (pages[i])
-			__free_page(pages[i]);
-	for (i = 0; i < nspare; i++)
-		__free_page(spare[i]);
-	kfree(sgl);
-	kfree(spare);
-	kfree(pages);
-}
-
-static void ioguard_ring_stop(struct ioguard_nic *nic, bool tx)
-{
-	unsigned long flags;
-
-	if (!READ_ONCE(nic->rings_up)) {
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error ring-stop: the interface is down");
-		return;
-	}
-	spin_lock_irqsave(&nic->reg_lock, flags);
-	ioguard_wr(nic, NIC_REG_CTRL,
-		   nic->ctrl & ~(tx ? NIC_CTRL_TX_EN : NIC_CTRL_RX_EN));
-	spin_unlock_irqrestore(&nic->reg_lock, flags);
-	schedule_work(&nic->err_work);
-	snprintf(nic->te_result, sizeof(nic->te_result),
-		 "ring-stop %s: recovery scheduled", tx ? "tx" : "rx");
-}
-
-/* Numbers (0x-hex or decimal) separated by blanks; how many, or -EINVAL. */
-static int ioguard_parse_args(char *rest, u32 *args, int max)
-{
-	char *tok;
-	int n = 0;
-
-	while ((tok = strsep(&rest, " \t"))) {
-		if (!*tok)
-			continue;
-		if (n == max || kstrtou32(tok, 0, &args[n]))
-			return -EINVAL;
-		n++;
-	}
-	return n;
-}
-
-static ssize_t ioguard_dma_test_write(struct file *file,
-				      const char __user *ubuf, size_t count,
-				      loff_t *ppos)
-{
-	struct ioguard_nic *nic = file->private_data;
-	char line[96], *rest, *cmd;
-	u32 a[3] = {};
-	int n;
-
-	if (count >= sizeof(line))
-		return -EINVAL;
-	if (copy_from_user(line, ubuf, count))
-		return -EFAULT;
-	line[count] = 0;
-	rest = strim(line);
-	cmd = strsep(&rest, " \t");
-	rest = rest ? strim(rest) : "";
-
-	mutex_lock(&nic->te_lock);
-	if (!strcmp(cmd, "ring-stop")) {
-		n = !strcmp(rest, "tx") || !strcmp(rest, "rx") ? 0 : -EINVAL;
-		if (!n)
-			ioguard_ring_stop(nic, rest[0] == 't');
-		goto out;
-	}
-	n = ioguard_parse_args(rest, a, ARRAY_SIZE(a));
-	if (n == 2 && !strcmp(cmd, "read"))
-		ioguard_te_raw(nic, NIC_TE_OP_READ, a[0], 0, a[1], 0);
-	else if (n == 3 && !strcmp(cmd, "write"))
-		ioguard_te_raw(nic, NIC_TE_OP_WRITE, 0, a[0], a[1], a[2]);
-	else if (n == 3 && !strcmp(cmd, "copy"))
-		ioguard_te_raw(nic, NIC_TE_OP_COPY, a[0], a[1], a[2], 0);
-	else if (n == 0 && !strcmp(cmd, "overrun"))
-		ioguard_te_overrun(nic);
-	else if (n == 0 && !strcmp(cmd, "after-unmap"))
-		ioguard_te_after_unmap(nic);
-	else if (n == 1 && !strcmp(cmd, "sg") && a[0] >= 1 &&
-		 a[0] <= IOGUARD_SG_MAX_PAGES)
-		ioguard_te_sg(nic, a[0]);
-	else
-		n = -EINVAL;
-out:
-	if (n < 0)
-		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error usage: read ADDR LEN | write ADDR LEN PATTERN | copy SRC DST LEN | overrun | after-unmap | sg PAGES(1..%d) | ring-stop tx|rx",
-			 IOGUARD_SG_MAX_PAGES);
-	mutex_unlock(&nic->te_lock);
-	return n < 0 ? -EINVAL : count;
-}
-
-static ssize_t ioguard_dma_test_read(struct file *file, char __user *ubuf,
-				     size_t count, loff_t *ppos)
-{
-	struct ioguard_nic *nic = file->private_data;
-	char line[sizeof(nic->te_result) + 1];
-	int len;
-
-	mutex_lock(&nic->te_lock);
-	len = scnprintf(line, sizeof(line), "%s\n", nic->te_result);
-	mutex_unlock(&nic->te_lock);
-	return simple_read_from_buffer(ubuf, count, ppos, line, len);
-}
-
-static const struct file_operations ioguard_dma_test_fops = {
-	.owner = THIS_MODULE,
-	.open = simple_open,
-	.read = ioguard_dma_test_read,
-	.write = ioguard_dma_test_write,
-	.llseek = default_llseek,
 };
 
 /* PCI */
