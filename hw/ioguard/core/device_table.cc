@@ -41,16 +41,13 @@ std::optional<DeviceTableEntry> DeviceTable::load(uint16_t devid,
     return DeviceTableEntry{raw};
 }
 
-std::optional<DeviceTableEntry> DeviceTable::read(uint16_t devid,
-                                                  DteLocation &where)
+std::optional<DeviceTableEntry> DeviceTable::load_and_cache(uint16_t devid,
+                                                            DteLocation &where)
 {
-    if (const auto raw = cache_.lookup(devid)) {
-        return DeviceTableEntry{*raw};
-    }
     const uint64_t filled_at = cache_.epoch();
     auto dte = load(devid, where);
     if (dte) {
-        cache_.insert(devid, dte->raw, filled_at);
+        cache_.insert(devid, *dte, filled_at);
     }
     return dte;
 }

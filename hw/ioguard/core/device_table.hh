@@ -95,10 +95,18 @@ public:
     // when where.beyond_table or the entry at where.address is not RAM.
     std::optional<DeviceTableEntry> load(uint16_t devid,
                                          DteLocation &where) const;
-    // devid's entry from the cache, or loaded (see load) and cached.
-    std::optional<DeviceTableEntry> read(uint16_t devid, DteLocation &where);
+    // devid's entry from the cache, or loaded (see load) and cached. (The
+    // hit is here, for the DMA path to inline; the miss is not.)
+    std::optional<DeviceTableEntry> read(uint16_t devid, DteLocation &where)
+    {
+        auto dte = cache_.lookup(devid);
+        if (dte) {
+            return dte;
+        }
+        return load_and_cache(devid, where);
+    }
     // The cache's copy of devid's entry, if it has one.
-    std::optional<RawDte> cached(uint16_t devid) const
+    std::optional<DeviceTableEntry> cached(uint16_t devid) const
     {
         return cache_.lookup(devid);
     }
@@ -110,11 +118,15 @@ public:
     void invalidate_all() { cache_.clear(); }
 
 private:
+    std::optional<DeviceTableEntry> load_and_cache(uint16_t devid,
+                                                   DteLocation &where);
+
     Host &host_;
     std::atomic<uint64_t> base_{0};
-    // Raw entries, four words: the DMA path copies them out of the cache
-    // on every request, and decoding is cheaper than copying decoded ones.
-    ShardedCache<uint16_t, RawDte, DevidHash> cache_;
+    // Entries as the guest wrote them, four words: the DMA path copies one
+    // out of the cache on every request, and decoding the few fields it
+    // reads is cheaper than copying a decoded entry.
+    ShardedCache<uint16_t, DeviceTableEntry, DevidHash> cache_;
 };
 
 } // namespace ioguard

@@ -62,7 +62,7 @@ IoguardDeviceInfo Iommu::read_device(uint16_t devid)
         return info;
     }
     if (const auto cached = device_table_.cached(devid)) {
-        info.cached_copy_stale = *cached != dte->raw;
+        info.cached_copy_stale = cached->raw != dte->raw;
     }
     for (int i = 0; i < 4; i++) {
         info.raw[i] = dte->raw[i];

@@ -139,6 +139,8 @@ private:
     // Translation (translate.cc)
     std::optional<DeviceTableEntry> fetch_dte(uint16_t devid, uint64_t addr,
                                               unsigned flags);
+    void report_unreadable_dte(uint16_t devid, uint64_t addr, unsigned flags,
+                               const DteLocation &where);
     // The guest's tables for iova, through the page directory cache.
     WalkResult walk_tables(const DeviceTableEntry &dte, uint64_t iova,
                            bool &from_directory);

@@ -49,9 +49,15 @@ std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
 {
     DteLocation where;
     const auto dte = device_table_.read(devid, where);
-    if (dte) {
-        return dte;
+    if (!dte) {
+        report_unreadable_dte(devid, addr, flags, where);
     }
+    return dte;
+}
+
+void Iommu::report_unreadable_dte(uint16_t devid, uint64_t addr,
+                                  unsigned flags, const DteLocation &where)
+{
     if (where.beyond_table) {
         guest_error("requester %04x is beyond the device table", devid);
         log_event(Event::illegal_dev_table_entry(devid, addr, flags),
@@ -62,7 +68,6 @@ std::optional<DeviceTableEntry> Iommu::fetch_dte(uint16_t devid, uint64_t addr,
         log_event(Event::dev_tab_hardware_error(devid, where.address, flags),
                   FaultReason::DeviceTableNotInRam);
     }
-    return dte;
 }
 
 bool Iommu::dma_is_identity(uint16_t devid)
