@@ -407,8 +407,10 @@ class GuestOutput:
         """The first Fetch of url, or None."""
         return next((f for f in self.fetches if f.url == url), None)
 
-    def nic_loops_of(self, ifname):
-        return [r for r in self.nic_loops if r.ifname == ifname]
+    def nic_loops_of(self, ifname, frame_bytes=None):
+        """The NicLoop runs of ifname, of frame_bytes if given."""
+        return [r for r in self.nic_loops if r.ifname == ifname and
+                frame_bytes in (None, r.frame_bytes)]
 
     def nic_stats_of(self, ifname):
         """{statistic: value} of ifname (the last value of each)."""

@@ -203,7 +203,8 @@ def test_console_log():
     assert out.waits == [1]
     assert out.nic_loops == [gp.parse_nicloop(NICLOOP)]   # not the cut one
     assert out.nic_loops_of("eth0") == out.nic_loops
-    assert out.nic_loops_of("eth1") == []
+    assert out.nic_loops_of("eth0", 1500) == out.nic_loops
+    assert out.nic_loops_of("eth0", 64) == out.nic_loops_of("eth1") == []
     assert out.nic_stats_of("eth0") == {"rx_packets": 2003}
     [overrun] = out.dma_tests
     assert overrun.kind == "overrun" and not overrun.text.endswith("\r")
