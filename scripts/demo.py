@@ -8,6 +8,7 @@ and saw (statistics, fault records, what a device can reach, its DTE)."""
 import re
 import sys
 
+import guest_protocol as gp
 import ioguard_vm as ivm
 
 GUEST_LINES = re.compile(
@@ -31,9 +32,10 @@ def main():
     vm = ivm.Vm(ivm.ioguard_args("verifier=on"), disks, memory="6G",
                 # tx-copybreak 0: the driver maps every frame it sends where
                 # it lies, above 4 GiB or not, instead of copying it.
-                append=f"ioguard.net=10.0.2.15/24 ioguard.fetch={server.url} "
-                       "ioguard.copybreak=0 ioguard.nicloop=1500:2000 "
-                       "ioguard.dmatest=write:0x10000:4096:0xa5,after-unmap",
+                append=gp.kernel_params(
+                    net="10.0.2.15/24", fetch=server.url, copybreak=0,
+                    nicloop="1500:2000",
+                    dmatest=["write:0x10000:4096:0xa5", "after-unmap"]),
                 workdir=work / "vm", extra_args=ivm.nic())
     with vm:
         if not vm.wait_for("IOGUARD-DONE", timeout=900):
@@ -60,23 +62,27 @@ def main():
               f"{'OK' if good else 'MISMATCH, expected ' + d.sha256}")
 
     log = vm.log()
-    fetched = re.search(r"IOGUARD-FETCH \S+ (\S+)", log)
-    good = bool(fetched) and fetched.group(1) == server.sha256
+    guest = gp.parse_console_log(log)
+    fetched = guest.fetches[0] if guest.fetches else None
+    good = fetched is not None and fetched.sha256 == server.sha256
     ok &= good
     server.close()
     print(f"  {server.url} over ioguard-nic  "
-          f"{fetched.group(1) if fetched else 'not fetched'}  "
+          f"{(fetched.sha256 or 'failed') if fetched else 'not fetched'}  "
           f"{'OK' if good else 'MISMATCH, expected ' + server.sha256}")
 
     print("\n== ioguard-nic: a 32-bit bus master reaching memory above 4 GiB")
-    for line in re.findall(r"IOGUARD-NICLOOP (.*)", log):
-        print("  loopback " + line.split(" ns=")[0])
-    stats_nic = dict(re.findall(r"IOGUARD-NICSTAT eth0 (\S+) (\d+)", log))
+    for r in guest.nic_loops:
+        print(f"  loopback {r.ifname} {r.frame_bytes} sent={r.sent} "
+              f"received={r.received} corrupt={r.corrupt} lost={r.lost} "
+              f"duplicate={r.duplicate}")
+    stats_nic = guest.nic_stats_of("eth0")
     for k in ("rx_packets", "tx_packets", "buffers_above_4g", "dma_errors"):
         print(f"  {k:<18} {stats_nic.get(k, '?'):>10}")
-    swiotlb = re.search(r"IOGUARD-SWIOTLB (.*)", log)
+    swiotlb = guest.swiotlb
     print("  guest swiotlb (bounce buffers): " +
-          (swiotlb.group(1) if swiotlb else "?"))
+          (f"nslabs={swiotlb.nslabs} used_hiwater={swiotlb.used_hiwater} "
+           f"bounced={swiotlb.bounced}" if swiotlb else "?"))
 
     print("\n== The NIC asked to DMA to 0x10000, which was never mapped, and "
           "read a buffer after its driver unmapped it (lazy mode)")

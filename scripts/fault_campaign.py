@@ -57,6 +57,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 # QEMU's own QMP library, from the source tree scripts/build-qemu unpacks.
@@ -236,11 +237,6 @@ def take_snapshot(outdir, name, snap, disks):
     return path
 
 
-def nicloops(log):
-    return [dict(re.findall(r"(\w+)=(\S+)", line))
-            for line in re.findall(r"IOGUARD-NICLOOP eth0 \d+ (.*)", log)]
-
-
 def classify(log, done, disk):
     """(outcome, detail) of a scenario from its guest's log."""
     def evidence(reports):
@@ -251,19 +247,19 @@ def classify(log, done, disk):
         return "guest-panicked", "panic in the guest's log"
     if not done:
         return "guest-hung", "the workload did not finish"
-    loops = nicloops(log)
-    lost = sum(int(r["lost"]) for r in loops)
-    damaged = sum(int(r["corrupt"]) + int(r["duplicate"]) for r in loops) + \
-        sum(int(r["lost"]) == 0 and r["sha256"] != r["sent_sha256"]
-            for r in loops)
-    sums = dict(re.findall(r"IOGUARD-CHECKSUM (\S+) ([0-9a-f]{64})", log))
-    disk_read = disk is not None and disk.guest_name in sums
+    guest = gp.parse_console_log(log)
+    loops = guest.nic_loops_of("eth0")
+    lost = sum(r.lost for r in loops)
+    damaged = sum(r.corrupt + r.duplicate for r in loops) + \
+        sum(r.lost == 0 and r.sha256 != r.sent_sha256 for r in loops)
+    disk_read = disk is not None and disk.guest_name in guest.checksums
     wrong = []                  # data that came out other than it went in
     if damaged:
         wrong.append(f"{damaged} frame(s) damaged or repeated")
-    if re.search(r"IOGUARD-DMATEST sg .*crc_ok=0", log):
+    if any(t.kind == "sg" and t.fields.get("crc_ok") == "0"
+           for t in guest.dma_tests):
         wrong.append("the NIC read other bytes than the CPU wrote")
-    if disk_read and sums[disk.guest_name] != disk.sha256:
+    if disk_read and guest.checksums[disk.guest_name] != disk.sha256:
         wrong.append("the disk read back other bytes than it holds")
     missing = []                # data that did not come out at all
     if lost:
@@ -281,7 +277,7 @@ def classify(log, done, disk):
         said = ", ".join(iommu_saw + device_saw)
         last = loops[-1] if loops else None
         if evidence(GAVE_UP) or wrong or (disk is not None and not disk_read) \
-                or (last is not None and int(last["received"]) == 0):
+                or (last is not None and last.received == 0):
             return ("detected-device-disabled",
                     f"{said}; {'; '.join(wrong + missing) or 'the driver gave up'}")
         return "detected-recovered", said + (
@@ -324,15 +320,15 @@ def run_scenario(outdir, s, snapshots, snapshot_files, disks):
         m.stop()
     log = m.log()
     outcome, detail = classify(log, done, disk)
-    loops = nicloops(log)
+    loops = gp.parse_console_log(log).nic_loops_of("eth0")
     return {
         "scenario": s["name"],
         "outcome": outcome,
         "expected": s.get("expect", ""),
         "faults_fired": fired,
         "iommu_events": records,
-        "frames_sent": sum(int(r["sent"]) for r in loops),
-        "frames_lost": sum(int(r["lost"]) for r in loops),
+        "frames_sent": sum(r.sent for r in loops),
+        "frames_lost": sum(r.lost for r in loops),
         "seconds": round(time.time() - start, 1),
         "detail": detail,
         "log": str(m.serial),

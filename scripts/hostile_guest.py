@@ -23,13 +23,13 @@ Used by scripts/hostile-guest and tests/guest/test_hostile.py.
 """
 
 import os
-import re
 import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
+import guest_protocol as gp
 import ioguard_vm as ivm
 
 QMP_DEADLINE_S = 1.0
@@ -117,8 +117,8 @@ def run_seed(seed, ops, workdir, timeout=600):
     vm = ivm.Vm(ivm.ioguard_args(), [],
                 # devkmsg=on: progress lines go to the kernel's log, which
                 # would otherwise let through 10 per 5 seconds
-                append=f"ioguard.hostile={seed}:{ops} amd_iommu=off "
-                       "iomem=relaxed printk.devkmsg=on",
+                append=f"{gp.kernel_params(hostile=(seed, ops))} "
+                       "amd_iommu=off iomem=relaxed printk.devkmsg=on",
                 memory="512M", smp=1, workdir=workdir,
                 extra_args=[*ivm.nic("user,id=n0", NIC_ADDR), *DISKS,
                             "-d", "guest_errors", "-D", errors_log])
@@ -149,13 +149,14 @@ def run_seed(seed, ops, workdir, timeout=600):
         result.qmp_polls, result.qmp_max_ms = watch.polls, watch.max_s * 1000
 
         log = vm.log()
-        done = re.findall(r"IOGUARD-HOSTILE seed=\d+ ops=(\d+)", log)
-        result.ops_done = int(done[-1]) if done else 0
-        if "IOGUARD-HOSTILE-DONE" in log:
+        guest = gp.parse_console_log(log)
+        progress = guest.hostile_progress
+        result.ops_done = progress[-1].ops if progress else 0
+        if guest.hostile_done:
             result.guest = "done"
         elif "Kernel panic" in log:
             result.guest = "guest panicked"
-        elif "IOGUARD-HOSTILE-EXIT" in log:
+        elif guest.hostile_exit is not None:
             result.guest = "program failed"
             result.failures.append("the hostile program failed: see "
                                    f"{vm.serial}")

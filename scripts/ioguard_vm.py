@@ -9,13 +9,14 @@ import http.server
 import json
 import os
 import random
-import re
 import socket
 import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+import guest_protocol as gp
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("IOGUARD_BUILD", ROOT / "build"))
@@ -167,13 +168,13 @@ class Vm:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.serial = self.workdir / "serial.log"
         self.qmp_path = self.workdir / "qmp.sock"
-        names = ",".join(d.guest_name for d in disks)
         # no_timer_check: Linux's early check that the timer interrupt
         # ticks within a busy-wait panics ("timer doesn't work through
         # Interrupt-remapped IO-APIC") when a TCG vCPU is starved by a
         # loaded host; it is what Linux skips on hypervisors it knows.
-        cmdline = (f"console=ttyS0 panic=-1 no_timer_check "
-                   f"ioguard.disks={names} ioguard.hold=60 {append}".strip())
+        init = gp.kernel_params(disks=[d.guest_name for d in disks], hold=60)
+        cmdline = (f"console=ttyS0 panic=-1 no_timer_check {init} "
+                   f"{append}".strip())
         self.args = [
             str(QEMU), "-L", str(firmware_dir()),
             "-M", "q35", "-accel", "tcg", "-m", memory, "-smp", str(smp),
@@ -274,8 +275,8 @@ class Vm:
             time.sleep(0.1)
 
     def checksums(self):
-        return dict(re.findall(r"IOGUARD-CHECKSUM (\S+) ([0-9a-f]{64})",
-                               self.log()))
+        """{disk: sha256} of what the guest read."""
+        return gp.parse_console_log(self.log()).checksums
 
     def stop(self):
         if self.qmp:

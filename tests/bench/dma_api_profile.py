@@ -12,13 +12,13 @@ own overhead to the traced calls; compare configurations, not absolutes.)
 """
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import dma_bench as bench  # noqa: E402
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 FUNCTIONS = ["iommu_dma_map_sg", "iommu_dma_unmap_sg", "iommu_dma_map_page",
@@ -32,22 +32,21 @@ def profile(config, workload, disks):
     args, append = bench.CONFIGS[config]
     disk, block, total = WORKLOADS[workload]
     vm = ivm.Vm(args, disks, smp=1,
-                append=f"{append} ioguard.bench={disk}:{block}:{total} "
-                       f"ioguard.profile={','.join(FUNCTIONS)}",
+                append=f"{append} " + gp.kernel_params(
+                    bench=(disk, block, total), profile=FUNCTIONS),
                 workdir=bench.WORK / f"profile-{config}-{workload}")
     with vm:
         if not vm.wait_for("IOGUARD-DONE", timeout=1800):
             raise RuntimeError(f"{config}: guest did not finish ({vm.serial})")
-    log = vm.log()
-    m = re.search(rf"IOGUARD-BENCH /dev/{disk} {block} (\d+) (\d+)", log)
-    if not m:
+    guest = gp.parse_console_log(vm.log())
+    runs = guest.benches_of(f"/dev/{disk}", block)
+    if not runs:
         raise RuntimeError(f"{config}: no result ({vm.serial})")
-    mib = int(m.group(1)) / (1 << 20)
-    elapsed_us = int(m.group(2)) / 1000
-    p = re.search(r"IOGUARD-PROFILE calls (\d+) us ([\d.]+)", log)
-    if not p:
+    mib = runs[0].bytes / (1 << 20)
+    elapsed_us = runs[0].ns / 1000
+    if not guest.profile:
         raise RuntimeError(f"{config}: no profile ({vm.serial})")
-    return elapsed_us / mib, float(p.group(2)) / mib, int(p.group(1))
+    return elapsed_us / mib, guest.profile.us / mib, guest.profile.calls
 
 
 def main():

@@ -16,12 +16,12 @@ turn this into a test assertion.
 """
 
 import argparse
-import re
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "bench"
@@ -74,40 +74,37 @@ def disks():
 
 def run_one(config, workloads, disk_list, tag, smp):
     args, append = CONFIGS[config]
-    bench = ",".join(f"{d}:{b}:{t}" for _, d, b, t in workloads if d != "nic")
-    loops = ",".join(f"{b}:{t}:{COPYBREAK.get(n, 2048)}"
-                     for n, d, b, t in workloads if d == "nic")
+    bench = [(d, b, t) for _, d, b, t in workloads if d != "nic"]
+    loops = [(b, t, COPYBREAK.get(n, 2048))
+             for n, d, b, t in workloads if d == "nic"]
     vm = ivm.Vm(args, disk_list, extra_args=NIC_ARGS if loops else [],
-                append=f"{append} ioguard.bench={bench} ioguard.nicloop={loops}",
+                append=f"{append} "
+                       f"{gp.kernel_params(bench=bench, nicloop=loops)}",
                 smp=smp, workdir=WORK / f"{config}-{tag}")
     with vm:
         if not vm.wait_for("IOGUARD-DONE", timeout=1800):
             raise RuntimeError(f"{config}: guest did not finish ({vm.serial})")
         stats = vm.stats() if config.startswith("ioguard") else None
-    log = vm.log()
+    guest = gp.parse_console_log(vm.log())
     for d in disk_list:
         if vm.checksums().get(d.guest_name) != d.sha256:
             raise RuntimeError(f"{config}: {d.guest_name} read wrong data")
     results = {}
-    # One line per NIC run, in the order of the workloads.
-    nic_lines = iter(re.findall(r"IOGUARD-NICLOOP eth0 .*", log))
+    # One run per NIC workload, in the order of the workloads.
+    nic_runs = iter(guest.nic_loops_of("eth0"))
     for name, dev, block, _ in workloads:
         if dev == "nic":
-            m = re.match(rf"IOGUARD-NICLOOP eth0 {block} sent=(\d+) "
-                         r"received=(\d+) corrupt=0 lost=0 duplicate=0 "
-                         r"ns=(\d+) .*sha256=(\S+) sent_sha256=(\S+)",
-                         next(nic_lines, ""))
-            if not m or m.group(4) != m.group(5):
+            run = next(nic_runs, None)
+            if run is None or run.frame_bytes != block or not run.intact:
                 raise RuntimeError(f"{config}: {name} lost or corrupted "
                                    f"frames ({vm.serial})")
-            nbytes, ns = int(m.group(2)) * block, int(m.group(3))
+            nbytes, ns = run.received * block, run.ns
         else:
-            m = re.search(rf"IOGUARD-BENCH /dev/{dev} {block} (\d+) (\d+)",
-                          log)
-            if not m:
+            runs = guest.benches_of(f"/dev/{dev}", block)
+            if not runs:
                 raise RuntimeError(f"{config}: no result for {name} "
                                    f"({vm.serial})")
-            nbytes, ns = int(m.group(1)), int(m.group(2))
+            nbytes, ns = runs[0].bytes, runs[0].ns
         results[name] = nbytes / (ns / 1e9) / (1 << 20)
     return results, stats
 

@@ -21,13 +21,13 @@ Machines are noisy: never turn this into a test.
 
 import argparse
 import csv
-import re
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "bench"
@@ -36,19 +36,20 @@ ROUND_TRIP_NS, WALK_READ_NS, DEPTH = 1000, 100, 32
 NVME, NIC = "00:04.0", "00:06.0"
 
 WORKLOADS = {
-    # name: (requester, guest init argument, bytes per unit)
-    "nvme-1M": (NVME, f"ioguard.bench=nvme0n1:{1 << 20}:{512 << 20}", None),
+    # name: (requester, init's parameters, bytes per unit)
+    "nvme-1M": (NVME, {"bench": ("nvme0n1", 1 << 20, 512 << 20)}, None),
     # Writes: the device DMA-reads each 1 MiB buffer, page after page (the
     # disk is a snapshot=on overlay, so the image stays as it was).
     "nvme-write-1M": (NVME,
-                      f"ioguard.bench=nvme0n1:{1 << 20}:{256 << 20}:write",
+                      {"bench": ("nvme0n1", 1 << 20, 256 << 20, "write")},
                       None),
-    "nvme-4K-random": (NVME, f"ioguard.bench=nvme0n1:4096:{16 << 20}:random",
+    "nvme-4K-random": (NVME,
+                       {"bench": ("nvme0n1", 4096, 16 << 20, "random")},
                        None),
     # The driver copies each frame into buffers mapped once (its default);
     # "mapped" has it map each frame where it lies (tx-copybreak 0).
-    "nic-1500B": (NIC, "ioguard.nicloop=1500:20000", 1500),
-    "nic-1500B-mapped": (NIC, "ioguard.nicloop=1500:20000:0", 1500),
+    "nic-1500B": (NIC, {"nicloop": (1500, 20000)}, 1500),
+    "nic-1500B-mapped": (NIC, {"nicloop": (1500, 20000, 0)}, 1500),
 }
 CONFIGS = {
     "consistent": [],
@@ -57,8 +58,8 @@ CONFIGS = {
 
 
 def run_one(config, workload, disk, tag):
-    requester, guest_arg, _ = WORKLOADS[workload]
-    if guest_arg.endswith(":write"):
+    requester, guest_params, _ = WORKLOADS[workload]
+    if "write" in guest_params.get("bench", ()):
         disk = ivm.Disk(disk.guest_name, disk.image, disk.sha256,
                         [a + ",snapshot=on" if a.startswith("file=") else a
                          for a in disk.args])
@@ -68,7 +69,7 @@ def run_one(config, workload, disk, tag):
     extra = ["-netdev", "hubport,hubid=0,id=n0",
              "-device", "ioguard-nic,netdev=n0,bus=pcie.0,addr=0x6"]
     vm = ivm.Vm(ivm.ioguard_args(*props), [disk], extra_args=extra,
-                append=f"ioguard.settle=3 {guest_arg}", smp=1,
+                append=gp.kernel_params(settle=3, **guest_params), smp=1,
                 workdir=WORK / f"streaming-{config}-{workload}-{tag}")
     with vm:
         if not vm.wait_for("IOGUARD-SETTLE", timeout=900):
@@ -78,21 +79,19 @@ def run_one(config, workload, disk, tag):
         if not vm.wait_for("IOGUARD-DONE", timeout=1800):
             raise RuntimeError(f"{config} {workload}: guest did not finish")
         stats = vm.cmd("query-ioguard-stats")[0]
-    log = vm.log()
+    guest = gp.parse_console_log(vm.log())
     if vm.checksums().get(disk.guest_name) != disk.sha256:
         raise RuntimeError(f"{config}: {disk.guest_name} read wrong data")
     if requester == NIC:
-        m = re.search(r"IOGUARD-NICLOOP eth0 1500 sent=(\d+) received=(\d+) "
-                      r"corrupt=0 lost=0 duplicate=0 ns=(\d+) .*"
-                      r"sha256=(\S+) sent_sha256=(\S+)", log)
-        if not m or m.group(4) != m.group(5):
+        runs = guest.nic_loops_of("eth0", 1500)
+        if not runs or not runs[0].intact:
             raise RuntimeError(f"{config}: frames lost or corrupted")
-        nbytes, ns = int(m.group(2)) * 1500, int(m.group(3))
+        nbytes, ns = runs[0].received * 1500, runs[0].ns
     else:
-        m = re.search(r"IOGUARD-BENCH /dev/nvme0n1 \d+ (\d+) (\d+)", log)
-        if not m:
+        runs = guest.benches_of("/dev/nvme0n1")
+        if not runs:
             raise RuntimeError(f"{config} {workload}: no result")
-        nbytes, ns = int(m.group(1)), int(m.group(2))
+        nbytes, ns = runs[0].bytes, runs[0].ns
     r = next(r for r in stats["requesters"] if r["requester"] == requester)
     mib = nbytes / (1 << 20)
     model = r["model"]

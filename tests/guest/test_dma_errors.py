@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import hostile_guest as hg  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
@@ -72,10 +73,6 @@ def injected(vm):
             if r["reason"] == "injected"]
 
 
-def rechecks(log):
-    return dict(re.findall(r"IOGUARD-RECHECK (\S+) ([0-9a-f]{64})", log))
-
-
 def run(name, disk, requester, driver):
     """Boots with one of requester's DMA writes of data refused while the
     disk is read through the page cache (the 300th: well into the 16 MiB,
@@ -83,7 +80,7 @@ def run(name, disk, requester, driver):
     it; Linux logs both refusals as IO_PAGE_FAULTs of the device (driver
     and PCI address as its log names it). Returns the guest's log."""
     vm = ivm.Vm(ivm.ioguard_args(), [disk], workdir=WORK / name,
-                append="ioguard.pause=5 ioguard.settle=5 ioguard.recheck=1")
+                append=gp.kernel_params(pause=5, settle=5, recheck=True))
     with vm:
         assert vm.wait_for("IOGUARD-PAUSE", timeout=600), vm.serial
         refuse_data_write(vm, requester, 300)
@@ -100,7 +97,8 @@ def run(name, disk, requester, driver):
     # Both read intact: the first (through the page cache, which reads the
     # failed pages again) and the second.
     assert vm.checksums() == {disk.guest_name: disk.sha256}
-    assert rechecks(log) == {disk.guest_name: disk.sha256}
+    assert gp.parse_console_log(log).rechecks == \
+        {disk.guest_name: disk.sha256}
     return log
 
 
@@ -133,7 +131,8 @@ def test_nvme_refused_completion_is_a_fatal_status(tmp_path):
     trace = workdir / "nvme-trace.log"
     # One vCPU: one I/O queue pair, whose completion queue the rule names.
     vm = ivm.Vm(ivm.ioguard_args(), [disk], workdir=workdir, smp=1,
-                append="ioguard.pause=5 nvme_core.io_timeout=5",
+                append=f"{gp.kernel_params(pause=5)} "
+                       "nvme_core.io_timeout=5",
                 extra_args=["-trace", "pci_nvme_create_cq",
                             "-trace", "pci_nvme_err_cfs", "-D", str(trace)])
     with vm:
@@ -206,7 +205,8 @@ def test_virtio_blk_refused_read_needs_reset(tmp_path):
     image = tmp_path / "vblk.img"
     disk = ivm.virtio_blk(image, ivm.make_disk(image, 16, 23))
     vm = ivm.Vm(ivm.ioguard_args(), [disk],
-                workdir=WORK / "dma-errors-virtio-blk", append="ioguard.pause=5")
+                workdir=WORK / "dma-errors-virtio-blk",
+                append=gp.kernel_params(pause=5))
     with vm:
         assert vm.wait_for("IOGUARD-PAUSE", timeout=600), vm.serial
         refuse_data_write(vm, "01:00.0", 300)
@@ -239,7 +239,7 @@ def test_virtio_blk_refused_used_ring_needs_reset(tmp_path):
     # One vCPU: one request queue, whose used ring the rule names.
     vm = ivm.Vm(ivm.ioguard_args(), [disk], smp=1,
                 workdir=WORK / "dma-errors-virtio-used-ring",
-                append="ioguard.pause=5")
+                append=gp.kernel_params(pause=5))
     with vm:
         assert vm.wait_for("IOGUARD-PAUSE", timeout=600), vm.serial
         vm.cmd("stop")
@@ -300,4 +300,5 @@ def test_every_dma_refused_qemu_stays_responsive(tmp_path):
     assert page_faults(log, "ahci 0000:00:1f.2")
     assert "nvme 0000:01:00.0: probe with driver nvme failed" in log
     assert "ata1: link online but 1 devices misclassified" in log
-    assert "IOGUARD-MISSING nvme0n1" in log and "IOGUARD-MISSING sda" in log
+    missing = gp.parse_console_log(log).missing
+    assert "nvme0n1" in missing and "sda" in missing

@@ -16,20 +16,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest"
 NIC_BDF = "0000:00:05.0"
-
-
-def loops(log):
-    return [dict(re.findall(r"(\w+)=(\S+)", line))
-            for line in re.findall(r"IOGUARD-NICLOOP eth0 \d+ (.*)", log)]
-
-
-def nicstats(log):
-    return {k: int(v) for k, v in
-            re.findall(r"IOGUARD-NICSTAT eth0 (\S+) (\d+)", log)}
 
 
 def fault_rules(vm):
@@ -39,8 +30,9 @@ def fault_rules(vm):
 
 def test_rx_dma_fault_then_recovery():
     vm = ivm.Vm(ivm.ioguard_args(), [], workdir=WORK / "faults-rx-dma",
-                append="ioguard.nicloop=1500:500,wait,1500:1000,wait,"
-                       "1500:1000",
+                append=gp.kernel_params(nicloop=["1500:500", "wait",
+                                                 "1500:1000", "wait",
+                                                 "1500:1000"]),
                 extra_args=ivm.nic("hubport,hubid=0,id=n0", "0x5"))
     with vm:
         assert vm.wait_for("IOGUARD-WAIT 1", timeout=600), vm.serial
@@ -55,17 +47,18 @@ def test_rx_dma_fault_then_recovery():
         assert vm.wait_for("IOGUARD-DONE", timeout=600), vm.serial
         records = vm.cmd("query-ioguard-faults")[0]["faults"]
     log = vm.log()
-    before, broken, after = loops(log)
+    guest = gp.parse_console_log(log)
+    before, broken, after = guest.nic_loops_of("eth0")
 
     # Before the rule and after it: every frame, intact.
     for run in (before, after):
-        assert run["lost"] == "0" and run["corrupt"] == "0", run
-        assert run["sha256"] == run["sent_sha256"], run
+        assert run.lost == 0 and run.corrupt == 0, run
+        assert run.sha256 == run.sent_sha256, run
     # With it: faults fired, and the guest saw each kind of evidence.
     fired = during["rules"][0]["fired"]
     assert fired > 0
-    assert int(broken["lost"]) > 0, broken
-    assert broken["corrupt"] == "0", broken     # refused, never damaged
+    assert broken.lost > 0, broken
+    assert broken.corrupt == 0, broken          # refused, never damaged
     # Linux's IO_PAGE_FAULT and the device's DMA error name one address:
     # the write (a received frame's data or a descriptor's write-back, as
     # the 200th write happens to be) that the IOMMU refused.
@@ -76,7 +69,7 @@ def test_rx_dma_fault_then_recovery():
                                 log))
     assert iommu_saw, "Linux logged no IO_PAGE_FAULT of the NIC"
     assert iommu_saw & device_saw, (iommu_saw, device_saw)
-    assert nicstats(log)["device_dma_errors"] > 0
+    assert guest.nic_stats_of("eth0")["device_dma_errors"] > 0
     injected = [r for r in records if r["reason"] == "injected"]
     assert injected and all(r["requester"] == "00:05.0" and
                             r["access"] == "write" for r in injected)
@@ -91,7 +84,7 @@ def test_dropped_completion_wait_times_out(tmp_path):
                      "site=completion-wait,when=nth:5,action=delay:1ms\n")
     vm = ivm.Vm(ivm.ioguard_args(f"fault-rules={rules}"), [],
                 workdir=WORK / "faults-completion-wait",
-                append="ioguard.nicloop=1500:300",
+                append=gp.kernel_params(nicloop="1500:300"),
                 extra_args=ivm.nic("hubport,hubid=0,id=n0", "0x5"))
     with vm:
         assert vm.wait_for("IOGUARD-DONE", timeout=600), vm.serial
@@ -99,8 +92,8 @@ def test_dropped_completion_wait_times_out(tmp_path):
     log = vm.log()
     assert log.count("Completion-Wait loop timed out") == 1, \
         "Linux did not report the lost completion exactly once"
-    [run] = loops(log)
-    assert run["lost"] == "0" and run["sha256"] == run["sent_sha256"], run
+    [run] = gp.parse_console_log(log).nic_loops_of("eth0")
+    assert run.lost == 0 and run.sha256 == run.sent_sha256, run
     actions = [f["action"] for f in info["fired"]]
     assert actions == ["drop", "delay"], info["fired"]
     assert info["fired"][1]["delay-ns"] == 1000000

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest"
@@ -107,8 +108,8 @@ def test_mappings_match_the_guest_tables_before_and_after_traffic():
     disk = ivm.nvme_behind_root_port(image, ivm.make_disk(image, 16, seed=31))
     ram_path = Path("/dev/shm") / f"ioguard-monitor-ram-{id(disk)}"
     vm = ivm.Vm(ivm.ioguard_args(), [disk], workdir=WORK / "monitor-mappings",
-                append="ioguard.pause=20 ioguard.net=10.0.2.15/24 "
-                       "ioguard.nicloop=1500:500",
+                append=gp.kernel_params(pause=20, net="10.0.2.15/24",
+                                        nicloop="1500:500"),
                 extra_args=[*ivm.nic("user,id=n0", NIC_ADDR),
                             "-object", "memory-backend-file,id=ram0,size=1G,"
                                        f"mem-path={ram_path},share=on",
@@ -138,17 +139,17 @@ def test_mappings_match_the_guest_tables_before_and_after_traffic():
 def run_after_unmap(name, append=""):
     guest_errors = WORK / name / "guest-errors.log"
     vm = ivm.Vm(ivm.ioguard_args("verifier=on"), [], workdir=WORK / name,
-                append=f"ioguard.dmatest=after-unmap {append}",
+                append=f"{gp.kernel_params(dmatest='after-unmap')} {append}",
                 extra_args=[*ivm.nic("user,id=n0", NIC_ADDR),
                             "-d", "guest_errors", "-D", str(guest_errors)])
     with vm:
         assert vm.wait_for("IOGUARD-DONE", timeout=900), vm.log()[-2000:]
         faults = vm.cmd("query-ioguard-faults")[0]
     log = vm.log()
-    line = re.search(r"IOGUARD-DMATEST (after-unmap .*)", log)
-    assert line, log[-2000:]
-    return (log, dict(re.findall(r"(\w+)=(\S+)", line.group(1))),
-            faults, guest_errors.read_text())
+    results = [t for t in gp.parse_console_log(log).dma_tests
+               if t.kind == "after-unmap"]
+    assert results, log[-2000:]
+    return log, results[0].fields, faults, guest_errors.read_text()
 
 
 def test_verifier_flags_use_after_unmap_in_lazy_mode():

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest"
@@ -28,6 +29,9 @@ def http_file():
 
 def run(name, iommu=True, memory="1G", append="", nic_props=(),
         netdev="user,id=n0", props=()):
+    """Boots with the NIC and runs init with append; returns what the
+    guest printed (a guest_protocol.GuestOutput), its log and the IOMMU's
+    statistics."""
     vm = ivm.Vm(ivm.ioguard_args(*props) if iommu else [], [],
                 append=append, memory=memory, workdir=WORK / name,
                 extra_args=ivm.nic(netdev, NIC_ADDR, nic_props))
@@ -36,43 +40,17 @@ def run(name, iommu=True, memory="1G", append="", nic_props=(),
         stats = vm.stats() if iommu else None
     log = vm.log()
     assert finished, f"guest did not finish, see {vm.serial}"
-    return log, stats
+    return gp.parse_console_log(log), log, stats
 
 
-def nicstats(log):
-    return {k: int(v) for k, v in
-            re.findall(r"IOGUARD-NICSTAT eth0 (\S+) (\d+)", log)}
-
-
-def nicloops(log):
-    return [dict(re.findall(r"(\w+)=(\S+)", line)) | {"frame": int(frame)}
-            for frame, line in
-            re.findall(r"IOGUARD-NICLOOP eth0 (\d+) (.*)", log)]
-
-
-def swiotlb(log):
-    m = re.search(r"IOGUARD-SWIOTLB nslabs=(\d+) used_hiwater=(\d+) "
-                  r"bounced=(\d+)", log)
-    assert m, "no swiotlb line"
-    return tuple(int(g) for g in m.groups())
-
-
-def dmatests(log):
-    return re.findall(r"IOGUARD-DMATEST (.*)", log)
-
-
-def fields(line):
-    return dict(re.findall(r"(\w+)=(\S+)", line))
-
-
-def assert_loopback_lossless(log, frames):
-    runs = nicloops(log)
-    assert [r["frame"] for r in runs] == frames, runs
+def assert_loopback_lossless(guest, frames):
+    runs = guest.nic_loops_of("eth0")
+    assert [r.frame_bytes for r in runs] == frames, runs
     for r in runs:
-        assert int(r["sent"]) > 0
-        assert r["received"] == r["sent"], r
-        assert r["corrupt"] == "0" and r["lost"] == "0", r
-        assert r["sha256"] == r["sent_sha256"], r
+        assert r.sent > 0
+        assert r.received == r.sent, r
+        assert r.corrupt == 0 and r.lost == 0, r
+        assert r.sha256 == r.sent_sha256, r
 
 
 def assert_no_iommu_faults(log):
@@ -82,17 +60,17 @@ def assert_no_iommu_faults(log):
 
 def test_fetch_and_loopback_behind_ioguard(http_file):
     url, sha = http_file
-    log, stats = run("nic-user", append=f"ioguard.net=10.0.2.15/24 "
-                     f"ioguard.fetch={url} ioguard.nicloop=1500:2000,64:2000")
+    guest, log, stats = run("nic-user", append=gp.kernel_params(
+        net="10.0.2.15/24", fetch=url, nicloop=["1500:2000", "64:2000"]))
     # The driver bound to the NIC, which is behind the IOMMU.
     assert f"pci {NIC_BDF}: Adding to iommu group" in log
     assert re.search(rf"ioguard_nic {NIC_BDF}.*eth0", log), "driver not bound"
-    m = re.search(rf"IOGUARD-FETCH {re.escape(url)} (\S+) (\d+)", log)
-    assert m, "fetch failed"
-    assert m.group(1) == sha and int(m.group(2)) == 3 << 20
-    assert_loopback_lossless(log, [1500, 64])
+    fetched = guest.fetched(url)
+    assert fetched and not fetched.failed, "fetch failed"
+    assert fetched.sha256 == sha and fetched.size == 3 << 20
+    assert_loopback_lossless(guest, [1500, 64])
     assert_no_iommu_faults(log)
-    s = nicstats(log)
+    s = guest.nic_stats_of("eth0")
     assert s["rx_packets"] >= 2000 + 2000 + (3 << 20) // 1500
     # By default every frame was copied into a premapped buffer: no map.
     assert s["tx_copied"] >= 2000 + 2000
@@ -108,36 +86,37 @@ def test_6g_no_bounce_buffers(http_file, iommu):
     used; without an IOMMU every packet goes through bounce buffers.
     tx-copybreak 0: every frame sent is mapped where it is, not copied."""
     url, sha = http_file
-    log, _ = run("nic-6g-" + ("ioguard" if iommu else "none"), iommu=iommu,
-                 memory="6G",
-                 append=f"ioguard.net=10.0.2.15/24 ioguard.fetch={url} "
-                 "ioguard.copybreak=0 ioguard.nicloop=1500:2000 "
-                 "ioguard.dmatest=overrun")
-    assert "IOGUARD-COPYBREAK eth0 0" in log
-    m = re.search(rf"IOGUARD-FETCH {re.escape(url)} (\S+)", log)
-    assert m and m.group(1) == sha
-    assert_loopback_lossless(log, [1500])
-    s = nicstats(log)
+    guest, log, _ = run("nic-6g-" + ("ioguard" if iommu else "none"),
+                        iommu=iommu, memory="6G", append=gp.kernel_params(
+                            net="10.0.2.15/24", fetch=url, copybreak=0,
+                            nicloop="1500:2000", dmatest="overrun"))
+    assert gp.Copybreak("eth0", 0) in guest.copybreaks
+    fetched = guest.fetched(url)
+    assert fetched and fetched.sha256 == sha
+    assert_loopback_lossless(guest, [1500])
+    s = guest.nic_stats_of("eth0")
     assert s["buffers_above_4g"] > 0, "buffers all below 4 GiB: no test"
-    nslabs, hiwater, bounced = swiotlb(log)
-    overrun = fields(dmatests(log)[0])
+    swiotlb = guest.swiotlb
+    assert swiotlb, "no swiotlb line"
+    overrun = guest.dma_tests[0].fields
     # Linux sets up a swiotlb either way with more than 4 GiB.
-    assert "PCI-DMA: Using software bounce buffering" in log and nslabs > 0
+    assert "PCI-DMA: Using software bounce buffering" in log
+    assert swiotlb.nslabs > 0
     if iommu:
-        assert hiwater == 0 and bounced == 0
+        assert swiotlb.used_hiwater == 0 and swiotlb.bounced == 0
         assert overrun["second_page_intact"] == "1"
     else:
-        assert hiwater > 0 and bounced > 2000
+        assert swiotlb.used_hiwater > 0 and swiotlb.bounced > 2000
         # Nothing stops a device that writes past its buffer.
         assert overrun["second_page_intact"] == "0"
 
 
 def test_unmapped_dma_blocked_and_logged():
-    log, stats = run("nic-unmapped", append="ioguard.dmatest="
-                     "write:0x10000:4096:0xa5,overrun")
-    write, overrun = (fields(line) for line in dmatests(log))
+    guest, log, stats = run("nic-unmapped", append=gp.kernel_params(
+        dmatest=["write:0x10000:4096:0xa5", "overrun"]))
+    write, overrun = (t.fields for t in guest.dma_tests)
     # The device reports the refused DMA and where.
-    assert dmatests(log)[0].startswith("error op=write"), write
+    assert guest.dma_tests[0].text.startswith("error op=write"), write
     assert write["code"] == "9" and write["addr"] == "0x00010000"
     assert write["done"] == "0"
     # The IOMMU logged it for the NIC's requester; Linux printed it.
@@ -160,18 +139,18 @@ def test_unmapped_dma_blocked_and_logged():
                      r"\[IO_PAGE_FAULT domain=0x[0-9a-f]+ "
                      rf"address={hex(iova + 4096)} flags=0x0070\]", log)
     assert stats["faults"] >= 2
-    s = nicstats(log)
+    s = guest.nic_stats_of("eth0")
     assert s["device_dma_errors"] == 2
 
 
 def test_intx_fallback():
     """With MSI refused by the driver (use_msi=0) the NIC interrupts through
     INTx, remapped by the IOMMU like any IOAPIC interrupt."""
-    log, stats = run("nic-intx", append="ioguard.nicparams=use_msi=0 "
-                     "ioguard.nicloop=1500:1000,64:1000")
+    guest, log, stats = run("nic-intx", append=gp.kernel_params(
+        nicparams="use_msi=0", nicloop=["1500:1000", "64:1000"]))
     assert re.search(rf"ioguard_nic {NIC_BDF} eth0: .*INTx", log), \
         "driver did not use INTx"
-    assert_loopback_lossless(log, [1500, 64])
+    assert_loopback_lossless(guest, [1500, 64])
     assert_no_iommu_faults(log)
     assert stats["interrupts-remapped"] > 0
 
@@ -181,14 +160,15 @@ def test_no_scatter_gather_device():
     four separate pages map to one contiguous DMA range the device reads in
     one go, and traffic still flows. tx-copybreak 256: the 1500-byte frames
     are mapped, not copied."""
-    log, _ = run("nic-nosg", nic_props=["sg=off"],
-                 append="ioguard.copybreak=256 ioguard.dmatest=sg:4 "
-                 "ioguard.nicloop=1500:1000,64:1000")
-    assert "IOGUARD-COPYBREAK eth0 256" in log
-    sg = fields(dmatests(log)[0])
+    guest, log, _ = run("nic-nosg", nic_props=["sg=off"],
+                        append=gp.kernel_params(
+                            copybreak=256, dmatest="sg:4",
+                            nicloop=["1500:1000", "64:1000"]))
+    assert gp.Copybreak("eth0", 256) in guest.copybreaks
+    sg = guest.dma_tests[0].fields
     assert sg["pages"] == "4" and sg["segments"] == "1", sg
     assert sg["crc_ok"] == "1"
-    assert_loopback_lossless(log, [1500, 64])
+    assert_loopback_lossless(guest, [1500, 64])
     assert_no_iommu_faults(log)
-    s = nicstats(log)
+    s = guest.nic_stats_of("eth0")
     assert s["tx_sg_merged"] + s["tx_linearized"] > 0

@@ -7,12 +7,12 @@ checksum, the frames' checksums and the counters must come out as if
 nothing had happened: nothing lost, nothing duplicated. QEMU's own
 amd-iommu refuses migration; ioguard must not."""
 
-import re
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest" / "snapshot"
@@ -34,7 +34,7 @@ def test_migration_under_disk_and_nic_load():
         """The same machine each time; from the saved state, if given."""
         incoming = ["-incoming", f"file:{state}"] if state else []
         return ivm.Vm(ivm.ioguard_args(), [disk], workdir=WORK / part,
-                      append="ioguard.nicloop=1500:20000",
+                      append=gp.kernel_params(nicloop="1500:20000"),
                       extra_args=ivm.nic("hubport,hubid=0,id=n0", "0x5") +
                       incoming)
 
@@ -58,21 +58,19 @@ def test_migration_under_disk_and_nic_load():
         assert c.wait_for("IOGUARD-DONE", timeout=900), c.serial
         stats = c.stats()
     log = a.log() + b.log() + c.log()
+    guest = gp.parse_console_log(log)
 
     # The disk read across the first migration: every byte, once.
-    assert dict(re.findall(r"IOGUARD-CHECKSUM (\S+) ([0-9a-f]{64})",
-                           b.log())) == {"sda": disk.sha256}
+    assert gp.parse_console_log(b.log()).checksums == {"sda": disk.sha256}
     assert "IOGUARD-NICLOOP" in c.log()
     # The frames across the second: all there, intact, none twice.
-    [run] = re.findall(r"IOGUARD-NICLOOP eth0 1500 (.*)", log)
-    run = dict(re.findall(r"(\w+)=(\S+)", run))
-    assert run["sent"] == run["received"] == "20000", run
-    assert run["lost"] == run["corrupt"] == run["duplicate"] == "0", run
-    assert run["sha256"] == run["sent_sha256"], run
+    [run] = guest.nic_loops_of("eth0", 1500)
+    assert run.sent == run.received == 20000, run
+    assert run.lost == run.corrupt == run.duplicate == 0, run
+    assert run.sha256 == run.sent_sha256, run
     # The device's counters (its registers, migrated) agree with the
     # driver's (guest memory). A few frames went out before loopback.
-    s = {k: int(v) for k, v in
-         re.findall(r"IOGUARD-NICSTAT eth0 (\S+) (\d+)", log)}
+    s = guest.nic_stats_of("eth0")
     assert s["device_tx_packets"] == s["tx_packets"] >= 20000
     assert s["device_rx_packets"] == s["rx_packets"] >= 20000
     assert s["dma_errors"] == s["device_dma_errors"] == 0
@@ -106,7 +104,7 @@ def test_savevm_loadvm_under_nic_load():
     image = WORK / "vmstate.qcow2"
     image.write_bytes(b"")
     vm = ivm.Vm(ivm.ioguard_args(), [], workdir=WORK / "savevm",
-                append="ioguard.nicloop=1500:20000",
+                append=gp.kernel_params(nicloop="1500:20000"),
                 extra_args=ivm.nic("hubport,hubid=0,id=n0", "0x5") +
                 ["-blockdev", f"driver=file,filename={image},node-name=file0"])
     snapshot = {"tag": "mid", "vmstate": "state0", "devices": ["state0"]}
@@ -126,13 +124,12 @@ def test_savevm_loadvm_under_nic_load():
             assert time.time() < deadline, "no second run after loadvm"
             time.sleep(0.2)
     log = vm.log()
-    runs = [dict(re.findall(r"(\w+)=(\S+)", line)) for line in
-            re.findall(r"IOGUARD-NICLOOP eth0 1500 (.*)", log)]
+    runs = gp.parse_console_log(log).nic_loops_of("eth0", 1500)
     assert len(runs) == 2, runs
     for run in runs:
-        assert run["sent"] == run["received"] == "20000", run
-        assert run["lost"] == run["corrupt"] == run["duplicate"] == "0", run
-        assert run["sha256"] == run["sent_sha256"], run
-    assert runs[0]["sha256"] == runs[1]["sha256"]   # the same frames again
+        assert run.sent == run.received == 20000, run
+        assert run.lost == run.corrupt == run.duplicate == 0, run
+        assert run.sha256 == run.sent_sha256, run
+    assert runs[0].sha256 == runs[1].sha256     # the same frames again
     for bad in ("Event logged", "DMA error", "resetting the device"):
         assert bad not in log, bad

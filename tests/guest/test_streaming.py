@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest"
@@ -24,8 +25,8 @@ def test_no_prefetch_by_default_then_host_policy_for_one_device():
     image = WORK / "nvme-streaming.img"
     disk = ivm.nvme_behind_root_port(image, ivm.make_disk(image, 16, seed=41))
     vm = ivm.Vm(ivm.ioguard_args(), [disk], workdir=WORK / "streaming",
-                append="ioguard.pause=20 ioguard.net=10.0.2.15/24 "
-                       "ioguard.nicloop=1500:500",
+                append=gp.kernel_params(pause=20, net="10.0.2.15/24",
+                                        nicloop="1500:500"),
                 extra_args=ivm.nic("user,id=n0", "0x5"))
     with vm:
         assert vm.wait_for("IOGUARD-PAUSE", timeout=600), vm.log()[-2000:]

@@ -12,12 +12,12 @@ QEMU (intel-iommu and amd-iommu as well as ioguard-iommu), which is issue
 import hashlib
 import json
 import random
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest" / "user-qemu"
@@ -55,20 +55,21 @@ def test_9p_share_and_a_qcow2_image_made_by_qemu_img():
         "-fsdev", f"local,id=fs0,path={share},security_model=none",
         "-device", "virtio-9p-pci,fsdev=fs0,mount_tag=hostshare,bus=rp-9p",
     ]
-    vm = ivm.Vm(ivm.ioguard_args(), [nvme], append="ioguard.share=hostshare",
+    vm = ivm.Vm(ivm.ioguard_args(), [nvme],
+                append=gp.kernel_params(share="hostshare"),
                 workdir=WORK / "vm", extra_args=virtfs)
     with vm:
         finished = vm.wait_for("IOGUARD-DONE", timeout=900)
         stats = vm.cmd("query-ioguard-stats")[0]
-    log = vm.log()
+    guest = gp.parse_console_log(vm.log())
     assert finished, f"guest did not finish, see {vm.serial}"
 
     assert vm.checksums().get("nvme0n1") == disk_sum
-    assert f"IOGUARD-SHARE-READ from-host {sha256(from_host)}" in log, \
+    assert guest.share_read.get("from-host") == sha256(from_host), \
         f"the guest did not read the share right, see {vm.serial}"
-    wrote = re.search(r"IOGUARD-SHARE-WROTE from-guest ([0-9a-f]{64})", log)
+    wrote = guest.share_wrote.get("from-guest")
     assert wrote, f"the guest did not write the share, see {vm.serial}"
-    assert sha256((share / "from-guest").read_bytes()) == wrote.group(1)
+    assert sha256((share / "from-guest").read_bytes()) == wrote
 
     # The NVMe's DMA went through the IOMMU's page tables, none refused.
     assert stats["faults"] == 0 and stats["events-logged"] == 0
