@@ -100,10 +100,10 @@ public:
     std::optional<DeviceTableEntry> read(uint16_t devid, DteLocation &where)
     {
         auto dte = cache_.lookup(devid);
-        if (dte) {
-            return dte;
+        if (!dte) {
+            dte = load_and_cache(devid, where);
         }
-        return load_and_cache(devid, where);
+        return dte;     // one result on every path (see ShardedCache)
     }
     // The cache's copy of devid's entry, if it has one.
     std::optional<DeviceTableEntry> cached(uint16_t devid) const

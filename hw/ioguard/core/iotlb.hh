@@ -55,17 +55,18 @@ public:
 
     uint64_t epoch() const { return cache_.epoch(); }
 
-    // On a hit, out.prefetched says that this is the first use of a
-    // prefetched entry (the entry itself is now an ordinary one). The hit
-    // of an ordinary entry takes no lock.
-    bool lookup(uint16_t domain, uint64_t iova, IotlbEntry &out)
+    // On a hit, prefetched says that this is the first use of a prefetched
+    // entry (the entry itself is now an ordinary one). The hit of an
+    // ordinary entry takes no lock.
+    std::optional<IotlbEntry> lookup(uint16_t domain, uint64_t iova)
     {
+        std::optional<IotlbEntry> e;    // one result (see ShardedCache)
         uint64_t shifts = shifts_present_.load(std::memory_order_acquire);
         while (shifts) {
             const unsigned shift = __builtin_ctzll(shifts);
             shifts &= shifts - 1;
             const IotlbTag tag{domain, uint8_t(shift), iova >> shift};
-            auto e = cache_.lookup(tag);
+            e = cache_.lookup(tag);
             if (!e) {
                 continue;
             }
@@ -76,10 +77,9 @@ public:
                 });
                 e->prefetched = before && before->prefetched;
             }
-            out = *e;
-            return true;
+            break;
         }
-        return false;
+        return e;
     }
 
     // The entry of the page holding iova, without using it.

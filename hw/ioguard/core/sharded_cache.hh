@@ -45,20 +45,24 @@ public:
 
     std::optional<Value> lookup(const Key &key) const
     {
+        // One result, filled in place: a copy of a copy just written costs
+        // a store-forwarding stall on the DMA path.
+        std::optional<Value> found;
         const Shard &s = shard(key);
         for (int attempt = 0; attempt < 4; attempt++) {
             const uint64_t before = s.sequence.load(std::memory_order_acquire);
             if (before & 1) {
                 continue;           // a writer is in the middle of a change
             }
-            const std::optional<Value> found = find(s, key);
+            find(s, key, found);
             std::atomic_thread_fence(std::memory_order_acquire);
             if (s.sequence.load(std::memory_order_relaxed) == before) {
                 return found;
             }
         }
         std::lock_guard<std::mutex> guard(s.lock);
-        return find(s, key);
+        find(s, key, found);
+        return found;
     }
 
     // Changes the entry of key, if there is one, with touch(Value &), and
@@ -201,15 +205,17 @@ private:
         Shard &s_;
     };
 
-    static std::optional<Value> find(const Shard &s, const Key &key)
+    static void find(const Shard &s, const Key &key,
+                     std::optional<Value> &found)
     {
+        found.reset();
         for (const Slot &slot : s.slots) {
             if (slot.valid.load(std::memory_order_relaxed) &&
                 slot.key == key) {
-                return slot.value;
+                found.emplace(slot.value);
+                return;
             }
         }
-        return std::nullopt;
     }
 
     const Shard &shard(const Key &key) const

@@ -290,12 +290,12 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
         return identity(iova, perm_of(dte->read_allowed(), dte->write_allowed()));
     }
 
-    IotlbEntry entry;
+    std::optional<IotlbEntry> entry = iotlb_.lookup(domain, iova);
     bool from_caches = true;    // the IOTLB or the page directory cache
     unsigned walk_entries = 0;  // read on the way of this DMA
-    if (iotlb_.lookup(domain, iova, entry)) {
+    if (entry) {
         bump(counters, &RequesterCounters::iotlb_hits);
-        if (entry.prefetched) {
+        if (entry->prefetched) {
             bump(counters, &RequesterCounters::prefetch_used);
         }
     } else {
@@ -346,23 +346,23 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
             return blocked(iova);
         }
         entry = make_iotlb_entry(walk, *dte);
-        iotlb_.insert(domain, iova, entry, filled_at);
+        iotlb_.insert(domain, iova, *entry, filled_at);
     }
-    if (!allowed(perm, entry.read, entry.write)) {
+    if (!allowed(perm, entry->read, entry->write)) {
         return fault(devid, domain, iova,
                      flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
                      FaultReason::Permission);
     }
     if (!translation_observers_.empty()) {
-        const Translation t{devid, *dte,   iova,        perm,
-                            entry, from_caches, walk_entries};
+        const Translation t{devid,  *dte,       iova,        perm,
+                            *entry, from_caches, walk_entries};
         for (TranslationObserver *observer : translation_observers_) {
             observer->translated(t);
         }
     }
-    return IoguardTranslation{entry.page_base,
-                              (uint64_t{1} << entry.page_shift) - 1,
-                              perm_of(entry.read, entry.write)};
+    return IoguardTranslation{entry->page_base,
+                              (uint64_t{1} << entry->page_shift) - 1,
+                              perm_of(entry->read, entry->write)};
 }
 
 } // namespace ioguard

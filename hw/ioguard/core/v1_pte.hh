@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "hw/ioguard/amd-vi-regs.h"
+
 namespace ioguard {
 
 // Size in bytes that one entry of a level-L table maps by default.
@@ -35,7 +37,46 @@ struct V1Pte {
     unsigned next_level = 0;    // Table: below level, may skip levels
 };
 
-// The entry pte read from a table of level `level` (1..6).
-V1Pte decode_v1_pte(uint64_t pte, unsigned level);
+// The entry pte read from a table of level `level` (1..6). (Here, to be
+// inlined: every level of every walk decodes one.)
+inline V1Pte decode_v1_pte(uint64_t pte, unsigned level)
+{
+    V1Pte e;
+    if (!(pte & IOMMU_PTE_PR)) {
+        return e;
+    }
+    e.kind = V1Pte::Kind::Reserved;
+    if (pte & IOMMU_PTE_RESERVED) {
+        return e;
+    }
+    e.read = pte & IOMMU_PTE_IR;
+    e.write = pte & IOMMU_PTE_IW;
+    const unsigned next = (pte >> IOMMU_PTE_NEXT_LEVEL_SHIFT) &
+                          IOMMU_PTE_NEXT_LEVEL_MASK;
+    if (next == 0 || next == IOMMU_PTE_NEXT_LEVEL_LARGE) {
+        uint64_t size = level_entry_size(level);
+        if (next == IOMMU_PTE_NEXT_LEVEL_LARGE) {
+            size = large_page_size(pte);
+            // Replicated entries of one page: more than one entry of this
+            // table, at most the whole table.
+            if (size <= level_entry_size(level) ||
+                (level < 6 && size > level_entry_size(level + 1))) {
+                return e;
+            }
+        }
+        e.kind = V1Pte::Kind::Page;
+        e.page_size = size;
+        e.address = (pte & IOMMU_PTE_ADDR_MASK) & ~(size - 1);
+        e.streaming = pte & IOGUARD_PTE_STREAMING;
+        return e;
+    }
+    if (next >= level) {
+        return e;
+    }
+    e.kind = V1Pte::Kind::Table;
+    e.next_level = next;
+    e.address = pte & IOMMU_PTE_ADDR_MASK;
+    return e;
+}
 
 } // namespace ioguard
