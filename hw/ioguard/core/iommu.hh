@@ -3,8 +3,10 @@
 // beside it hear it through observers.hh.
 //
 // Locking: lock_ serialises the control plane (MMIO, commands, the event
-// log). The translate and interrupt paths take no lock on a cache hit; the
-// caches lock per shard.
+// log; the event observers are called under it). The translate and
+// interrupt paths take no lock on a cache hit (the caches' lookups are
+// seqlock reads; their writers lock one shard), and call the translation
+// observers with no lock held.
 #pragma once
 
 #include <array>
