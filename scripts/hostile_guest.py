@@ -171,7 +171,7 @@ def run_seed(seed, ops, workdir, timeout=600):
         if code is None and not watch.error:
             # How much of the disk controllers' DMA the IOMMU refused
             try:
-                [stats] = vm.cmd("query-ioguard-stats")
+                stats = vm.stats()
                 result.disk_faults = {
                     r["requester"]: r["faults"] for r in stats["requesters"]
                     if r["requester"] in DISK_REQUESTERS}

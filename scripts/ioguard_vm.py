@@ -163,7 +163,7 @@ class Vm:
     """One QEMU process running the project's guest kernel and initramfs."""
 
     def __init__(self, iommu_args, disks, append="", memory="1G", smp=2,
-                 workdir=None, extra_args=(), guest=GUEST):
+                 workdir=None, extra_args=(), guest=GUEST, qemu=QEMU):
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ioguard-vm-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.serial = self.workdir / "serial.log"
@@ -176,7 +176,7 @@ class Vm:
         cmdline = (f"console=ttyS0 panic=-1 no_timer_check {init} "
                    f"{append}".strip())
         self.args = [
-            str(QEMU), "-L", str(firmware_dir()),
+            str(qemu), "-L", str(firmware_dir()),
             "-M", "q35", "-accel", "tcg", "-m", memory, "-smp", str(smp),
             "-nodefaults", "-vga", "none", "-display", "none",
             "-no-reboot", "-no-shutdown",
@@ -238,8 +238,9 @@ class Vm:
         return self.qmp.cmd(command, **args)
 
     def stats(self):
-        return self.cmd("qom-get", path="/machine/peripheral/iommu",
-                        property="stats")
+        """The IOMMU's query-ioguard-stats (the machine has one)."""
+        [stats] = self.cmd("query-ioguard-stats")
+        return stats
 
     def flap_link(self, netdev="n0", timeout=120):
         """The cue a guest waiting in init's nicloop "wait" goes on at: the

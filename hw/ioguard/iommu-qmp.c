@@ -16,77 +16,19 @@
 #include "hw/ioguard/iommu-engine.h"
 #include "hw/ioguard/iommu.h"
 
-/* Event types and command opcodes by their AMD-Vi codes, in QMP spelling. */
-static const char *const ioguard_event_names[IOGUARD_EVENT_TYPES] = {
-    [EVENT_TYPE_ILL_DEV] = "illegal-dev-table-entry",
-    [EVENT_TYPE_IO_FAULT] = "io-page-fault",
-    [EVENT_TYPE_DEV_TAB_ERR] = "dev-tab-hardware-error",
-    [EVENT_TYPE_PAGE_TAB_ERR] = "page-tab-hardware-error",
-    [EVENT_TYPE_ILL_CMD] = "illegal-command-error",
-    [EVENT_TYPE_CMD_HARD_ERR] = "command-hardware-error",
-};
-
-static const char *const ioguard_command_names[IOGUARD_COMMAND_OPCODES] = {
-    [CMD_COMPL_WAIT] = "completion-wait",
-    [CMD_INV_DEV_ENTRY] = "invalidate-devtab-entry",
-    [CMD_INV_IOMMU_PAGES] = "invalidate-iommu-pages",
-    [CMD_INV_IOTLB_PAGES] = "invalidate-iotlb-pages",
-    [CMD_INV_IRT] = "invalidate-interrupt-table",
-    [CMD_PREFETCH_IOMMU_PAGES] = "prefetch-iommu-pages",
-    [CMD_COMPLETE_PPR] = "complete-ppr-request",
-    [CMD_INV_ALL] = "invalidate-iommu-all",
-};
-
-const char *ioguard_event_name(unsigned type)
-{
-    return type < IOGUARD_EVENT_TYPES ? ioguard_event_names[type] : NULL;
-}
-
-const char *ioguard_command_name(unsigned opcode)
-{
-    return opcode < IOGUARD_COMMAND_OPCODES ? ioguard_command_names[opcode]
-                                            : NULL;
-}
-
-const char *ioguard_delivery_name(unsigned delivery)
-{
-    static const char *const names[] = {
-        [IOGUARD_DELIVERY_LOGGED] = "logged",
-        [IOGUARD_DELIVERY_LOG_FULL] = "log-full",
-        [IOGUARD_DELIVERY_LOG_DISABLED] = "log-disabled",
-        [IOGUARD_DELIVERY_LOG_STOPPED] = "log-stopped",
-        [IOGUARD_DELIVERY_LOG_NOT_IN_RAM] = "log-not-in-ram",
-        [IOGUARD_DELIVERY_NOT_REPORTED] = "not-reported",
-        [IOGUARD_DELIVERY_INJECTED] = "injected",
-    };
-
-    return delivery < ARRAY_SIZE(names) ? names[delivery] : "?";
-}
-
-const char *ioguard_access_name(unsigned perm)
-{
-    static const char *const names[] = {
-        [IOGUARD_PERM_NONE] = "none",
-        [IOGUARD_PERM_READ] = "read",
-        [IOGUARD_PERM_WRITE] = "write",
-        [IOGUARD_PERM_RW] = "read-write",
-    };
-
-    return names[perm & IOGUARD_PERM_RW];
-}
-
 /* The nonzero counts, named; codes without a name keep their number. */
 static IoguardCountList *ioguard_counts(const uint64_t *counts,
-                                        const char *const *names, int n)
+                                        const char *(*name_of)(unsigned),
+                                        int n)
 {
     IoguardCountList *list = NULL;
 
     for (int i = n - 1; i >= 0; i--) {
         if (counts[i]) {
             IoguardCount *c = g_new0(IoguardCount, 1);
+            const char *name = name_of(i);
 
-            c->name = names[i] ? g_strdup(names[i])
-                               : g_strdup_printf("code-%d", i);
+            c->name = name ? g_strdup(name) : g_strdup_printf("code-%d", i);
             c->count = counts[i];
             QAPI_LIST_PREPEND(list, c);
         }
@@ -185,12 +127,9 @@ static IoguardPrefetchInfo *ioguard_prefetch_info(const IoguardPrefetchStats *p)
 {
     IoguardPrefetchInfo *info = g_new0(IoguardPrefetchInfo, 1);
 
-    info->issued = p->issued;
-    info->used = p->used;
-    info->evicted_unused = p->evicted_unused;
-    info->invalidated_unused = p->invalidated_unused;
-    info->walks = p->walks;
-    info->walk_levels = p->walk_levels;
+#define IOGUARD_COPY(name) info->name = p->name;
+    IOGUARD_PREFETCH_COUNTERS(IOGUARD_COPY)
+#undef IOGUARD_COPY
     return info;
 }
 
@@ -202,25 +141,19 @@ static void ioguard_add_requester(const IoguardRequesterStats *st,
 
     r->requester = ioguard_requester_name(st->devid);
     r->qom_path = ioguard_requester_qom_path(w->iommu, st->devid);
+#define IOGUARD_COPY(name) r->name = st->name;
+    IOGUARD_REQUESTER_COUNTERS(IOGUARD_COPY)
+#undef IOGUARD_COPY
     r->translations = st->translations;
-    r->iotlb_hits = st->iotlb_hits;
-    r->iotlb_misses = st->iotlb_misses;
     r->page_walks = st->page_walks;
-    r->page_walk_levels = st->page_walk_levels;
-    r->passthrough = st->passthrough;
-    r->faults = st->faults;
-    r->interrupts_remapped = st->interrupts_remapped;
-    r->interrupts_blocked = st->interrupts_blocked;
-    r->events = ioguard_counts(st->events_by_type, ioguard_event_names,
+    r->events = ioguard_counts(st->events_by_type, ioguard_event_name,
                                IOGUARD_EVENT_TYPES);
     r->prefetch = ioguard_prefetch_info(&st->prefetch);
     if (w->iommu->latency_model) {
         r->model = g_new0(IoguardModelInfo, 1);
-        r->model->reads = st->model.reads;
-        r->model->pipelined_reads = st->model.pipelined_reads;
-        r->model->read_ns = st->model.read_ns;
-        r->model->writes = st->model.writes;
-        r->model->write_ns = st->model.write_ns;
+#define IOGUARD_COPY(name) r->model->name = st->model.name;
+        IOGUARD_MODEL_COUNTERS(IOGUARD_COPY)
+#undef IOGUARD_COPY
     }
     QAPI_LIST_APPEND(w->tail, r);
 }
@@ -239,21 +172,17 @@ static IoguardStatsInfo *ioguard_stats_of(IoguardIommuState *s, bool reset)
     }
     info->qom_path = object_get_canonical_path(OBJECT(s));
     info->statistics = s->stats;
+#define IOGUARD_COPY(name) info->name = st.name;
+    IOGUARD_REQUESTER_COUNTERS(IOGUARD_COPY)
+    IOGUARD_IOMMU_COUNTERS(IOGUARD_COPY)
+#undef IOGUARD_COPY
     info->translations = st.translations;
-    info->iotlb_hits = st.iotlb_hits;
-    info->iotlb_misses = st.iotlb_misses;
     info->page_walks = st.page_walks;
-    info->page_walk_levels = st.page_walk_levels;
-    info->passthrough = st.passthrough;
-    info->faults = st.faults;
-    info->interrupts_remapped = st.interrupts_remapped;
-    info->interrupts_blocked = st.interrupts_blocked;
-    info->events_logged = st.events_logged;
-    info->events_dropped = st.events_dropped;
-    info->events = ioguard_counts(st.events_by_type, ioguard_event_names,
+    info->identity_requesters = ioguard_identity_requesters(s);
+    info->events = ioguard_counts(st.events_by_type, ioguard_event_name,
                                   IOGUARD_EVENT_TYPES);
     info->commands = ioguard_counts(st.commands_by_opcode,
-                                    ioguard_command_names,
+                                    ioguard_command_name,
                                     IOGUARD_COMMAND_OPCODES);
     info->invalidations = st.invalidations;
     info->prefetch = ioguard_prefetch_info(&st.prefetch);

@@ -14,7 +14,6 @@
 #include "qemu/log.h"
 #include "qemu/timer.h"
 #include "qapi/error.h"
-#include "qapi/visitor.h"
 #include "exec/address-spaces.h"
 #include "hw/i386/apic_internal.h"
 #include "hw/i386/pc.h"
@@ -172,6 +171,9 @@ static void ioguard_device_table_changed(void *opaque, int devid)
     GHashTableIter iter;
     IoguardDeviceSpace **spaces;
 
+    if (!s->bus_spaces) {
+        return 0;               /* not realized */
+    }
     g_hash_table_iter_init(&iter, s->bus_spaces);
     while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
         for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
@@ -578,54 +580,23 @@ static void ioguard_iommu_reset_hold(Object *obj, ResetType type)
     }
 }
 
-/* "stats": what the IOMMU did, readable with qom-get. */
-static void ioguard_iommu_get_stats_prop(Object *obj, Visitor *v,
-                                         const char *name, void *opaque,
-                                         Error **errp)
+/* Requesters that see memory directly now (ioguard_space_update). */
+unsigned ioguard_identity_requesters(IoguardIommuState *s)
 {
-    IoguardIommuState *s = IOGUARD_IOMMU(obj);
-    IoguardStats st = { 0 };
-    bool ok;
-
-    uint64_t identity_requesters = 0;
+    unsigned n = 0;
     GHashTableIter iter;
     IoguardDeviceSpace **spaces;
 
-    if (s->engine) {
-        ioguard_iommu_get_stats(s->engine, &st);
-        g_hash_table_iter_init(&iter, s->bus_spaces);
-        while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
-            for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-                identity_requesters += spaces[devfn] && spaces[devfn]->identity;
-            }
+    if (!s->bus_spaces) {
+        return 0;               /* not realized */
+    }
+    g_hash_table_iter_init(&iter, s->bus_spaces);
+    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
+        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
+            n += spaces[devfn] && spaces[devfn]->identity;
         }
     }
-    if (!visit_start_struct(v, name, NULL, 0, errp)) {
-        return;
-    }
-    ok = visit_type_uint64(v, "requesters", &st.requesters, errp) &&
-         visit_type_uint64(v, "translations", &st.translations, errp) &&
-         visit_type_uint64(v, "passthrough", &st.passthrough, errp) &&
-         visit_type_uint64(v, "identity-requesters", &identity_requesters,
-                           errp) &&
-         visit_type_uint64(v, "iotlb-hits", &st.iotlb_hits, errp) &&
-         visit_type_uint64(v, "iotlb-misses", &st.iotlb_misses, errp) &&
-         visit_type_uint64(v, "page-walks", &st.page_walks, errp) &&
-         visit_type_uint64(v, "page-walk-levels", &st.page_walk_levels,
-                           errp) &&
-         visit_type_uint64(v, "faults", &st.faults, errp) &&
-         visit_type_uint64(v, "events-logged", &st.events_logged, errp) &&
-         visit_type_uint64(v, "events-dropped", &st.events_dropped, errp) &&
-         visit_type_uint64(v, "commands", &st.commands, errp) &&
-         visit_type_uint64(v, "invalidations", &st.invalidations, errp) &&
-         visit_type_uint64(v, "interrupts-remapped", &st.interrupts_remapped,
-                           errp) &&
-         visit_type_uint64(v, "interrupts-blocked", &st.interrupts_blocked,
-                           errp);
-    if (ok) {
-        visit_check_struct(v, errp);
-    }
-    visit_end_struct(v, NULL);
+    return n;
 }
 
 static void ioguard_iommu_instance_init(Object *obj)
@@ -633,8 +604,6 @@ static void ioguard_iommu_instance_init(Object *obj)
     IoguardIommuState *s = IOGUARD_IOMMU(obj);
 
     object_initialize_child(obj, "pci", &s->pci, TYPE_IOGUARD_IOMMU_PCI);
-    object_property_add(obj, "stats", "IoguardStats",
-                        ioguard_iommu_get_stats_prop, NULL, NULL, NULL);
 }
 
 static void ioguard_iommu_finalize(Object *obj)

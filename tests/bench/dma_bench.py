@@ -5,17 +5,22 @@ of the same batch (median over the batches).
 
     /usr/bin/python3 tests/bench/dma_bench.py [--batches 3] [--only a,b]
                                               [--workloads nic-64B,...]
+                                              [--before-qemu PATH]
 
 Workloads: disk reads, sequential with O_DIRECT (tests/guest/readbench.cc):
 NVMe 1 MiB, NVMe 4 KiB, virtio-blk (iommu_platform=on) 1 MiB; and
 ioguard-nic internal loopback with 64- and 1500-byte frames through the
 driver and an AF_PACKET socket (tests/guest/nictool.cc), every frame
 checked. The devices sit on the root bus so that amd-iommu can drive them
-too. Machines are noisy: read the ratios, not single numbers, and never
+too. --before-qemu runs every ioguard configuration a second time, as
+CONFIG-before, with another build of QEMU (an earlier commit's) in the same
+batches, so that a change is measured against the noise of the same run.
+Machines are noisy: read the ratios, not single numbers, and never
 turn this into a test assertion.
 """
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -72,7 +77,10 @@ def disks():
     ]
 
 
-def run_one(config, workloads, disk_list, tag, smp):
+def run_one(config, workloads, disk_list, tag, smp, before_qemu):
+    qemu = ivm.QEMU
+    if config.endswith("-before"):
+        config, qemu = config[:-len("-before")], before_qemu
     args, append = CONFIGS[config]
     bench = [(d, b, t) for _, d, b, t in workloads if d != "nic"]
     loops = [(b, t, COPYBREAK.get(n, 2048))
@@ -80,7 +88,7 @@ def run_one(config, workloads, disk_list, tag, smp):
     vm = ivm.Vm(args, disk_list, extra_args=NIC_ARGS if loops else [],
                 append=f"{append} "
                        f"{gp.kernel_params(bench=bench, nicloop=loops)}",
-                smp=smp, workdir=WORK / f"{config}-{tag}")
+                smp=smp, workdir=WORK / f"{config}-{tag}", qemu=qemu)
     with vm:
         if not vm.wait_for("IOGUARD-DONE", timeout=1800):
             raise RuntimeError(f"{config}: guest did not finish ({vm.serial})")
@@ -121,6 +129,10 @@ def main():
     ap.add_argument("--smp", type=int, default=1,
                     help="guest vCPUs (default 1: one TCG thread and the I/O "
                          "thread fit a 2-core host, which keeps noise down)")
+    ap.add_argument("--before-qemu", type=Path, metavar="PATH",
+                    help="another qemu-system-x86_64 (e.g. an earlier "
+                         "commit's build) to run each ioguard configuration "
+                         "with as well, in the same batches")
     opts = ap.parse_args()
     configs = list(CONFIGS)
     if opts.only:
@@ -128,6 +140,11 @@ def main():
         for c in configs:
             if c not in CONFIGS:
                 ap.error(f"unknown configuration {c!r}; known: {', '.join(CONFIGS)}")
+    if opts.before_qemu:
+        if not os.access(opts.before_qemu, os.X_OK):
+            ap.error(f"--before-qemu {opts.before_qemu}: not an executable")
+        configs = [x for c in configs for x in
+                   ([c, f"{c}-before"] if c.startswith("ioguard") else [c])]
     workloads = WORKLOADS
     if opts.workloads:
         known = {w[0]: w for w in WORKLOADS}
@@ -146,21 +163,28 @@ def main():
     failures = []
     for batch in range(opts.batches):
         batch_result = {}
-        for config in configs:
+        order = configs
+        if batch % 2:
+            # Every other batch runs the earlier build first, so that the
+            # order does not favour either.
+            order = [x for c in configs if not c.endswith("-before")
+                     for x in ([f"{c}-before", c] if f"{c}-before" in configs
+                               else [c])]
+        for config in order:
             try:
                 res, stats = run_one(config, workloads, disk_list, f"b{batch}",
-                                     opts.smp)
+                                     opts.smp, opts.before_qemu)
             except RuntimeError as e:
                 # A configuration that crashes its guest or reads wrong data
                 # is reported, not averaged.
                 failures.append(f"batch {batch + 1}: {e}")
-                print(f"batch {batch + 1}/{opts.batches} {config:<15} FAILED: {e}",
+                print(f"batch {batch + 1}/{opts.batches} {config:<20} FAILED: {e}",
                       flush=True)
                 continue
             batch_result[config] = res
             if stats:
                 last_stats[config] = stats
-            print(f"batch {batch + 1}/{opts.batches} {config:<15} " +
+            print(f"batch {batch + 1}/{opts.batches} {config:<20} " +
                   "  ".join(f"{k} {v:8.1f} MiB/s" for k, v in res.items()),
                   flush=True)
         if "none" not in batch_result:
@@ -173,11 +197,11 @@ def main():
     print(f"\nMedian of {opts.batches} batches; ratio = throughput / no-IOMMU "
           "throughput of the same batch (median of the per-batch ratios, "
           "then the lowest and highest of them)\n")
-    header = f"{'configuration':<15}" + "".join(f"{w[0]:>36}" for w in workloads)
+    header = f"{'configuration':<20}" + "".join(f"{w[0]:>36}" for w in workloads)
     print(header)
     for config in configs:
         if not mibs[config][workloads[0][0]]:
-            print(f"{config:<15}  (no successful run)")
+            print(f"{config:<20}  (no successful run)")
             continue
         cells = ""
         for w in workloads:
@@ -185,7 +209,7 @@ def main():
             span = f"({min(r):.2f}-{max(r):.2f})"
             cells += (f"{statistics.median(mibs[config][w[0]]):>9.1f} MiB/s "
                       f"{statistics.median(r):>6.2f}x {span:>11}")
-        print(f"{config:<15}{cells}")
+        print(f"{config:<20}{cells}")
     for failure in failures:
         print("FAILED", failure)
     for config, stats in last_stats.items():

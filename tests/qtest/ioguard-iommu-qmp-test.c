@@ -29,8 +29,14 @@ static void test_qmp_stats(void)
     Fixture f;
     QDict *iommu, *edu;
     g_autofree char *hmp = NULL;
+    int64_t identity_off;
 
     fixture_init(&f);
+    /* IOMMU off: every requester, edu among them, sees memory directly. */
+    iommu = query_stats(&f, false);
+    identity_off = qdict_get_int(iommu, "identity-requesters");
+    g_assert_cmpint(identity_off, >=, 1);
+    qobject_unref(iommu);
     build_tables(&f);
     map_page(&f, 0x10000, 0x2000000, true);
     edu_dma(&f, 0x10000, 64, false);            /* translated */
@@ -57,6 +63,9 @@ static void test_qmp_stats(void)
                      ==, 1);
     g_assert_cmpint(count_of(iommu, "commands", "completion-wait"), ==, 1);
     g_assert_cmpint(qdict_get_int(iommu, "invalidations"), ==, 1);
+    /* Only edu's DTE translates; the others are V=0, still identity. */
+    g_assert_cmpint(qdict_get_int(iommu, "identity-requesters"), ==,
+                    identity_off - 1);
 
     hmp = qtest_hmp(f.qts, "info ioguard-stats");
     g_assert_nonnull(strstr(hmp, "00:04.0 /machine/peripheral/edu0"));

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "../../hw/ioguard/core/statistics.hh"
 #include "fake_guest.hh"
 
 using namespace ioguard_test;
@@ -149,6 +150,60 @@ TEST(StatsOff, NothingCountedPerRequester)
     // Events are the control plane: still counted.
     EXPECT_EQ(s.events_logged, 1u);
     EXPECT_EQ(s.events_by_type[EVENT_TYPE_IO_FAULT], 1u);
+}
+
+// Every counter of the lists in iommu-engine.h is stored, read back under
+// its own name, and cleared; one set alone makes the requester active.
+TEST(CounterLists, EachCounterReadsBackAndClears)
+{
+    using ioguard::RequesterCounters;
+    std::vector<std::pair<ioguard::Counter RequesterCounters::*,
+                          uint64_t IoguardRequesterStats::*>> plain = {
+#define IOGUARD_PAIR(name) {&RequesterCounters::name, &IoguardRequesterStats::name},
+        IOGUARD_REQUESTER_COUNTERS(IOGUARD_PAIR)
+#undef IOGUARD_PAIR
+    };
+    std::vector<std::pair<ioguard::Counter RequesterCounters::*,
+                          uint64_t IoguardPrefetchStats::*>> prefetch = {
+#define IOGUARD_PAIR(name) \
+    {&RequesterCounters::prefetch_##name, &IoguardPrefetchStats::name},
+        IOGUARD_PREFETCH_COUNTERS(IOGUARD_PAIR)
+#undef IOGUARD_PAIR
+    };
+    std::vector<std::pair<ioguard::Counter RequesterCounters::*,
+                          uint64_t IoguardModelStats::*>> model = {
+#define IOGUARD_PAIR(name) \
+    {&RequesterCounters::model_##name, &IoguardModelStats::name},
+        IOGUARD_MODEL_COUNTERS(IOGUARD_PAIR)
+#undef IOGUARD_PAIR
+    };
+    auto check = [](auto counter, auto read_back) {
+        RequesterCounters c;
+        IoguardRequesterStats out;
+        EXPECT_FALSE(c.read(out));
+        ioguard::bump(c.*counter, 7);
+        EXPECT_TRUE(c.read(out));
+        EXPECT_EQ(read_back(out), 7u);
+        c.clear();
+        EXPECT_FALSE(c.read(out));
+        EXPECT_EQ(read_back(out), 0u);
+    };
+    for (auto [counter, field] : plain) {
+        check(counter, [f = field](const IoguardRequesterStats &s) {
+            return s.*f;
+        });
+    }
+    for (auto [counter, field] : prefetch) {
+        check(counter, [f = field](const IoguardRequesterStats &s) {
+            return s.prefetch.*f;
+        });
+    }
+    for (auto [counter, field] : model) {
+        check(counter, [f = field](const IoguardRequesterStats &s) {
+            return s.model.*f;
+        });
+    }
+    EXPECT_EQ(plain.size() + prefetch.size() + model.size(), 18u);
 }
 
 } // namespace

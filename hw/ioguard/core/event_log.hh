@@ -33,7 +33,7 @@ struct Event {
 
 // Why the core generated an event (or the verifier a finding): in more
 // detail than the event itself (see fault_records.hh). The values and names
-// are the C API's IOGUARD_FAULT_* (see fault_reason_name()).
+// are the C API's IOGUARD_FAULT_* (see ioguard_fault_reason_name()).
 enum class FaultReason : unsigned {
     BeyondDeviceTable = IOGUARD_FAULT_BEYOND_DEVICE_TABLE,
     DeviceTableNotInRam = IOGUARD_FAULT_DEVICE_TABLE_NOT_IN_RAM,

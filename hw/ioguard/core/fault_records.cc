@@ -6,41 +6,6 @@
 
 namespace ioguard {
 
-namespace {
-
-const char *reason_name(unsigned reason)
-{
-    switch (reason) {
-    case IOGUARD_FAULT_BEYOND_DEVICE_TABLE: return "beyond-device-table";
-    case IOGUARD_FAULT_DEVICE_TABLE_NOT_IN_RAM:
-        return "device-table-not-in-ram";
-    case IOGUARD_FAULT_ILLEGAL_DEVICE_TABLE_ENTRY:
-        return "illegal-device-table-entry";
-    case IOGUARD_FAULT_DEVICE_TABLE_PERMISSION:
-        return "device-table-permission";
-    case IOGUARD_FAULT_NOT_PRESENT: return "not-present";
-    case IOGUARD_FAULT_OUT_OF_RANGE: return "out-of-range";
-    case IOGUARD_FAULT_PAGE_TABLE_RESERVED: return "page-table-reserved";
-    case IOGUARD_FAULT_PAGE_TABLE_NOT_IN_RAM: return "page-table-not-in-ram";
-    case IOGUARD_FAULT_PERMISSION: return "permission";
-    case IOGUARD_FAULT_INTERRUPT_INDEX_BEYOND_TABLE:
-        return "interrupt-index-beyond-table";
-    case IOGUARD_FAULT_INTERRUPT_TABLE_NOT_IN_RAM:
-        return "interrupt-table-not-in-ram";
-    case IOGUARD_FAULT_INTERRUPT_NOT_REMAPPED: return "interrupt-not-remapped";
-    case IOGUARD_FAULT_ILLEGAL_COMMAND: return "illegal-command";
-    case IOGUARD_FAULT_COMMAND_NOT_IN_RAM: return "command-not-in-ram";
-    case IOGUARD_FAULT_COMPLETION_STORE_NOT_IN_RAM:
-        return "completion-store-not-in-ram";
-    case IOGUARD_FAULT_USE_AFTER_UNMAP: return "use-after-unmap";
-    case IOGUARD_FAULT_STALE_TRANSLATION: return "stale-translation";
-    case IOGUARD_FAULT_INJECTED: return "injected";
-    default: return nullptr;
-    }
-}
-
-} // namespace
-
 // Numbers r, keeps it (if records are kept at all) and traces it.
 void FaultRecords::add(IoguardFaultRecord r, uint64_t now_ns,
                        FaultReason reason)
@@ -127,8 +92,3 @@ void FaultRecords::clear()
 }
 
 } // namespace ioguard
-
-extern "C" const char *ioguard_fault_reason_name(unsigned reason)
-{
-    return ioguard::reason_name(reason);
-}

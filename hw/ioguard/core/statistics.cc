@@ -14,47 +14,31 @@ void zero(Counter &c) { c.store(0, std::memory_order_relaxed); }
 bool RequesterCounters::read(IoguardRequesterStats &out) const
 {
     out = IoguardRequesterStats{};
-    out.iotlb_hits = get(iotlb_hits);
-    out.iotlb_misses = get(iotlb_misses);
-    out.page_walks = out.iotlb_misses;
-    out.page_walk_levels = get(page_walk_levels);
-    out.passthrough = get(passthrough);
+#define IOGUARD_READ(name) out.name = get(name);
+#define IOGUARD_READ_PREFETCH(name) out.prefetch.name = get(prefetch_##name);
+#define IOGUARD_READ_MODEL(name) out.model.name = get(model_##name);
+    IOGUARD_REQUESTER_COUNTERS(IOGUARD_READ)
+    IOGUARD_PREFETCH_COUNTERS(IOGUARD_READ_PREFETCH)
+    IOGUARD_MODEL_COUNTERS(IOGUARD_READ_MODEL)
+#undef IOGUARD_READ
+#undef IOGUARD_READ_PREFETCH
+#undef IOGUARD_READ_MODEL
     out.translations = out.passthrough + out.iotlb_hits + out.iotlb_misses +
                        get(refused_by_dte);
-    out.faults = get(faults);
-    out.interrupts_remapped = get(interrupts_remapped);
-    out.interrupts_blocked = get(interrupts_blocked);
-    uint64_t events = 0;
+    out.page_walks = out.iotlb_misses;
     for (unsigned t = 0; t < IOGUARD_EVENT_TYPES; t++) {
         out.events_by_type[t] = get(events_by_type[t]);
-        events += out.events_by_type[t];
     }
-    out.prefetch = IoguardPrefetchStats{
-        get(prefetch_issued), get(prefetch_used),
-        get(prefetch_evicted_unused), get(prefetch_invalidated_unused),
-        get(prefetch_walks), get(prefetch_walk_levels)};
-    out.model = IoguardModelStats{get(model_reads), get(model_pipelined_reads),
-                                  get(model_read_ns), get(model_writes),
-                                  get(model_write_ns)};
-    return out.translations || out.faults || out.interrupts_remapped ||
-           out.interrupts_blocked || events || out.prefetch.issued;
+    bool active = false;
+    for_each_counter(*this, [&active](const Counter &c) {
+        active |= get(c) != 0;
+    });
+    return active;
 }
 
 void RequesterCounters::clear()
 {
-    for (Counter *c : {&passthrough, &iotlb_hits, &iotlb_misses,
-                       &refused_by_dte, &page_walk_levels, &faults,
-                       &interrupts_remapped, &interrupts_blocked,
-                       &prefetch_issued, &prefetch_used,
-                       &prefetch_evicted_unused, &prefetch_invalidated_unused,
-                       &prefetch_walks, &prefetch_walk_levels, &model_reads,
-                       &model_pipelined_reads, &model_read_ns, &model_writes,
-                       &model_write_ns}) {
-        zero(*c);
-    }
-    for (Counter &c : events_by_type) {
-        zero(c);
-    }
+    for_each_counter(*this, [](Counter &c) { zero(c); });
 }
 
 Statistics::~Statistics()
@@ -97,25 +81,19 @@ IoguardStats Statistics::totals() const
 {
     IoguardStats s{};
     for_each_requester([&s](const IoguardRequesterStats &r) {
+#define IOGUARD_SUM(name) s.name += r.name;
+#define IOGUARD_SUM_PREFETCH(name) s.prefetch.name += r.prefetch.name;
+        IOGUARD_REQUESTER_COUNTERS(IOGUARD_SUM)
+        IOGUARD_PREFETCH_COUNTERS(IOGUARD_SUM_PREFETCH)
+#undef IOGUARD_SUM
+#undef IOGUARD_SUM_PREFETCH
         s.translations += r.translations;
-        s.iotlb_hits += r.iotlb_hits;
-        s.iotlb_misses += r.iotlb_misses;
         s.page_walks += r.page_walks;
-        s.page_walk_levels += r.page_walk_levels;
-        s.passthrough += r.passthrough;
-        s.faults += r.faults;
-        s.interrupts_remapped += r.interrupts_remapped;
-        s.interrupts_blocked += r.interrupts_blocked;
         s.requesters += r.translations != 0;
-        s.prefetch.issued += r.prefetch.issued;
-        s.prefetch.used += r.prefetch.used;
-        s.prefetch.evicted_unused += r.prefetch.evicted_unused;
-        s.prefetch.invalidated_unused += r.prefetch.invalidated_unused;
-        s.prefetch.walks += r.prefetch.walks;
-        s.prefetch.walk_levels += r.prefetch.walk_levels;
     });
-    s.events_logged = get(events_logged);
-    s.events_dropped = get(events_dropped);
+#define IOGUARD_READ(name) s.name = get(name);
+    IOGUARD_IOMMU_COUNTERS(IOGUARD_READ)
+#undef IOGUARD_READ
     for (unsigned t = 0; t < IOGUARD_EVENT_TYPES; t++) {
         s.events_by_type[t] = get(events_by_type_[t]);
     }
@@ -153,8 +131,9 @@ void Statistics::clear()
             }
         }
     }
-    zero(events_logged);
-    zero(events_dropped);
+#define IOGUARD_ZERO(name) zero(name);
+    IOGUARD_IOMMU_COUNTERS(IOGUARD_ZERO)
+#undef IOGUARD_ZERO
     for (Counter &c : events_by_type_) {
         zero(c);
     }

@@ -33,22 +33,46 @@ using RequesterCounter = Counter RequesterCounters::*;
 // an IOTLB miss (one page walk), or refused on the device-table entry alone.
 // The total and the walks are derived from those, so that the IOTLB hit
 // path, every DMA of the VM, pays one atomic add.
+//
+// The counters are the lists of include/hw/ioguard/iommu-engine.h; the
+// prefetcher's are prefetch_*, the latency model's model_*.
 struct RequesterCounters {
-    Counter passthrough{0}, iotlb_hits{0}, iotlb_misses{0}, refused_by_dte{0},
-        page_walk_levels{0}, faults{0}, interrupts_remapped{0},
-        interrupts_blocked{0};
+#define IOGUARD_COUNTER(name) Counter name{0};
+#define IOGUARD_PREFETCH_COUNTER(name) Counter prefetch_##name{0};
+#define IOGUARD_MODEL_COUNTER(name) Counter model_##name{0};
+    IOGUARD_REQUESTER_COUNTERS(IOGUARD_COUNTER)
+    IOGUARD_PREFETCH_COUNTERS(IOGUARD_PREFETCH_COUNTER)
+    IOGUARD_MODEL_COUNTERS(IOGUARD_MODEL_COUNTER)
+    Counter refused_by_dte{0};
+#undef IOGUARD_COUNTER
+#undef IOGUARD_PREFETCH_COUNTER
+#undef IOGUARD_MODEL_COUNTER
     std::array<Counter, IOGUARD_EVENT_TYPES> events_by_type{};
-    // The STREAMING prefetcher (IoguardPrefetchStats) and the latency
-    // model (IoguardModelStats).
-    Counter prefetch_issued{0}, prefetch_used{0}, prefetch_evicted_unused{0},
-        prefetch_invalidated_unused{0}, prefetch_walks{0},
-        prefetch_walk_levels{0};
-    Counter model_reads{0}, model_pipelined_reads{0}, model_read_ns{0},
-        model_writes{0}, model_write_ns{0};
 
     // False if every counter is zero: no activity since the last clear.
     bool read(IoguardRequesterStats &out) const;
     void clear();
+
+private:
+    // fn(counter) for every counter of self (a RequesterCounters, const
+    // or not).
+    template <typename Self, typename Fn>
+    static void for_each_counter(Self &self, Fn fn)
+    {
+#define IOGUARD_VISIT(name) fn(self.name);
+#define IOGUARD_VISIT_PREFETCH(name) fn(self.prefetch_##name);
+#define IOGUARD_VISIT_MODEL(name) fn(self.model_##name);
+        IOGUARD_REQUESTER_COUNTERS(IOGUARD_VISIT)
+        IOGUARD_PREFETCH_COUNTERS(IOGUARD_VISIT_PREFETCH)
+        IOGUARD_MODEL_COUNTERS(IOGUARD_VISIT_MODEL)
+#undef IOGUARD_VISIT
+#undef IOGUARD_VISIT_PREFETCH
+#undef IOGUARD_VISIT_MODEL
+        fn(self.refused_by_dte);
+        for (auto &c : self.events_by_type) {
+            fn(c);
+        }
+    }
 };
 
 // Counts into one of r's counters, if there is an r.
@@ -98,7 +122,9 @@ public:
                Delivery delivery) override;
     void count_command(unsigned opcode);
 
-    Counter events_logged{0}, events_dropped{0};
+#define IOGUARD_COUNTER(name) Counter name{0};
+    IOGUARD_IOMMU_COUNTERS(IOGUARD_COUNTER)
+#undef IOGUARD_COUNTER
 
     // Sums over requesters plus the IOMMU-wide counters.
     IoguardStats totals() const;

@@ -125,45 +125,75 @@ typedef struct IoguardMsi {
 #define IOGUARD_COMMAND_OPCODES 16
 
 /*
+ * The counters, one list per kind. Each IOGUARD_*_COUNTERS(C) calls C(name)
+ * for every counter: the structs below, the engine's counters and their
+ * sums (core/statistics.{hh,cc}) and query-ioguard-stats
+ * (hw/ioguard/iommu-qmp.c) are expanded from these lists, so that a new
+ * statistic is a line here, its field in qapi/ioguard.json (the same name
+ * with '-' for '_') and the line of the engine that counts it. HMP's
+ * "info ioguard-stats" prints sentences of its own and names the counters
+ * it knows.
+ */
+
+/* Counted per requester, summed IOMMU-wide. */
+#define IOGUARD_REQUESTER_COUNTERS(C)                                       \
+    C(iotlb_hits)           /* translations answered from the IOTLB */      \
+    C(iotlb_misses)         /* the others: each one page walk */            \
+    C(page_walk_levels)     /* page-table entries read by the walks */      \
+    C(passthrough)          /* translations answered as identity */         \
+    C(faults)               /* translations refused */                      \
+    C(interrupts_remapped)                                                  \
+    C(interrupts_blocked)
+
+/*
  * What the STREAMING prefetcher did: translations it put into the IOTLB
  * (issued), and what became of them: used by a DMA (each a page walk the
  * DMA did not wait for), evicted or invalidated before any use. walks: the
  * prefetcher's own walks, each reading a run of neighbouring entries.
  */
+#define IOGUARD_PREFETCH_COUNTERS(C)                                        \
+    C(issued)                                                               \
+    C(used)                                                                 \
+    C(evicted_unused)                                                       \
+    C(invalidated_unused)                                                   \
+    C(walks)                                                                \
+    C(walk_levels)          /* page-table entries those walks read */
+
+/*
+ * Modelled DMA time (latency model on): see docs/ioguard-streaming.rst.
+ * Per requester only.
+ */
+#define IOGUARD_MODEL_COUNTERS(C)                                           \
+    C(reads)                /* DMA reads (one per page touched) */          \
+    C(pipelined_reads)      /* of those, continuing a STREAMING stream */   \
+    C(read_ns)              /* their modelled time */                       \
+    C(writes)                                                               \
+    C(write_ns)
+
+/* IOMMU-wide only. */
+#define IOGUARD_IOMMU_COUNTERS(C)                                           \
+    C(events_logged)                                                        \
+    C(events_dropped)       /* log disabled, full or at a bad address */
+
+#define IOGUARD_COUNTER_FIELD(name) uint64_t name;
+
 typedef struct IoguardPrefetchStats {
-    uint64_t issued;
-    uint64_t used;
-    uint64_t evicted_unused;
-    uint64_t invalidated_unused;
-    uint64_t walks;
-    uint64_t walk_levels;       /* page-table entries those walks read */
+    IOGUARD_PREFETCH_COUNTERS(IOGUARD_COUNTER_FIELD)
 } IoguardPrefetchStats;
 
-/* Modelled DMA time (latency model on): see docs/ioguard-streaming.rst. */
 typedef struct IoguardModelStats {
-    uint64_t reads;             /* DMA reads (one per page touched) */
-    /* Of those, reads that continued a STREAMING stream: pipelined. */
-    uint64_t pipelined_reads;
-    uint64_t read_ns;           /* their modelled time */
-    uint64_t writes;
-    uint64_t write_ns;
+    IOGUARD_MODEL_COUNTERS(IOGUARD_COUNTER_FIELD)
 } IoguardModelStats;
 
 /* IOMMU-wide, since creation or the last ioguard_iommu_reset_stats(). */
 typedef struct IoguardStats {
-    uint64_t translations;
-    uint64_t iotlb_hits;
-    uint64_t iotlb_misses;
-    uint64_t page_walks;
-    uint64_t page_walk_levels;  /* page-table entries read by the walks */
-    uint64_t passthrough;       /* translations answered as identity */
-    uint64_t faults;            /* translations refused */
-    uint64_t events_logged;
-    uint64_t events_dropped;    /* log disabled, full or at a bad address */
-    uint64_t commands;
-    uint64_t invalidations;     /* INVALIDATE_* commands */
-    uint64_t interrupts_remapped;
-    uint64_t interrupts_blocked;
+    IOGUARD_REQUESTER_COUNTERS(IOGUARD_COUNTER_FIELD)
+    IOGUARD_IOMMU_COUNTERS(IOGUARD_COUNTER_FIELD)
+    /* Derived when read: */
+    uint64_t translations;      /* hits, misses, passthrough and refused */
+    uint64_t page_walks;        /* one per IOTLB miss */
+    uint64_t commands;          /* the sum of commands_by_opcode */
+    uint64_t invalidations;     /* of those, INVALIDATE_* commands */
     uint64_t requesters;        /* requester IDs that made DMA */
     IoguardPrefetchStats prefetch;
     uint64_t events_by_type[IOGUARD_EVENT_TYPES];   /* logged or dropped */
@@ -173,15 +203,9 @@ typedef struct IoguardStats {
 /* The same, for one requester ID (bus << 8 | devfn). */
 typedef struct IoguardRequesterStats {
     uint16_t devid;
+    IOGUARD_REQUESTER_COUNTERS(IOGUARD_COUNTER_FIELD)
     uint64_t translations;
-    uint64_t iotlb_hits;
-    uint64_t iotlb_misses;
     uint64_t page_walks;
-    uint64_t page_walk_levels;
-    uint64_t passthrough;
-    uint64_t faults;
-    uint64_t interrupts_remapped;
-    uint64_t interrupts_blocked;
     uint64_t events_by_type[IOGUARD_EVENT_TYPES];   /* events naming devid */
     IoguardPrefetchStats prefetch;
     IoguardModelStats model;
@@ -358,8 +382,16 @@ typedef struct IoguardFaultRecord {
     unsigned current_perm;
 } IoguardFaultRecord;
 
-/* "not-present", "use-after-unmap", ...; NULL for an unknown value. */
+/*
+ * Names in QMP spelling (core/names.cc), for the monitor and tracing:
+ * "not-present", "use-after-unmap", ... NULL for a code without a name,
+ * except the delivery ("?") and the access (any value has one).
+ */
 const char *ioguard_fault_reason_name(unsigned reason);
+const char *ioguard_event_name(unsigned type);          /* EVENT_TYPE_* */
+const char *ioguard_command_name(unsigned opcode);      /* CMD_* */
+const char *ioguard_delivery_name(unsigned delivery);   /* IOGUARD_DELIVERY_* */
+const char *ioguard_access_name(unsigned perm);         /* IOGUARD_PERM_* */
 
 /*
  * Copies up to max of the records held, oldest first, and returns how many

@@ -70,11 +70,11 @@ char *ioguard_requester_name(uint16_t devid);
 bool ioguard_parse_requester(IoguardIommuState *s, const char *str,
                              uint16_t *devid, Error **errp);
 
-/* Names in QMP spelling (iommu-qmp.c); NULL for codes without a name. */
-const char *ioguard_event_name(unsigned type);
-const char *ioguard_command_name(unsigned opcode);
-const char *ioguard_delivery_name(unsigned delivery);
-const char *ioguard_access_name(unsigned perm);
+/*
+ * How many requesters see memory directly at the moment (IOMMU off, or a
+ * DTE that lets them through untranslated): query-ioguard-stats.
+ */
+unsigned ioguard_identity_requesters(IoguardIommuState *s);
 
 /* Appends the IVRS table (IVHD 10h and 11h) for s to table_data. */
 void ioguard_build_ivrs(IoguardIommuState *s, GArray *table_data,
