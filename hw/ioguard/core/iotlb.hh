@@ -66,7 +66,7 @@ public:
             const unsigned shift = __builtin_ctzll(shifts);
             shifts &= shifts - 1;
             const IotlbTag tag{domain, uint8_t(shift), iova >> shift};
-            e = cache_.lookup(tag);
+            cache_.lookup(tag, e);
             if (!e) {
                 continue;
             }

@@ -45,9 +45,16 @@ public:
 
     std::optional<Value> lookup(const Key &key) const
     {
-        // One result, filled in place: a copy of a copy just written costs
-        // a store-forwarding stall on the DMA path.
         std::optional<Value> found;
+        lookup(key, found);
+        return found;
+    }
+
+    // The same, into found. The result is filled in place on every path: a
+    // copy of a copy just written costs a store-forwarding stall on the DMA
+    // path (so does assigning the result of the lookup above).
+    void lookup(const Key &key, std::optional<Value> &found) const
+    {
         const Shard &s = shard(key);
         for (int attempt = 0; attempt < 4; attempt++) {
             const uint64_t before = s.sequence.load(std::memory_order_acquire);
@@ -57,12 +64,11 @@ public:
             find(s, key, found);
             std::atomic_thread_fence(std::memory_order_acquire);
             if (s.sequence.load(std::memory_order_relaxed) == before) {
-                return found;
+                return;
             }
         }
         std::lock_guard<std::mutex> guard(s.lock);
         find(s, key, found);
-        return found;
     }
 
     // Changes the entry of key, if there is one, with touch(Value &), and
