@@ -171,9 +171,6 @@ static void ioguard_device_table_changed(void *opaque, int devid)
     GHashTableIter iter;
     IoguardDeviceSpace **spaces;
 
-    if (!s->bus_spaces) {
-        return 0;               /* not realized */
-    }
     g_hash_table_iter_init(&iter, s->bus_spaces);
     while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
         for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
