@@ -41,6 +41,12 @@ struct Machine {
     std::vector<std::string> guest_errors;
     std::vector<int> irt_invalidations;
     std::vector<int> devtab_changes;
+    struct PagesInvalidated {
+        int domain;
+        uint64_t first, last;
+        bool operator==(const PagesInvalidated &) const = default;
+    };
+    std::vector<PagesInvalidated> pages_invalidated;
     std::vector<uint32_t> commands_seen;            // opcodes
     std::vector<IoguardFaultRecord> records_seen;   // as the host is told
     uint64_t now = 0;
@@ -99,6 +105,12 @@ struct Machine {
     {
         static_cast<Machine *>(o)->wake_deadline = deadline_ns;
     }
+    static void iommu_pages_invalidated(void *o, int domain, uint64_t first,
+                                        uint64_t last)
+    {
+        static_cast<Machine *>(o)->pages_invalidated.push_back(
+            {domain, first, last});
+    }
 
     explicit Machine(IoguardConfig config = test_config())
     {
@@ -107,7 +119,8 @@ struct Machine {
                                            guest_error,
                                            irt_invalidated, devtab_changed,
                                            now_ns, command_executed,
-                                           fault_recorded, wake_at};
+                                           fault_recorded, wake_at,
+                                           iommu_pages_invalidated};
         iommu = ioguard_iommu_new(&ops, this, &config);
     }
     ~Machine() { ioguard_iommu_free(iommu); }

@@ -157,11 +157,18 @@ void Iommu::invalidate_iommu_pages(const uint32_t cmd[4])
 {
     const uint16_t domain = cmd[1] & 0xffff;
     const IovaRange range = command_range(cmd[2], cmd[3]);
-    iotlb_.invalidate_iommu_pages(domain, range.first, range.last);
+    invalidate_domain_pages(domain, range.first, range.last);
     if (cmd[2] & CMD_INV_IOMMU_PAGES_PDE_MASK) {
         directory_cache_.invalidate_iommu_pages(domain, range.first,
                                                 range.last);
     }
+}
+
+void Iommu::invalidate_domain_pages(uint16_t domain, uint64_t first,
+                                    uint64_t last)
+{
+    iotlb_.invalidate_iommu_pages(domain, first, last);
+    host_.iommu_pages_invalidated(domain, first, last);
 }
 
 void Iommu::invalidate_interrupt_table(uint16_t devid)
@@ -178,6 +185,7 @@ void Iommu::invalidate_iommu_all()
     directory_cache_.invalidate_iommu_all();
     host_.interrupt_table_invalidated(-1);
     host_.device_table_changed(-1);
+    host_.iommu_pages_invalidated(-1, 0, ~uint64_t{0});
 }
 
 // PREFETCH_IOMMU_PAGES: fill the IOTLB with devid's translations of up to
@@ -215,8 +223,7 @@ Iommu::CommandResult Iommu::prefetch_iommu_pages(const uint32_t cmd[4],
         return CommandResult::Done;     // nothing translated to prefetch
     }
     if (cmd[2] & CMD_PREFETCH_INVAL_MASK) {
-        iotlb_.invalidate_iommu_pages(dte->domain_id(), range.first,
-                                      range.last);
+        invalidate_domain_pages(dte->domain_id(), range.first, range.last);
     }
     const uint64_t filled_at = iotlb_.epoch();
     unsigned entries = 0, issued = 0;

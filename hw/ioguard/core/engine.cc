@@ -75,6 +75,13 @@ public:
             ops_.wake_at(opaque_, deadline_ns);
         }
     }
+    void iommu_pages_invalidated(int domain, uint64_t first,
+                                 uint64_t last) override
+    {
+        if (ops_.iommu_pages_invalidated) {
+            ops_.iommu_pages_invalidated(opaque_, domain, first, last);
+        }
+    }
 
 private:
     const IoguardHostOps ops_;
@@ -168,6 +175,16 @@ bool ioguard_iommu_remap_msi(IoguardIommu *iommu, uint16_t devid,
 bool ioguard_iommu_dma_is_identity(IoguardIommu *iommu, uint16_t devid)
 {
     return iommu->iommu.dma_is_identity(devid);
+}
+
+bool ioguard_iommu_translating_domain(IoguardIommu *iommu, uint16_t devid,
+                                      uint16_t *domain)
+{
+    const auto d = iommu->iommu.translating_domain(devid);
+    if (d) {
+        *domain = *d;
+    }
+    return d.has_value();
 }
 
 void ioguard_iommu_get_stats(IoguardIommu *iommu, IoguardStats *stats)

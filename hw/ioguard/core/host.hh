@@ -28,6 +28,13 @@ public:
     // later call replaces an earlier deadline). Only fault rules that
     // delay completions need it.
     virtual void wake_at(uint64_t deadline_ns) { (void)deadline_ns; }
+    // The IOTLB dropped domain's translations of first..last (all of them:
+    // domain < 0), for hosts that keep translations of their own.
+    virtual void iommu_pages_invalidated(int domain, uint64_t first,
+                                         uint64_t last)
+    {
+        (void)domain, (void)first, (void)last;
+    }
 };
 
 } // namespace ioguard

@@ -78,6 +78,8 @@ public:
                                  unsigned perm);
     bool remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out);
     bool dma_is_identity(uint16_t devid);
+    // The domain of devid's translated DMA, if its DMA is translated.
+    std::optional<uint16_t> translating_domain(uint16_t devid);
 
     IoguardStats stats() const { return stats_.totals(); }
     Statistics &statistics() { return stats_; }
@@ -124,6 +126,10 @@ private:
     CommandResult complete_wait(const uint32_t cmd[4]);
     void invalidate_devtab_entry(uint16_t devid);
     void invalidate_iommu_pages(const uint32_t cmd[4]);
+    // Drops domain's translations of first..last from the IOTLB and tells
+    // the host.
+    void invalidate_domain_pages(uint16_t domain, uint64_t first,
+                                 uint64_t last);
     void invalidate_interrupt_table(uint16_t devid);
     void invalidate_iommu_all();
     CommandResult prefetch_iommu_pages(const uint32_t cmd[4], uint64_t addr);

@@ -89,6 +89,20 @@ bool Iommu::dma_is_identity(uint16_t devid)
             dte->read_allowed() && dte->write_allowed());
 }
 
+std::optional<uint16_t> Iommu::translating_domain(uint16_t devid)
+{
+    if (!enabled_.load(std::memory_order_acquire)) {
+        return std::nullopt;
+    }
+    DteLocation where;
+    const auto dte = device_table_.read(devid, where);
+    if (!dte || dte->illegal() || !dte->valid() ||
+        !dte->translation_valid() || dte->mode() == 0) {
+        return std::nullopt;
+    }
+    return dte->domain_id();
+}
+
 IotlbEntry make_iotlb_entry(const WalkResult &walk,
                             const DeviceTableEntry &dte)
 {

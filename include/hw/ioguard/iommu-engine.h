@@ -72,6 +72,17 @@ typedef struct IoguardHostOps {
      * deadline.
      */
     void (*wake_at)(void *opaque, uint64_t deadline_ns);
+    /*
+     * Optional (needed by hosts that keep translations outside the engine:
+     * QEMU's IOMMU notifiers): the IOTLB dropped domain's translations of
+     * IOVAs first..last (INVALIDATE_IOMMU_PAGES, PREFETCH_IOMMU_PAGES with
+     * Inval=1), or every translation (domain < 0: INVALIDATE_IOMMU_ALL).
+     * A changed DTE comes as device_table_changed. Called with the engine's
+     * lock held, before a later COMPLETION_WAIT can complete: it may call
+     * ioguard_iommu_translating_domain(), nothing else of the engine.
+     */
+    void (*iommu_pages_invalidated)(void *opaque, int domain, uint64_t first,
+                                    uint64_t last);
 } IoguardHostOps;
 
 typedef struct IoguardConfig {
@@ -249,6 +260,15 @@ bool ioguard_iommu_remap_msi(IoguardIommu *iommu, uint16_t devid,
  * and the DMA path reports it.
  */
 bool ioguard_iommu_dma_is_identity(IoguardIommu *iommu, uint16_t devid);
+
+/*
+ * True, with *domain, when DMA from devid is translated through page tables
+ * (IOMMU on, a legal DTE with V=1, TV=1 and Mode > 0): whose invalidations
+ * concern it. Like ioguard_iommu_dma_is_identity(), it never logs an event
+ * and may be called from the host's callbacks.
+ */
+bool ioguard_iommu_translating_domain(IoguardIommu *iommu, uint16_t devid,
+                                      uint16_t *domain);
 
 void ioguard_iommu_get_stats(IoguardIommu *iommu, IoguardStats *stats);
 
