@@ -4,7 +4,7 @@
 // requester's DMA is translated in.
 #include <gtest/gtest.h>
 
-#include "fake_guest.hh"
+#include "translated_test.hh"
 
 using namespace ioguard_test;
 
@@ -15,16 +15,11 @@ constexpr uint16_t kDomain = 7;
 
 using Told = Machine::PagesInvalidated;
 
-struct HostInvalidationTest : ::testing::Test {
-    Machine m;
-    Driver d{m};
-    uint64_t root = 0;
+struct HostInvalidationTest : TranslatedTest<kDev, kDomain> {
     void SetUp() override
     {
-        d.enable();
-        root = d.alloc_table();
-        d.set_dte(kDev, Driver::dte_translated(root, 3), kDomain);
-        m.pages_invalidated.clear();
+        TranslatedTest::SetUp();
+        m.pages_invalidated.clear();    // what enabling the IOMMU said
         m.devtab_changes.clear();
     }
 };
@@ -91,6 +86,15 @@ TEST_F(HostInvalidationTest, TranslatingDomain)
     d.inv_dte(0x0030);
     ASSERT_TRUE(d.completion_wait());
     EXPECT_FALSE(ioguard_iommu_translating_domain(m.iommu, 0x0030, &domain));
+    // A guest's illegal entry (a reserved bit) or a device table that is
+    // not in RAM: not translated, and asking logs nothing.
+    d.set_dte(0x0030, Driver::dte_translated(root, 3) | 1ULL << 3, kDomain);
+    d.inv_dte(0x0030);
+    ASSERT_TRUE(d.completion_wait());
+    EXPECT_FALSE(ioguard_iommu_translating_domain(m.iommu, 0x0030, &domain));
+    m.mmio_write(MMIO_DEV_TABLE_OFFSET, 0x7000000000ULL | 0x1ff);
+    EXPECT_FALSE(ioguard_iommu_translating_domain(m.iommu, kDev, &domain));
+    EXPECT_TRUE(d.events().empty());
     // The IOMMU off: nothing is translated.
     m.mmio_write(MMIO_CONTROL_OFFSET, 0);
     EXPECT_FALSE(ioguard_iommu_translating_domain(m.iommu, kDev, &domain));
