@@ -15,6 +15,7 @@
 #include "qemu/timer.h"
 #include "qapi/error.h"
 #include "exec/address-spaces.h"
+#include "system/dma.h"
 #include "hw/i386/apic_internal.h"
 #include "hw/i386/pc.h"
 #include "hw/i386/x86.h"
@@ -41,7 +42,29 @@ typedef struct IoguardDeviceSpace {
     MemoryRegion root;
     AddressSpace as;
     bool identity;
+    /*
+     * With IOMMU notifiers registered: the translations handed out since
+     * they were (what a notifier user may hold), by IOVA, and the range an
+     * invalidation asked us to check again (see ioguard_sync_notifiers).
+     */
+    IOMMUNotifierFlag notifier_flags;
+    QemuMutex records_lock;
+    GHashTable *records;            /* page IOVA -> IoguardRecord */
+    uint64_t record_shifts;         /* bit n: a record of 2^n bytes */
+    bool recheck;
+    uint64_t recheck_first, recheck_last;
 } IoguardDeviceSpace;
+
+/* A translation handed out to a requester with notifier users. */
+typedef struct IoguardRecord {
+    uint64_t iova;
+    uint64_t mask;
+    uint64_t target;
+    unsigned perm;
+} IoguardRecord;
+
+/* Beyond this, a requester's records are dropped with one full UNMAP. */
+#define IOGUARD_RECORDS_MAX 65536
 
 /* The bus number is read at each use: firmware numbers buses after boot. */
 static uint16_t ioguard_space_devid(IoguardDeviceSpace *ds)
@@ -146,9 +169,246 @@ static void ioguard_irt_invalidated(void *opaque, int devid)
 }
 
 /*
+ * IOMMU notifiers: users that keep translations of a requester's DMA
+ * outside QEMU's memory core (vhost's and vhost-user's device IOTLB) must
+ * drop what the guest invalidated before its invalidation completes.
+ *
+ * Telling them of every invalidated range is correct but useless: Linux in
+ * lazy mode flushes whole domains, and a vhost-user back-end (DPDK) then
+ * drops its virtqueues' rings and stops the queue that only its own traffic
+ * would have re-translated. So we keep what each such requester was handed
+ * (every translation of its region) and, after an invalidation, walk the
+ * tables again for those records only: a record whose mapping changed or
+ * went is unmapped, one that still holds is kept, as a cache would be.
+ */
+static void ioguard_notify_unmap(IoguardDeviceSpace *ds, uint64_t first,
+                                 uint64_t last)
+{
+    IOMMUNotifier *n;
+
+    IOMMU_NOTIFIER_FOREACH(n, &ds->translated) {
+        uint64_t start = MAX(first, n->start), end = MIN(last, n->end);
+        IOMMUTLBEvent event = {
+            /* A device-IOTLB listener is told as well: no ATS yet. */
+            .type = n->notifier_flags & IOMMU_NOTIFIER_UNMAP ?
+                    IOMMU_NOTIFIER_UNMAP : IOMMU_NOTIFIER_DEVIOTLB_UNMAP,
+            .entry.target_as = &address_space_memory,
+            .entry.perm = IOMMU_NONE,
+        };
+
+        while (start <= end) {
+            /* 63 bits at most, so that addr_mask + 1 is a size. */
+            uint64_t mask = dma_aligned_pow2_mask(start, end, 63);
+
+            event.entry.iova = start;
+            event.entry.addr_mask = mask;
+            trace_ioguard_notify_unmap(ioguard_space_devid(ds), start, mask);
+            memory_region_notify_iommu_one(n, &event);
+            if (start + mask == end) {
+                break;
+            }
+            start += mask + 1;
+        }
+    }
+}
+
+/* Everything a notifier user may hold goes (a new DTE, identity). */
+static void ioguard_notify_unmap_all(IoguardDeviceSpace *ds)
+{
+    if (!ds->notifier_flags) {
+        return;
+    }
+    qemu_mutex_lock(&ds->records_lock);
+    g_hash_table_remove_all(ds->records);
+    ds->record_shifts = 0;
+    ds->recheck = false;
+    qemu_mutex_unlock(&ds->records_lock);
+    ioguard_notify_unmap(ds, 0, UINT64_MAX);
+}
+
+/* On the DMA path of a requester with notifier users. */
+static void ioguard_record(IoguardDeviceSpace *ds, const IOMMUTLBEntry *e)
+{
+    IoguardRecord *r = g_new(IoguardRecord, 1);
+    bool overflow;
+
+    *r = (IoguardRecord) { e->iova, e->addr_mask, e->translated_addr,
+                           e->perm };
+    qemu_mutex_lock(&ds->records_lock);
+    g_hash_table_replace(ds->records, &r->iova, r);
+    ds->record_shifts |= 1ULL << ctz64(e->addr_mask + 1);
+    overflow = g_hash_table_size(ds->records) > IOGUARD_RECORDS_MAX;
+    qemu_mutex_unlock(&ds->records_lock);
+    if (overflow) {
+        ioguard_notify_unmap_all(ds);
+    }
+}
+
+/* Called with the engine's lock held: only marks what to check. */
+static void ioguard_mark_recheck(IoguardDeviceSpace *ds, uint64_t first,
+                                 uint64_t last)
+{
+    qemu_mutex_lock(&ds->records_lock);
+    if (ds->recheck) {
+        first = MIN(first, ds->recheck_first);
+        last = MAX(last, ds->recheck_last);
+    }
+    ds->recheck = true;
+    ds->recheck_first = first;
+    ds->recheck_last = last;
+    qemu_mutex_unlock(&ds->records_lock);
+}
+
+static void ioguard_iommu_pages_invalidated(void *opaque, int domain,
+                                            uint64_t first, uint64_t last)
+{
+    IoguardIommuState *s = opaque;
+    GHashTableIter iter;
+    IoguardDeviceSpace **spaces;
+
+    g_hash_table_iter_init(&iter, s->bus_spaces);
+    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
+        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
+            IoguardDeviceSpace *ds = spaces[devfn];
+            uint16_t of;
+
+            if (!ds || !ds->notifier_flags) {
+                continue;
+            }
+            if (domain < 0 ||
+                (ioguard_iommu_translating_domain(s->engine,
+                                                  ioguard_space_devid(ds),
+                                                  &of) &&
+                 of == domain)) {
+                ioguard_mark_recheck(ds, first, last);
+            }
+        }
+    }
+}
+
+static bool ioguard_record_overlaps(const IoguardRecord *r, uint64_t first,
+                                    uint64_t last)
+{
+    return r->iova <= last && r->iova + r->mask >= first;
+}
+
+/* Whether the tables still map r as it was handed out. */
+typedef struct RecordCheck {
+    const IoguardRecord *r;
+    bool holds;
+} RecordCheck;
+
+static void ioguard_check_mapping(const IoguardMapping *m, void *opaque)
+{
+    RecordCheck *c = opaque;
+    const IoguardRecord *r = c->r;
+
+    c->holds = m->iova <= r->iova && m->last >= r->iova + r->mask &&
+               m->target + (r->iova - m->iova) == r->target &&
+               m->perm == r->perm;
+}
+
+static bool ioguard_record_holds(IoguardDeviceSpace *ds,
+                                 const IoguardRecord *r)
+{
+    RecordCheck c = { .r = r };
+    IoguardMappingWalk walk;
+
+    ioguard_iommu_walk_mappings(ds->iommu->engine, ioguard_space_devid(ds),
+                                r->iova, 1, 64, ioguard_check_mapping, &c,
+                                &walk);
+    return c.holds && walk.dma == IOGUARD_DMA_TRANSLATED;
+}
+
+/* The records of ds that overlap first..last, taken out of the table. */
+static GPtrArray *ioguard_take_records(IoguardDeviceSpace *ds,
+                                       uint64_t first, uint64_t last)
+{
+    GPtrArray *taken = g_ptr_array_new();
+    uint64_t pages = (last - first) >> 12;
+
+    if (pages < g_hash_table_size(ds->records)) {
+        /* A few pages: look up each size's aligned bases. */
+        for (uint64_t shifts = ds->record_shifts; shifts;
+             shifts &= shifts - 1) {
+            unsigned shift = ctz64(shifts);
+            uint64_t size = 1ULL << shift;
+
+            for (uint64_t base = first & ~(size - 1); base <= last;
+                 base += size) {
+                IoguardRecord *r = g_hash_table_lookup(ds->records, &base);
+
+                if (r) {
+                    g_hash_table_steal(ds->records, &base);
+                    g_ptr_array_add(taken, r);
+                }
+                if (base + size - 1 >= last) {
+                    break;
+                }
+            }
+        }
+    } else {
+        GHashTableIter iter;
+        IoguardRecord *r;
+
+        g_hash_table_iter_init(&iter, ds->records);
+        while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&r)) {
+            if (ioguard_record_overlaps(r, first, last)) {
+                g_hash_table_iter_steal(&iter);
+                g_ptr_array_add(taken, r);
+            }
+        }
+    }
+    return taken;
+}
+
+/*
+ * After the engine has run (commands, timers, reset, a loaded snapshot),
+ * without its lock: unmap, for notifier users, each record an invalidation
+ * made stale. The vCPU that wrote the command buffer's tail is still in
+ * that write, so the guest sees its COMPLETION_WAIT after this.
+ */
+static void ioguard_sync_notifiers(IoguardIommuState *s)
+{
+    GHashTableIter iter;
+    IoguardDeviceSpace **spaces;
+
+    g_hash_table_iter_init(&iter, s->bus_spaces);
+    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
+        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
+            IoguardDeviceSpace *ds = spaces[devfn];
+            g_autoptr(GPtrArray) taken = NULL;
+
+            if (!ds || !ds->notifier_flags || !ds->recheck) {
+                continue;
+            }
+            qemu_mutex_lock(&ds->records_lock);
+            ds->recheck = false;
+            taken = ioguard_take_records(ds, ds->recheck_first,
+                                         ds->recheck_last);
+            qemu_mutex_unlock(&ds->records_lock);
+            for (guint i = 0; i < taken->len; i++) {
+                IoguardRecord *r = g_ptr_array_index(taken, i);
+
+                if (ioguard_record_holds(ds, r)) {
+                    qemu_mutex_lock(&ds->records_lock);
+                    g_hash_table_replace(ds->records, &r->iova, r);
+                    qemu_mutex_unlock(&ds->records_lock);
+                } else {
+                    ioguard_notify_unmap(ds, r->iova, r->iova + r->mask);
+                    g_free(r);
+                }
+            }
+        }
+    }
+}
+
+/*
  * A requester whose DMA is identity (IOMMU off, DTE V=0, passthrough with
  * IR=IW=1) sees system memory directly, so that it pays nothing for
- * translation; the engine says when that may have changed.
+ * translation; the engine says when that may have changed. Notifier users
+ * drop everything they had: what they learnt under the old DTE (or, while
+ * identity, through the direct alias) no longer holds.
  */
 static void ioguard_space_update(IoguardDeviceSpace *ds)
 {
@@ -156,12 +416,17 @@ static void ioguard_space_update(IoguardDeviceSpace *ds)
                                                   ioguard_space_devid(ds));
 
     if (identity != ds->identity) {
+        ioguard_notify_unmap_all(ds);
         ds->identity = identity;
         memory_region_transaction_begin();
         memory_region_set_enabled(&ds->direct, identity);
         memory_region_set_enabled(MEMORY_REGION(&ds->translated), !identity);
         memory_region_transaction_commit();
         trace_ioguard_space_identity(ioguard_space_devid(ds), identity);
+        /* Users registered as the region came back held identity. */
+        ioguard_notify_unmap_all(ds);
+    } else if (ds->notifier_flags) {
+        ioguard_mark_recheck(ds, 0, UINT64_MAX);    /* the DTE may differ */
     }
 }
 
@@ -219,6 +484,7 @@ static void ioguard_fault_timer(void *opaque)
     IoguardIommuState *s = opaque;
 
     ioguard_iommu_run_timers(s->engine);
+    ioguard_sync_notifiers(s);
 }
 
 static void ioguard_wake_at(void *opaque, uint64_t deadline_ns)
@@ -240,6 +506,7 @@ static const IoguardHostOps ioguard_host_ops = {
     .command_executed = ioguard_command_executed,
     .fault_recorded = ioguard_fault_recorded,
     .wake_at = ioguard_wake_at,
+    .iommu_pages_invalidated = ioguard_iommu_pages_invalidated,
 };
 
 /* ---- MMIO window ---- */
@@ -260,6 +527,7 @@ static void ioguard_mmio_write(void *opaque, hwaddr addr, uint64_t value,
 
     trace_ioguard_mmio_write(addr, size, value);
     ioguard_iommu_mmio_write(s->engine, addr, value, size);
+    ioguard_sync_notifiers(s);
 }
 
 static const MemoryRegionOps ioguard_mmio_ops = {
@@ -280,30 +548,54 @@ static IOMMUTLBEntry ioguard_translate(IOMMUMemoryRegion *iommu_mr,
                                           translated);
     uint16_t devid = ioguard_space_devid(ds);
     IoguardTranslation t;
+    IOMMUTLBEntry entry;
 
     ioguard_iommu_translate(ds->iommu->engine, devid, addr, flag, &t);
     trace_ioguard_translate(devid, addr, flag, t.translated_addr, t.addr_mask,
                             t.perm);
-    return (IOMMUTLBEntry) {
+    entry = (IOMMUTLBEntry) {
         .target_as = &address_space_memory,
         .iova = addr & ~t.addr_mask,
         .translated_addr = t.translated_addr,
         .addr_mask = t.addr_mask,
         .perm = t.perm,
     };
+    if (ds->notifier_flags && t.perm != IOGUARD_PERM_NONE) {
+        ioguard_record(ds, &entry);
+    }
+    return entry;
 }
 
+/*
+ * UNMAP notifiers (vhost, vhost-user) are told of each translation they
+ * were handed that an invalidation made stale (ioguard_sync_notifiers).
+ * MAP notifiers (vfio-pci, which mirrors the tables into the host's IOMMU)
+ * are not served yet.
+ */
 static int ioguard_notify_flag_changed(IOMMUMemoryRegion *iommu_mr,
                                        IOMMUNotifierFlag old,
                                        IOMMUNotifierFlag new, Error **errp)
 {
-    /* No MAP/UNMAP notifications are sent yet, so no user may rely on them. */
-    if (new != IOMMU_NOTIFIER_NONE) {
-        error_setg(errp, "ioguard-iommu does not send IOMMU notifications "
-                   "yet: devices that need them (vfio-pci, vhost) cannot be "
-                   "behind it");
+    IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
+                                          translated);
+
+    if (new & IOMMU_NOTIFIER_MAP) {
+        error_setg(errp, "ioguard-iommu does not send MAP notifications yet: "
+                   "%s (requester %02x:%02x.%x) needs them, as vfio-pci "
+                   "does", memory_region_name(MEMORY_REGION(iommu_mr)),
+                   pci_bus_num(ds->bus), PCI_SLOT(ds->devfn),
+                   PCI_FUNC(ds->devfn));
         return -EINVAL;
     }
+    if (!new) {
+        qemu_mutex_lock(&ds->records_lock);
+        g_hash_table_remove_all(ds->records);
+        ds->record_shifts = 0;
+        ds->recheck = false;
+        qemu_mutex_unlock(&ds->records_lock);
+    }
+    ds->notifier_flags = new;
+    trace_ioguard_notifier_flags(ioguard_space_devid(ds), old, new);
     return 0;
 }
 
@@ -408,6 +700,9 @@ static AddressSpace *ioguard_get_address_space(PCIBus *bus, void *opaque,
     /* Start as "translated" and let the engine decide. */
     memory_region_set_enabled(&ds->direct, false);
     ds->identity = false;
+    qemu_mutex_init(&ds->records_lock);
+    ds->records = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
+                                        g_free);
     address_space_init(&ds->as, &ds->root, name);
     trace_ioguard_device_space(PCI_BUILD_BDF(pci_bus_num(bus), devfn), name);
 
@@ -574,6 +869,7 @@ static void ioguard_iommu_reset_hold(Object *obj, ResetType type)
     if (s->engine) {
         ioguard_iommu_reset(s->engine);
         ioguard_device_table_changed(s, -1);
+        ioguard_sync_notifiers(s);
     }
 }
 
@@ -679,6 +975,7 @@ static int ioguard_iommu_post_load(void *opaque, int version_id)
         error_report("ioguard-iommu: the saved state is malformed");
         return -EINVAL;
     }
+    ioguard_sync_notifiers(s);
     return 0;
 }
 
