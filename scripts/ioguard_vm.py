@@ -150,12 +150,14 @@ def virtio_blk_behind_pci_bridge(image, sha256, bridge_addr="0x4"):
     ])
 
 
-def virtio_blk(image, sha256, port_addr="0x3"):
+def virtio_blk(image, sha256, port_addr="0x3", ats=False):
+    """ats: the device offers PCIe ATS (a translation cache of its own),
+    which the guest enables when the IOMMU says IotlbSup."""
     return Disk("vda", image, sha256, [
         "-device", f"pcie-root-port,id=rp-vblk,bus=pcie.0,chassis=2,addr={port_addr}",
         "-drive", f"file={image},if=none,id=vblk0,format=raw",
         "-device", "virtio-blk-pci,drive=vblk0,bus=rp-vblk,"
-                   "iommu_platform=on,disable-legacy=on",
+                   "iommu_platform=on,disable-legacy=on" + (",ats=on" if ats else ""),
     ])
 
 

@@ -272,7 +272,8 @@ static void ioguard_iommu_pages_invalidated(void *opaque, int domain,
             IoguardDeviceSpace *ds = spaces[devfn];
             uint16_t of;
 
-            if (!ds || !ds->notifier_flags) {
+            /* Device-IOTLB users hear INVALIDATE_IOTLB_PAGES instead. */
+            if (!ds || !(ds->notifier_flags & IOMMU_NOTIFIER_UNMAP)) {
                 continue;
             }
             if (domain < 0 ||
@@ -280,6 +281,32 @@ static void ioguard_iommu_pages_invalidated(void *opaque, int domain,
                                                   ioguard_space_devid(ds),
                                                   &of) &&
                  of == domain)) {
+                ioguard_mark_recheck(ds, first, last);
+            }
+        }
+    }
+}
+
+/*
+ * With ATS (device-iotlb=on), an endpoint's translation cache is dropped
+ * by INVALIDATE_IOTLB_PAGES, which Linux sends after its own IOTLB's
+ * invalidation; QEMU's device-IOTLB notifier users (vhost of a virtio
+ * device with ats=on and ATS enabled by the guest) are that cache.
+ */
+static void ioguard_device_iotlb_invalidated(void *opaque, uint16_t devid,
+                                             uint64_t first, uint64_t last)
+{
+    IoguardIommuState *s = opaque;
+    GHashTableIter iter;
+    IoguardDeviceSpace **spaces;
+
+    g_hash_table_iter_init(&iter, s->bus_spaces);
+    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
+        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
+            IoguardDeviceSpace *ds = spaces[devfn];
+
+            if (ds && (ds->notifier_flags & IOMMU_NOTIFIER_DEVIOTLB_UNMAP) &&
+                ioguard_space_devid(ds) == devid) {
                 ioguard_mark_recheck(ds, first, last);
             }
         }
@@ -507,6 +534,7 @@ static const IoguardHostOps ioguard_host_ops = {
     .fault_recorded = ioguard_fault_recorded,
     .wake_at = ioguard_wake_at,
     .iommu_pages_invalidated = ioguard_iommu_pages_invalidated,
+    .device_iotlb_invalidated = ioguard_device_iotlb_invalidated,
 };
 
 /* ---- MMIO window ---- */
@@ -804,11 +832,6 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
                    rule_error);
         return;
     }
-    if (x86->dt_supported) {
-        error_setg(errp, "ioguard-iommu: device-iotlb=on is not supported "
-                   "(no ATS: the IOMMU capability has IotlbSup=0)");
-        return;
-    }
     if (s->xtsup && !s->ga) {
         error_setg(errp, "ioguard-iommu: xtsup=on needs ga=on (x2APIC "
                    "destinations only fit 128-bit remapping entries)");
@@ -849,6 +872,13 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
     /* The PCI function first: its own DMA and MSIs stay untranslated. */
     if (!qdev_realize(DEVICE(&s->pci), &bus->qbus, errp)) {
         return;
+    }
+    if (x86->dt_supported) {
+        /* ATS: endpoints may cache translations (INVALIDATE_IOTLB_PAGES) */
+        uint8_t *cap = PCI_DEVICE(&s->pci)->config + s->pci.cap_offset;
+
+        pci_set_word(cap + 2, pci_get_word(cap + 2) |
+                     1u << (IOMMU_CAP_IOTLB - 16));
     }
 
     memory_region_init_io(&s->mmio, OBJECT(s), &ioguard_mmio_ops, s,
@@ -1033,7 +1063,8 @@ static void ioguard_iommu_pci_realize(PCIDevice *pdev, Error **errp)
 
     /*
      * Capability header: CapType 011b, EFRSup (the EFR is at MMIO 0x30),
-     * NpCache=0 so that Linux may use lazy invalidation, IotlbSup=0.
+     * NpCache=0 so that Linux may use lazy invalidation; IotlbSup comes
+     * with device-iotlb=on (ioguard_iommu_realize).
      * The rest is read-only and mirrors the IVRS.
      */
     cap = pdev->config + off;

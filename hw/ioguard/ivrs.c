@@ -107,7 +107,9 @@ static void ivhd_header(GArray *table, IoguardIommuState *s, uint8_t type,
     PCIDevice *pdev = PCI_DEVICE(&s->pci);
 
     build_append_int_noprefix(table, type, 1);
-    build_append_int_noprefix(table, 0, 1);            /* flags */
+    /* flags: IotlbSup (bit 4) as the capability says; Linux reads that */
+    build_append_int_noprefix(table, X86_IOMMU_DEVICE(s)->dt_supported ?
+                              1u << 4 : 0, 1);
     build_append_int_noprefix(table, length, 2);
     build_append_int_noprefix(table, PCI_BUILD_BDF(0, pdev->devfn), 2);
     build_append_int_noprefix(table, s->pci.cap_offset, 2);

@@ -47,6 +47,12 @@ struct Machine {
         bool operator==(const PagesInvalidated &) const = default;
     };
     std::vector<PagesInvalidated> pages_invalidated;
+    struct DeviceIotlbInvalidated {
+        uint16_t devid;
+        uint64_t first, last;
+        bool operator==(const DeviceIotlbInvalidated &) const = default;
+    };
+    std::vector<DeviceIotlbInvalidated> device_iotlb_invalidations;
     std::vector<uint32_t> commands_seen;            // opcodes
     std::vector<IoguardFaultRecord> records_seen;   // as the host is told
     uint64_t now = 0;
@@ -111,6 +117,12 @@ struct Machine {
         static_cast<Machine *>(o)->pages_invalidated.push_back(
             {domain, first, last});
     }
+    static void device_iotlb_invalidated(void *o, uint16_t devid,
+                                         uint64_t first, uint64_t last)
+    {
+        static_cast<Machine *>(o)->device_iotlb_invalidations.push_back(
+            {devid, first, last});
+    }
 
     explicit Machine(IoguardConfig config = test_config())
     {
@@ -120,7 +132,8 @@ struct Machine {
                                            irt_invalidated, devtab_changed,
                                            now_ns, command_executed,
                                            fault_recorded, wake_at,
-                                           iommu_pages_invalidated};
+                                           iommu_pages_invalidated,
+                                           device_iotlb_invalidated};
         iommu = ioguard_iommu_new(&ops, this, &config);
     }
     ~Machine() { ioguard_iommu_free(iommu); }

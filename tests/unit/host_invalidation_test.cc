@@ -51,6 +51,23 @@ TEST_F(HostInvalidationTest, InvalidateIommuAllIsEveryDomain)
               (std::vector<Told>{{-1, 0, ~uint64_t{0}}}));
 }
 
+TEST_F(HostInvalidationTest, InvalidateIotlbPagesIsTheDevicesOnly)
+{
+    // As Linux's build_inv_iotlb_pages: devid, MaxPend 32, the queue ID
+    // (the devid again), one page and then the 8 KiB around 0x40001000.
+    const uint32_t dw0 = kDev | 32u << 24;
+    const uint32_t dw1 = uint32_t(CMD_INV_IOTLB_PAGES) << 28 | kDev;
+    d.queue(dw0, dw1, 0x12345000, 0);
+    d.queue(dw0, dw1, 0x40000000 | CMD_INV_IOMMU_PAGES_SIZE_MASK, 0);
+    ASSERT_TRUE(d.completion_wait());
+    using Dev = Machine::DeviceIotlbInvalidated;
+    EXPECT_EQ(m.device_iotlb_invalidations,
+              (std::vector<Dev>{{kDev, 0x12345000, 0x12345fff},
+                                {kDev, 0x40000000, 0x40001fff}}));
+    // The IOMMU's own IOTLB is not the device's: nothing of it dropped.
+    EXPECT_TRUE(m.pages_invalidated.empty());
+}
+
 TEST_F(HostInvalidationTest, PrefetchWithInvalInvalidatesFirst)
 {
     d.map(root, 3, 0x10000, 0xa000, true, true);

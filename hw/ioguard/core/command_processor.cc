@@ -69,7 +69,7 @@ Iommu::CommandResult Iommu::execute_command(const uint32_t cmd[4],
         invalidate_iommu_pages(cmd);
         return CommandResult::Done;
     case CMD_INV_IOTLB_PAGES:
-        // No device has an IOTLB (IotlbSup=0): nothing to invalidate.
+        invalidate_iotlb_pages(cmd);
         return CommandResult::Done;
     case CMD_INV_IRT:
         invalidate_interrupt_table(cmd[0] & 0xffff);
@@ -169,6 +169,18 @@ void Iommu::invalidate_domain_pages(uint16_t domain, uint64_t first,
 {
     iotlb_.invalidate_iommu_pages(domain, first, last);
     host_.iommu_pages_invalidated(domain, first, last);
+}
+
+// INVALIDATE_IOTLB_PAGES: the device IOTLB (ATS translation cache) of the
+// endpoint devid drops the range. Only the host has such caches (devices
+// with ATS, QEMU's device-IOTLB notifier users); the IOMMU's own IOTLB is
+// INVALIDATE_IOMMU_PAGES's. With GN=1 the range is a PASID's: this IOMMU
+// has no PASIDs (GTSup=0), so it is treated as the device's, which drops
+// at least what was asked.
+void Iommu::invalidate_iotlb_pages(const uint32_t cmd[4])
+{
+    const IovaRange range = command_range(cmd[2], cmd[3]);
+    host_.device_iotlb_invalidated(cmd[0] & 0xffff, range.first, range.last);
 }
 
 void Iommu::invalidate_interrupt_table(uint16_t devid)

@@ -82,6 +82,13 @@ public:
             ops_.iommu_pages_invalidated(opaque_, domain, first, last);
         }
     }
+    void device_iotlb_invalidated(uint16_t devid, uint64_t first,
+                                  uint64_t last) override
+    {
+        if (ops_.device_iotlb_invalidated) {
+            ops_.device_iotlb_invalidated(opaque_, devid, first, last);
+        }
+    }
 
 private:
     const IoguardHostOps ops_;

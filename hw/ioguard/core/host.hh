@@ -35,6 +35,12 @@ public:
     {
         (void)domain, (void)first, (void)last;
     }
+    // INVALIDATE_IOTLB_PAGES: devid's device IOTLB (ATS) drops first..last.
+    virtual void device_iotlb_invalidated(uint16_t devid, uint64_t first,
+                                          uint64_t last)
+    {
+        (void)devid, (void)first, (void)last;
+    }
 };
 
 } // namespace ioguard

@@ -126,6 +126,7 @@ private:
     CommandResult complete_wait(const uint32_t cmd[4]);
     void invalidate_devtab_entry(uint16_t devid);
     void invalidate_iommu_pages(const uint32_t cmd[4]);
+    void invalidate_iotlb_pages(const uint32_t cmd[4]);
     // Drops domain's translations of first..last from the IOTLB and tells
     // the host.
     void invalidate_domain_pages(uint16_t domain, uint64_t first,

@@ -83,6 +83,14 @@ typedef struct IoguardHostOps {
      */
     void (*iommu_pages_invalidated)(void *opaque, int domain, uint64_t first,
                                     uint64_t last);
+    /*
+     * Optional (for hosts whose devices cache translations themselves:
+     * ATS, QEMU's device-IOTLB notifiers): INVALIDATE_IOTLB_PAGES asked
+     * devid's device IOTLB to drop its translations of first..last. Called
+     * as iommu_pages_invalidated is.
+     */
+    void (*device_iotlb_invalidated)(void *opaque, uint16_t devid,
+                                     uint64_t first, uint64_t last);
 } IoguardHostOps;
 
 typedef struct IoguardConfig {
