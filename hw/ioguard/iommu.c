@@ -615,13 +615,11 @@ static int ioguard_notify_flag_changed(IOMMUMemoryRegion *iommu_mr,
                    PCI_FUNC(ds->devfn));
         return -EINVAL;
     }
-    if (!new) {
-        qemu_mutex_lock(&ds->records_lock);
-        g_hash_table_remove_all(ds->records);
-        ds->record_shifts = 0;
-        ds->recheck = false;
-        qemu_mutex_unlock(&ds->records_lock);
-    }
+    /*
+     * The records stay when the last user goes: vhost re-registers at once
+     * when the guest turns ATS on or off, and still holds what it was
+     * handed.
+     */
     ds->notifier_flags = new;
     trace_ioguard_notifier_flags(ioguard_space_devid(ds), old, new);
     return 0;

@@ -27,10 +27,22 @@
 #include "libqos/virtio-pci.h"
 #include "standard-headers/linux/vhost_types.h"
 #include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/pci_regs.h"
 #include "ioguard-iommu-driver.h"
 
 #define VNET_DEVFN      QPCI_DEVFN(5, 0)
 #define VNET_DEVID      VNET_DEVFN           /* bus 0 */
+
+/*
+ * With ATS: the virtio-net behind a PCIe root port at 00:06.0, on bus 1
+ * (a root bus device has no PCIe capabilities, so no ATS). libqos reaches
+ * bus 1 by a devfn with the bus in bits 15:8 (CF8's bus field).
+ */
+#define PORT_DEVFN      QPCI_DEVFN(6, 0)
+#define ATS_VNET_DEVFN  (1 << 8)
+#define ATS_VNET_DEVID  0x0100               /* 01:00.0 */
+#define PORT_WINDOW     0xe0000000           /* libqos maps BARs here */
+#define MMCONFIG        0xb0000000           /* q35's PCIEXBAR, enabled here */
 
 /* A page the back-end is given to read, and the two places it maps to. */
 #define DATA_IOVA       0x1f0000
@@ -336,6 +348,8 @@ static const uint8_t *backend_memory(Backend *b, uint64_t uaddr, size_t len)
 }
 
 typedef struct Machine {
+    bool ats;
+    uint16_t devid;
     Backend backend;
     QTestState *qts;
     QPCIBus *pcibus;
@@ -355,37 +369,90 @@ static void map_ring(Machine *m, QVirtQueue *vq)
 }
 
 /*
- * q35 with ioguard-iommu and a virtio-net at 00:05.0 on a vhost-user
- * back-end, translated through one page table that maps the virtqueues
- * (IOVA = GPA, as the allocator placed them below 2 MiB); the driver has
- * set DRIVER_OK, so QEMU started the back-end.
+ * What firmware would do for the device behind the root port: MMCONFIG
+ * on (the ATS capability is in extended configuration space), bus 1
+ * numbered, and the port's windows forwarding libqos's BAR addresses.
  */
-static void machine_start(Machine *m)
+static void bring_up_root_port(Machine *m)
+{
+    QPCIDevice *host = qpci_device_find(m->pcibus, 0);
+    QPCIDevice *port = qpci_device_find(m->pcibus, PORT_DEVFN);
+    uint32_t window = (PORT_WINDOW + 0xffffff) >> 16 << 16 |
+                      PORT_WINDOW >> 16;
+
+    g_assert(host && port);
+    qpci_config_writel(host, 0x60, MMCONFIG | 1);  /* PCIEXBAR: 256 buses */
+    qpci_config_writel(port, PCI_PRIMARY_BUS, 0x010100);
+    qpci_config_writel(port, PCI_MEMORY_BASE, window);
+    qpci_config_writel(port, PCI_PREF_MEMORY_BASE, window);
+    qpci_config_writel(port, PCI_PREF_BASE_UPPER32, 0);
+    qpci_config_writel(port, PCI_PREF_LIMIT_UPPER32, 0);
+    qpci_config_writew(port, PCI_COMMAND,
+                       PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    g_free(host);
+    g_free(port);
+}
+
+/* As Linux's pci_enable_ats() (STU 4 KiB) and pci_disable_ats(). */
+static void set_ats(Machine *m, bool enable)
+{
+    uint64_t config = MMCONFIG + ((uint64_t)ATS_VNET_DEVFN << 12);
+    uint16_t ats = 0x100;
+
+    while (ats && (qtest_readl(m->qts, config + ats) & 0xffff) !=
+           PCI_EXT_CAP_ID_ATS) {
+        ats = qtest_readl(m->qts, config + ats) >> 20;
+    }
+    g_assert(ats);
+    qtest_writew(m->qts, config + ats + PCI_ATS_CTRL,
+                 enable ? PCI_ATS_CTRL_ENABLE : 0);
+}
+
+/*
+ * q35 with ioguard-iommu and a virtio-net on a vhost-user back-end (at
+ * 00:05.0, or with ats behind a root port at 01:00.0 with ATS enabled),
+ * translated through one page table that maps the virtqueues (IOVA = GPA,
+ * as the allocator placed them below 2 MiB); the driver has set
+ * DRIVER_OK, so QEMU started the back-end.
+ */
+static void machine_start_with(Machine *m, bool ats)
 {
     const char *fw = g_getenv("IOGUARD_FIRMWARE");
-    QPCIAddress addr = { .devfn = VNET_DEVFN };
+    QPCIAddress addr = { .devfn = ats ? ATS_VNET_DEVFN : VNET_DEVFN };
     uint64_t features;
 
     memset(m, 0, sizeof(*m));
+    m->ats = ats;
+    m->devid = ats ? ATS_VNET_DEVID : VNET_DEVID;
     backend_start(&m->backend);
     m->qts = qtest_initf(
         "%s%s -M q35,memory-backend=mem -m 256M -nodefaults "
         "-object memory-backend-memfd,id=mem,size=256M,share=on "
-        "-device ioguard-iommu "
+        "-device ioguard-iommu%s "
         "-chardev socket,id=chr0,path=%s "
         "-netdev vhost-user,id=n0,chardev=chr0,vhostforce=on "
-        "-device virtio-net-pci,netdev=n0,addr=0x5,iommu_platform=on,"
+        "%s"
+        "-device virtio-net-pci,netdev=n0,%s,iommu_platform=on,"
         "disable-legacy=on,romfile=",
-        fw ? "-L " : "", fw ? fw : "", m->backend.path);
+        fw ? "-L " : "", fw ? fw : "", ats ? ",device-iotlb=on" : "",
+        m->backend.path,
+        ats ? "-device pcie-root-port,id=rp,chassis=1,addr=0x6 " : "",
+        ats ? "bus=rp,ats=on" : "addr=0x5");
     iommu_enable(&m->iommu, m->qts);
-    iommu_build_tables(&m->iommu, VNET_DEVID);
 
     m->pcibus = qpci_new_pc(m->qts, NULL);
+    if (ats) {
+        bring_up_root_port(m);
+    }
+    iommu_build_tables(&m->iommu, m->devid);
     pc_alloc_init(&m->alloc, m->qts, ALLOC_NO_FLAGS);
     m->vnet = virtio_pci_new(m->pcibus, &addr);
     g_assert(m->vnet);
     qvirtio_pci_device_enable(m->vnet);
     qvirtio_start_device(&m->vnet->vdev);
+    if (ats) {
+        set_ats(m, true);
+    }
     features = qvirtio_get_features(&m->vnet->vdev);
     g_assert(features & 1ULL << VIRTIO_F_ACCESS_PLATFORM);
     qvirtio_set_features(&m->vnet->vdev, features &
@@ -489,17 +556,22 @@ static const uint8_t pattern_a[16] = "first page     ";
 static const uint8_t pattern_b[16] = "second page    ";
 
 /* Machine started, the data page mapped to A, the back-end has read it. */
-static void machine_start_reading(Machine *m)
+static void machine_start_reading_with(Machine *m, bool ats)
 {
     uint8_t seen[16];
 
-    machine_start(m);
+    machine_start_with(m, ats);
     g_assert(backend_wait_iotlb(&m->backend, 2));   /* the used rings */
     qtest_memwrite(m->qts, DATA_GPA_A + 0x10, pattern_a, 16);
     qtest_memwrite(m->qts, DATA_GPA_B + 0x10, pattern_b, 16);
     iommu_map_page(&m->iommu, DATA_IOVA, DATA_GPA_A, false);
     backend_read_through(m, DATA_IOVA + 0x10, seen);
     g_assert_cmpmem(seen, 16, pattern_a, 16);
+}
+
+static void machine_start_reading(Machine *m)
+{
+    machine_start_reading_with(m, false);
 }
 
 /*
@@ -592,7 +664,7 @@ static void test_refused_miss(void)
         g_usleep(10 * 1000);
     }
     g_assert_cmpint(events, ==, 1);
-    g_assert_cmpuint(ev[0].dw[0] & 0xffff, ==, VNET_DEVID);
+    g_assert_cmpuint(ev[0].dw[0] & 0xffff, ==, m.devid);
     g_assert_cmpuint(ev[0].dw[1] >> 28, ==, EVENT_TYPE_IO_FAULT);
     g_assert_cmphex(ev[0].dw[2], ==, DATA_IOVA + 0x1000);
 
@@ -616,18 +688,54 @@ static void test_dte_change_forgets_everything(void)
 
     machine_start_reading(&m);
     n = backend_iotlb_count(&m.backend);
-    iommu_set_dte(&m.iommu, VNET_DEVID, 0, 0);
+    iommu_set_dte(&m.iommu, m.devid, 0, 0);
     g_assert(invalidated_since(&m.backend, n, DATA_IOVA));
     g_assert(invalidated_since(&m.backend, n, m.vq[0]->used));
     g_assert(invalidated_since(&m.backend, n, m.vq[1]->used));
 
     /* New tables: the IOTLB is the guest's to invalidate, as ever. */
-    iommu_build_tables(&m.iommu, VNET_DEVID);
+    iommu_build_tables(&m.iommu, m.devid);
     for (int i = 0; i < 2; i++) {
         map_ring(&m, m.vq[i]);
     }
     iommu_map_page(&m.iommu, DATA_IOVA, DATA_GPA_B, false);
     invalidate_domain(&m);
+    backend_read_through(&m, DATA_IOVA + 0x10, seen);
+    g_assert_cmpmem(seen, 16, pattern_b, 16);
+    machine_stop(&m);
+}
+
+/*
+ * With ATS enabled, the back-end is the device's own translation cache
+ * (QEMU's device-IOTLB notifier): the IOMMU's page invalidation leaves it
+ * alone, INVALIDATE_IOTLB_PAGES for the device empties it, before the
+ * guest's COMPLETION_WAIT.
+ */
+static void test_device_iotlb(void)
+{
+    Machine m;
+    uint8_t seen[16];
+    guint n;
+
+    machine_start_reading_with(&m, true);
+    /*
+     * The guest turns ATS off and on again; vhost registers anew each
+     * time and still holds what it learnt.
+     */
+    set_ats(&m, false);
+    set_ats(&m, true);
+    n = backend_iotlb_count(&m.backend);
+    iommu_map_page(&m.iommu, DATA_IOVA, DATA_GPA_B, false);
+    invalidate_page(&m, DATA_IOVA);
+    g_assert_cmpuint(backend_iotlb_count(&m.backend), ==, n);
+
+    /* As Linux's build_inv_iotlb_pages: MaxPend 32, the queue ID. */
+    iommu_queue_command(&m.iommu, ATS_VNET_DEVID | 32u << 24,
+                        CMD_INV_IOTLB_PAGES << 28 | ATS_VNET_DEVID,
+                        DATA_IOVA, 0);
+    iommu_completion_wait(&m.iommu);
+    g_assert(invalidated_since(&m.backend, n, DATA_IOVA));
+    g_assert_false(ring_invalidated_since(&m, n));
     backend_read_through(&m, DATA_IOVA + 0x10, seen);
     g_assert_cmpmem(seen, 16, pattern_b, 16);
     machine_stop(&m);
@@ -644,5 +752,7 @@ int main(int argc, char **argv)
                    test_refused_miss);
     qtest_add_func("/ioguard-iommu/vhost-user/dte-change-forgets-everything",
                    test_dte_change_forgets_everything);
+    qtest_add_func("/ioguard-iommu/vhost-user/device-iotlb",
+                   test_device_iotlb);
     return g_test_run();
 }
