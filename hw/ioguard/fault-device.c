@@ -249,7 +249,8 @@ static IoguardFiredFaultInfo *fired_fault_info(const IoguardFiredFault *f)
     if (site == IOGUARD_FAULT_SITE_TRANSLATE ||
         site == IOGUARD_FAULT_SITE_PAGE_WALK ||
         site == IOGUARD_FAULT_SITE_DTE_FETCH ||
-        site == IOGUARD_FAULT_SITE_INTERRUPT) {
+        site == IOGUARD_FAULT_SITE_INTERRUPT ||
+        site == IOGUARD_FAULT_SITE_DEVICE_IOTLB) {
         info->requester = g_strdup_printf("%02x:%02x.%x",
                                           PCI_BUS_NUM(f->hit.requester),
                                           PCI_SLOT(f->hit.requester),

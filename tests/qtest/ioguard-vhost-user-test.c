@@ -428,7 +428,7 @@ static void machine_start_with(Machine *m, bool ats)
     m->qts = qtest_initf(
         "%s%s -M q35,memory-backend=mem -m 256M -nodefaults "
         "-object memory-backend-memfd,id=mem,size=256M,share=on "
-        "-device ioguard-iommu%s "
+        "-device ioguard-iommu,id=iommu0%s "
         "-chardev socket,id=chr0,path=%s "
         "-netdev vhost-user,id=n0,chardev=chr0,vhostforce=on "
         "%s"
@@ -491,6 +491,30 @@ static bool invalidated_since(Backend *b, guint first, uint64_t iova)
         }
     }
     return false;
+}
+
+/*
+ * What the back-end would read at iova from what it holds (the last update
+ * for the page that no invalidation has taken back), without asking QEMU.
+ */
+static bool backend_read_cached(Backend *b, uint64_t iova, uint8_t *out)
+{
+    const uint8_t *p = NULL;
+
+    for (guint i = 0; i < backend_iotlb_count(b); i++) {
+        struct vhost_iotlb_msg m = backend_iotlb(b, i);
+        bool covers = iova >= m.iova && iova - m.iova < m.size;
+
+        if (covers && m.type == VHOST_IOTLB_UPDATE) {
+            p = backend_memory(b, m.uaddr + (iova - m.iova), 16);
+        } else if (covers && m.type == VHOST_IOTLB_INVALIDATE) {
+            p = NULL;
+        }
+    }
+    if (p) {
+        memcpy(out, p, 16);
+    }
+    return p;
 }
 
 /* The back-end misses on iova and reads 16 bytes where QEMU sends it. */
@@ -741,6 +765,61 @@ static void test_device_iotlb(void)
     machine_stop(&m);
 }
 
+/*
+ * A new rule has the glue check every record against the tables at the
+ * next command (rules can change which requesters are identity); that
+ * check is done here, before the test changes the tables.
+ */
+static void fault_add(Machine *m, const char *rule)
+{
+    QDict *resp = qtest_qmp(m->qts, "{'execute': 'ioguard-fault-add', "
+                            "'arguments': {'device': 'iommu0', 'rule': %s}}",
+                            rule);
+
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    iommu_completion_wait(&m->iommu);
+}
+
+/*
+ * Fault rules at the notifier site: dropped, the guest's invalidation
+ * completes and the back-end goes on reading the page the IOVA no longer
+ * maps (what a campaign shows a back-end doing with a stale translation);
+ * delayed, it is told when the virtual clock gets there.
+ */
+static void test_notifier_faults(void)
+{
+    Machine m;
+    uint8_t seen[16];
+    guint n;
+
+    machine_start_reading(&m);
+    fault_add(&m, "site=notifier,when=once,action=drop");
+    n = backend_iotlb_count(&m.backend);
+    iommu_map_page(&m.iommu, DATA_IOVA, DATA_GPA_B, false);
+    invalidate_page(&m, DATA_IOVA);
+    g_assert_cmpuint(backend_iotlb_count(&m.backend), ==, n);
+    g_assert(backend_read_cached(&m.backend, DATA_IOVA + 0x10, seen));
+    g_assert_cmpmem(seen, 16, pattern_a, 16);
+
+    /* The next check of every record heals it: adding a rule is one. */
+    fault_add(&m, "site=notifier,when=once,action=delay:1ms");
+    g_assert(invalidated_since(&m.backend, n, DATA_IOVA));
+    backend_read_through(&m, DATA_IOVA + 0x10, seen);
+    g_assert_cmpmem(seen, 16, pattern_b, 16);
+
+    n = backend_iotlb_count(&m.backend);
+    iommu_map_page(&m.iommu, DATA_IOVA, DATA_GPA_A, false);
+    invalidate_page(&m, DATA_IOVA);
+    g_assert_cmpuint(backend_iotlb_count(&m.backend), ==, n);
+    qtest_clock_step(m.qts, 1000 * 1000);
+    g_assert(invalidated_since(&m.backend, n, DATA_IOVA));
+    g_assert_false(backend_read_cached(&m.backend, DATA_IOVA + 0x10, seen));
+    backend_read_through(&m, DATA_IOVA + 0x10, seen);
+    g_assert_cmpmem(seen, 16, pattern_a, 16);
+    machine_stop(&m);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -754,5 +833,7 @@ int main(int argc, char **argv)
                    test_dte_change_forgets_everything);
     qtest_add_func("/ioguard-iommu/vhost-user/device-iotlb",
                    test_device_iotlb);
+    qtest_add_func("/ioguard-iommu/vhost-user/notifier-faults",
+                   test_notifier_faults);
     return g_test_run();
 }

@@ -209,6 +209,49 @@ TEST_F(FaultInjectionTest, DelayedCompletionWaitCompletesLater)
     EXPECT_EQ(m.r64(kSemaphore), d.sem_value);
 }
 
+// The notifier site: the IOMMU's IOTLB drops the range, the guest's
+// COMPLETION_WAIT completes, and the host's notifier users are never told.
+TEST_F(FaultInjectionTest, NotifierDropLeavesTheHostUntold)
+{
+    add("site=notifier,range=0x40000-0x40fff,when=once,action=drop");
+    m.pages_invalidated.clear();
+    d.inv_pages(kDomain, 0x40000, false);
+    EXPECT_TRUE(d.completion_wait());
+    EXPECT_TRUE(m.pages_invalidated.empty());
+    EXPECT_EQ(fired(), 1u);
+    d.inv_pages(kDomain, 0x40000, false);
+    EXPECT_TRUE(d.completion_wait());
+    EXPECT_EQ(m.pages_invalidated,
+              (std::vector<Machine::PagesInvalidated>{
+                  {kDomain, 0x40000, 0x40fff}}));
+}
+
+// Late: told at the due time, after the completion; a second rule's
+// shorter delay is told first.
+TEST_F(FaultInjectionTest, DelayedHostInvalidationsAreToldWhenDue)
+{
+    add("site=device-iotlb,requester=02:01.0,when=once,action=delay:2ms");
+    add("site=notifier,when=once,action=delay:1ms");
+    m.now = 5000000;
+    m.pages_invalidated.clear();
+    d.queue(kDev, uint32_t(CMD_INV_IOTLB_PAGES) << 28 | kDev, 0x40000, 0);
+    d.inv_pages(kDomain, 0x40000, false);
+    EXPECT_TRUE(d.completion_wait());
+    EXPECT_TRUE(m.device_iotlb_invalidations.empty());
+    EXPECT_TRUE(m.pages_invalidated.empty());
+    EXPECT_EQ(m.wake_deadline, 6000000u);
+    m.now = 6000000;
+    ioguard_iommu_run_timers(m.iommu);
+    EXPECT_EQ(m.pages_invalidated.size(), 1u);
+    EXPECT_TRUE(m.device_iotlb_invalidations.empty());
+    EXPECT_EQ(m.wake_deadline, 7000000u);
+    m.now = 7000000;
+    ioguard_iommu_run_timers(m.iommu);
+    EXPECT_EQ(m.device_iotlb_invalidations,
+              (std::vector<Machine::DeviceIotlbInvalidated>{
+                  {kDev, 0x40000, 0x40fff}}));
+}
+
 TEST_F(FaultInjectionTest, EventLogDropLosesTheEventAndSaysSo)
 {
     add("site=event-log,when=once,action=drop");

@@ -151,6 +151,10 @@ TEST(FaultRules, BadRulesNameWhatIsWrong)
               "opcode does not apply to site translate");
     EXPECT_EQ(parse_error("site=nic-link,range=0-1,action=link-flap"),
               "range does not apply to site nic-link");
+    EXPECT_EQ(parse_error("site=notifier,requester=00:05.0,action=drop"),
+              "requester does not apply to site notifier");
+    EXPECT_EQ(parse_error("site=device-iotlb,action=fault"),
+              "site device-iotlb cannot fault");
 }
 
 FaultCheck at(uint16_t requester, uint64_t address, bool write = false,

@@ -168,7 +168,7 @@ void Iommu::invalidate_domain_pages(uint16_t domain, uint64_t first,
                                     uint64_t last)
 {
     iotlb_.invalidate_iommu_pages(domain, first, last);
-    host_.iommu_pages_invalidated(domain, first, last);
+    tell_host_pages_invalidated(domain, first, last);
 }
 
 // INVALIDATE_IOTLB_PAGES: the device IOTLB (ATS translation cache) of the
@@ -180,7 +180,7 @@ void Iommu::invalidate_domain_pages(uint16_t domain, uint64_t first,
 void Iommu::invalidate_iotlb_pages(const uint32_t cmd[4])
 {
     const IovaRange range = command_range(cmd[2], cmd[3]);
-    host_.device_iotlb_invalidated(cmd[0] & 0xffff, range.first, range.last);
+    tell_host_device_iotlb(cmd[0] & 0xffff, range.first, range.last);
 }
 
 void Iommu::invalidate_interrupt_table(uint16_t devid)
@@ -197,7 +197,7 @@ void Iommu::invalidate_iommu_all()
     directory_cache_.invalidate_iommu_all();
     host_.interrupt_table_invalidated(-1);
     host_.device_table_changed(-1);
-    host_.iommu_pages_invalidated(-1, 0, ~uint64_t{0});
+    tell_host_pages_invalidated(-1, 0, ~uint64_t{0});
 }
 
 // PREFETCH_IOMMU_PAGES: fill the IOTLB with devid's translations of up to

@@ -1,5 +1,6 @@
 // What the engine keeps for fault rules beyond the check at each site: the
-// completions a rule delayed, and the translations a rule may serve stale.
+// completions and host invalidations a rule delayed, and the translations
+// a rule may serve stale.
 // (The sites themselves are in translate.cc, command_processor.cc,
 // iommu.cc and interrupt_remap.cc, next to what they break.)
 #include "iommu.hh"
@@ -14,6 +15,7 @@ namespace
 // on a delay (beyond it the oldest completes early), and translations for
 // action=stale (beyond it they are forgotten and remembered afresh).
 constexpr size_t kMaxDelayedWaits = 4096;
+constexpr size_t kMaxDelayedHost = 4096;
 constexpr size_t kMaxRemembered = 4096;
 
 } // namespace
@@ -38,7 +40,61 @@ void Iommu::delay_completion_wait(const uint32_t cmd[4], uint64_t delay_ns)
         delayed_waits_.empty() ? 0 : delayed_waits_.back().due_ns;
     delayed_waits_.push_back(
         {std::max(due, after), {cmd[0], cmd[1], cmd[2], cmd[3]}});
-    host_.wake_at(delayed_waits_.front().due_ns);
+    wake_for_delayed();
+}
+
+void Iommu::wake_for_delayed()
+{
+    uint64_t due = ~uint64_t{0};
+    if (!delayed_waits_.empty()) {
+        due = delayed_waits_.front().due_ns;
+    }
+    for (const DelayedHostInvalidation &d : delayed_host_) {
+        due = std::min(due, d.due_ns);
+    }
+    if (due != ~uint64_t{0}) {
+        host_.wake_at(due);
+    }
+}
+
+// The notifier site: a host that keeps translations of its own (QEMU's
+// notifier users: vhost, vhost-user) hears of the IOMMU's invalidation
+// not at all (drop) or late (delay), while the IOMMU's own IOTLB has
+// dropped the range and the guest's COMPLETION_WAIT completes.
+void Iommu::tell_host_pages_invalidated(int domain, uint64_t first,
+                                        uint64_t last)
+{
+    if (const auto fired = inject(FaultSite::Notifier, {0, first})) {
+        if (fired->action == FaultAction::Delay) {
+            if (delayed_host_.size() == kMaxDelayedHost) {
+                delayed_host_.front().due_ns = 0;   // told at the next timer
+            }
+            delayed_host_.push_back({host_.now_ns() + fired->delay_ns, false,
+                                     domain, first, last});
+            wake_for_delayed();
+        }
+        return;
+    }
+    host_.iommu_pages_invalidated(domain, first, last);
+}
+
+// The device-iotlb site: INVALIDATE_IOTLB_PAGES does not reach the
+// device's translation cache (drop), or reaches it late (delay).
+void Iommu::tell_host_device_iotlb(uint16_t devid, uint64_t first,
+                                   uint64_t last)
+{
+    if (const auto fired = inject(FaultSite::DeviceIotlb, {devid, first})) {
+        if (fired->action == FaultAction::Delay) {
+            if (delayed_host_.size() == kMaxDelayedHost) {
+                delayed_host_.front().due_ns = 0;
+            }
+            delayed_host_.push_back({host_.now_ns() + fired->delay_ns, true,
+                                     devid, first, last});
+            wake_for_delayed();
+        }
+        return;
+    }
+    host_.device_iotlb_invalidated(devid, first, last);
 }
 
 void Iommu::run_timers()
@@ -50,9 +106,21 @@ void Iommu::run_timers()
         delayed_waits_.pop_front();
         complete_wait(wait.cmd.data());
     }
-    if (!delayed_waits_.empty()) {
-        host_.wake_at(delayed_waits_.front().due_ns);
+    // Delays differ from rule to rule: each due one is told, in order.
+    for (auto it = delayed_host_.begin(); it != delayed_host_.end();) {
+        if (it->due_ns > now) {
+            ++it;
+            continue;
+        }
+        if (it->device_iotlb) {
+            host_.device_iotlb_invalidated(uint16_t(it->id), it->first,
+                                           it->last);
+        } else {
+            host_.iommu_pages_invalidated(it->id, it->first, it->last);
+        }
+        it = delayed_host_.erase(it);
     }
+    wake_for_delayed();
 }
 
 void Iommu::remember_translation(uint16_t devid, uint64_t iova,

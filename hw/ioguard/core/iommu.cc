@@ -65,6 +65,7 @@ void Iommu::reset()
     iotlb_.invalidate_iommu_all();
     directory_cache_.invalidate_iommu_all();
     delayed_waits_.clear();
+    delayed_host_.clear();
     {
         std::lock_guard<std::mutex> remembered_guard(remembered_lock_);
         remembered_.clear();

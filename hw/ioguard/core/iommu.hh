@@ -192,6 +192,14 @@ private:
     std::optional<IoguardTranslation> remembered_translation(uint16_t devid,
                                                              uint64_t iova);
     void delay_completion_wait(const uint32_t cmd[4], uint64_t delay_ns);
+    // What the host hears of invalidations, through the notifier and
+    // device-iotlb fault sites (fault_injection.cc).
+    void tell_host_pages_invalidated(int domain, uint64_t first,
+                                     uint64_t last);
+    void tell_host_device_iotlb(uint16_t devid, uint64_t first,
+                                uint64_t last);
+    // The earliest of what rules delayed, as the host's one wake-up.
+    void wake_for_delayed();
 
     Host &host_;
     const Config config_;
@@ -235,6 +243,16 @@ private:
         std::array<uint32_t, 4> cmd;
     };
     std::deque<DelayedWait> delayed_waits_;
+    // Invalidations the host hears late (action=delay at the notifier and
+    // device-iotlb sites), in the order they were made. Not saved in
+    // snapshots: a loaded state has the host check everything it holds.
+    struct DelayedHostInvalidation {
+        uint64_t due_ns;
+        bool device_iotlb;      // else the IOMMU's pages of domain
+        int id;                 // domain (-1: all) or devid
+        uint64_t first, last;
+    };
+    std::deque<DelayedHostInvalidation> delayed_host_;
     std::mutex remembered_lock_;
     std::map<std::pair<uint16_t, uint64_t>, IoguardTranslation> remembered_;
 

@@ -124,6 +124,7 @@ bool Iommu::load_state(const uint8_t *data, size_t size)
         policy_.add(rule);
     }
     delayed_waits_ = std::move(waits);
+    delayed_host_.clear();      // device_table_changed(-1) below: all checked
     for (TranslationObserver *observer : translation_observers_) {
         observer->forget();
     }
@@ -133,9 +134,7 @@ bool Iommu::load_state(const uint8_t *data, size_t size)
     }
     iotlb_.invalidate_iommu_all();
     directory_cache_.invalidate_iommu_all();
-    if (!delayed_waits_.empty()) {
-        host_.wake_at(delayed_waits_.front().due_ns);
-    }
+    wake_for_delayed();
     host_.device_table_changed(-1);
     return true;
 }

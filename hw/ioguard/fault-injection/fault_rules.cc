@@ -29,6 +29,8 @@ constexpr std::array kSites = {
     Name{"nic-desc", uint8_t(FaultSite::NicDesc)},
     Name{"nic-dma", uint8_t(FaultSite::NicDma)},
     Name{"nic-link", uint8_t(FaultSite::NicLink)},
+    Name{"notifier", uint8_t(FaultSite::Notifier)},
+    Name{"device-iotlb", uint8_t(FaultSite::DeviceIotlb)},
 };
 
 constexpr std::array kActions = {
@@ -91,6 +93,10 @@ SiteRules site_rules(FaultSite site)
     case FaultSite::NicDma: return {bit(A::DmaError), false, true, true, false};
     case FaultSite::NicLink:
         return {bit(A::LinkFlap), false, false, false, false};
+    case FaultSite::Notifier:
+        return {bit(A::Drop) | bit(A::Delay), false, true, false, false};
+    case FaultSite::DeviceIotlb:
+        return {bit(A::Drop) | bit(A::Delay), true, true, false, false};
     }
     return {};
 }
@@ -628,7 +634,7 @@ bool load_fired(StateReader &in, FiredFault &f)
             return false;
         }
     }
-    if (v[3] > uint64_t(FaultSite::NicLink) ||
+    if (v[3] > uint64_t(FaultSite::DeviceIotlb) ||
         v[4] > uint64_t(FaultAction::LinkFlap) || v[6] > 0xffff) {
         return false;
     }

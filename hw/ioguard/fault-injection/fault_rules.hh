@@ -39,6 +39,10 @@ enum class FaultSite : uint8_t {
     NicDesc,            // ioguard-nic's descriptor fetch
     NicDma,             // ioguard-nic's data DMA
     NicLink,            // ioguard-nic's link
+    Notifier,           // what the host's notifier users hear of an
+                        // IOMMU page invalidation (first IOVA)
+    DeviceIotlb,        // INVALIDATE_IOTLB_PAGES reaching the device's
+                        // own translation cache (requester, first IOVA)
 };
 
 enum class FaultWhen : uint8_t {

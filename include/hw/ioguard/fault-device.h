@@ -16,7 +16,9 @@
  * IOGUARD_FAULT_SITE_*).
  */
 #define IOGUARD_FAULT_SITES_IOMMU                                           \
-    ((1u << IOGUARD_FAULT_SITE_NIC_DESC) - 1)
+    (((1u << IOGUARD_FAULT_SITE_NIC_DESC) - 1) |                            \
+     (1u << IOGUARD_FAULT_SITE_NOTIFIER) |                                  \
+     (1u << IOGUARD_FAULT_SITE_DEVICE_IOTLB))
 #define IOGUARD_FAULT_SITES_NIC                                             \
     ((1u << IOGUARD_FAULT_SITE_NIC_DESC) | (1u << IOGUARD_FAULT_SITE_NIC_DMA) | \
      (1u << IOGUARD_FAULT_SITE_NIC_LINK))
