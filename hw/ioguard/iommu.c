@@ -4,6 +4,7 @@
  * This file is the QEMU plumbing only: the QOM device and its PCI function,
  * the MMIO window, one IOMMU address space per requester, and the host
  * services the engine needs (guest RAM, the IOMMU's MSI, time, logging).
+ * The IOMMU notifiers are in iommu-notifiers.c.
  * The architected behaviour lives in the C++ engine, hw/ioguard/core.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -29,48 +30,8 @@
 #include "hw/ioguard/amd-vi-regs.h"
 #include "hw/ioguard/iommu-engine.h"
 #include "hw/ioguard/iommu.h"
+#include "iommu-internal.h"
 #include "trace.h"
-
-/* What one requester (bus, devfn) sees when it makes DMA. */
-typedef struct IoguardDeviceSpace {
-    IoguardIommuState *iommu;
-    PCIBus *bus;
-    int devfn;
-    IOMMUMemoryRegion translated;   /* everything but the MSI window */
-    MemoryRegion direct;            /* instead, while DMA is identity */
-    MemoryRegion interrupts;        /* 0xfee00000..0xfeefffff */
-    MemoryRegion root;
-    AddressSpace as;
-    bool identity;
-    /*
-     * With IOMMU notifiers registered: the translations handed out since
-     * they were (what a notifier user may hold), by IOVA, and the range an
-     * invalidation asked us to check again (see ioguard_sync_notifiers).
-     */
-    IOMMUNotifierFlag notifier_flags;
-    QemuMutex records_lock;
-    GHashTable *records;            /* page IOVA -> IoguardRecord */
-    uint64_t record_shifts;         /* bit n: a record of 2^n bytes */
-    bool recheck;
-    uint64_t recheck_first, recheck_last;
-} IoguardDeviceSpace;
-
-/* A translation handed out to a requester with notifier users. */
-typedef struct IoguardRecord {
-    uint64_t iova;
-    uint64_t mask;
-    uint64_t target;
-    unsigned perm;
-} IoguardRecord;
-
-/* Beyond this, a requester's records are dropped with one full UNMAP. */
-#define IOGUARD_RECORDS_MAX 65536
-
-/* The bus number is read at each use: firmware numbers buses after boot. */
-static uint16_t ioguard_space_devid(IoguardDeviceSpace *ds)
-{
-    return PCI_BUILD_BDF(pci_bus_num(ds->bus), ds->devfn);
-}
 
 /* ---- host services for the engine ---- */
 
@@ -166,268 +127,6 @@ static void ioguard_irt_invalidated(void *opaque, int devid)
 
     /* KVM's split irqchip caches remapped routes: tell it. */
     x86_iommu_iec_notify_all(X86_IOMMU_DEVICE(s), devid < 0, 0, 0);
-}
-
-/*
- * IOMMU notifiers: users that keep translations of a requester's DMA
- * outside QEMU's memory core (vhost's and vhost-user's device IOTLB) must
- * drop what the guest invalidated before its invalidation completes.
- *
- * Telling them of every invalidated range is correct but useless: Linux in
- * lazy mode flushes whole domains, and a vhost-user back-end (DPDK) then
- * drops its virtqueues' rings and stops the queue that only its own traffic
- * would have re-translated. So we keep what each such requester was handed
- * (every translation of its region) and, after an invalidation, walk the
- * tables again for those records only: a record whose mapping changed or
- * went is unmapped, one that still holds is kept, as a cache would be.
- */
-static void ioguard_notify_unmap(IoguardDeviceSpace *ds, uint64_t first,
-                                 uint64_t last)
-{
-    IOMMUNotifier *n;
-
-    IOMMU_NOTIFIER_FOREACH(n, &ds->translated) {
-        uint64_t start = MAX(first, n->start), end = MIN(last, n->end);
-        IOMMUTLBEvent event = {
-            /* A device-IOTLB listener is told as well: no ATS yet. */
-            .type = n->notifier_flags & IOMMU_NOTIFIER_UNMAP ?
-                    IOMMU_NOTIFIER_UNMAP : IOMMU_NOTIFIER_DEVIOTLB_UNMAP,
-            .entry.target_as = &address_space_memory,
-            .entry.perm = IOMMU_NONE,
-        };
-
-        while (start <= end) {
-            /* 63 bits at most, so that addr_mask + 1 is a size. */
-            uint64_t mask = dma_aligned_pow2_mask(start, end, 63);
-
-            event.entry.iova = start;
-            event.entry.addr_mask = mask;
-            trace_ioguard_notify_unmap(ioguard_space_devid(ds), start, mask);
-            memory_region_notify_iommu_one(n, &event);
-            if (start + mask == end) {
-                break;
-            }
-            start += mask + 1;
-        }
-    }
-}
-
-/* Everything a notifier user may hold goes (a new DTE, identity). */
-static void ioguard_notify_unmap_all(IoguardDeviceSpace *ds)
-{
-    if (!ds->notifier_flags) {
-        return;
-    }
-    qemu_mutex_lock(&ds->records_lock);
-    g_hash_table_remove_all(ds->records);
-    ds->record_shifts = 0;
-    ds->recheck = false;
-    qemu_mutex_unlock(&ds->records_lock);
-    ioguard_notify_unmap(ds, 0, UINT64_MAX);
-}
-
-/* On the DMA path of a requester with notifier users. */
-static void ioguard_record(IoguardDeviceSpace *ds, const IOMMUTLBEntry *e)
-{
-    IoguardRecord *r = g_new(IoguardRecord, 1);
-    bool overflow;
-
-    *r = (IoguardRecord) { e->iova, e->addr_mask, e->translated_addr,
-                           e->perm };
-    qemu_mutex_lock(&ds->records_lock);
-    g_hash_table_replace(ds->records, &r->iova, r);
-    ds->record_shifts |= 1ULL << ctz64(e->addr_mask + 1);
-    overflow = g_hash_table_size(ds->records) > IOGUARD_RECORDS_MAX;
-    qemu_mutex_unlock(&ds->records_lock);
-    if (overflow) {
-        ioguard_notify_unmap_all(ds);
-    }
-}
-
-/* Called with the engine's lock held: only marks what to check. */
-static void ioguard_mark_recheck(IoguardDeviceSpace *ds, uint64_t first,
-                                 uint64_t last)
-{
-    qemu_mutex_lock(&ds->records_lock);
-    if (ds->recheck) {
-        first = MIN(first, ds->recheck_first);
-        last = MAX(last, ds->recheck_last);
-    }
-    ds->recheck = true;
-    ds->recheck_first = first;
-    ds->recheck_last = last;
-    qemu_mutex_unlock(&ds->records_lock);
-}
-
-static void ioguard_iommu_pages_invalidated(void *opaque, int domain,
-                                            uint64_t first, uint64_t last)
-{
-    IoguardIommuState *s = opaque;
-    GHashTableIter iter;
-    IoguardDeviceSpace **spaces;
-
-    g_hash_table_iter_init(&iter, s->bus_spaces);
-    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
-        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-            IoguardDeviceSpace *ds = spaces[devfn];
-            uint16_t of;
-
-            /* Device-IOTLB users hear INVALIDATE_IOTLB_PAGES instead. */
-            if (!ds || !(ds->notifier_flags & IOMMU_NOTIFIER_UNMAP)) {
-                continue;
-            }
-            if (domain < 0 ||
-                (ioguard_iommu_translating_domain(s->engine,
-                                                  ioguard_space_devid(ds),
-                                                  &of) &&
-                 of == domain)) {
-                ioguard_mark_recheck(ds, first, last);
-            }
-        }
-    }
-}
-
-/*
- * With ATS (device-iotlb=on), an endpoint's translation cache is dropped
- * by INVALIDATE_IOTLB_PAGES, which Linux sends after its own IOTLB's
- * invalidation; QEMU's device-IOTLB notifier users (vhost of a virtio
- * device with ats=on and ATS enabled by the guest) are that cache.
- */
-static void ioguard_device_iotlb_invalidated(void *opaque, uint16_t devid,
-                                             uint64_t first, uint64_t last)
-{
-    IoguardIommuState *s = opaque;
-    GHashTableIter iter;
-    IoguardDeviceSpace **spaces;
-
-    g_hash_table_iter_init(&iter, s->bus_spaces);
-    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
-        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-            IoguardDeviceSpace *ds = spaces[devfn];
-
-            if (ds && (ds->notifier_flags & IOMMU_NOTIFIER_DEVIOTLB_UNMAP) &&
-                ioguard_space_devid(ds) == devid) {
-                ioguard_mark_recheck(ds, first, last);
-            }
-        }
-    }
-}
-
-static bool ioguard_record_overlaps(const IoguardRecord *r, uint64_t first,
-                                    uint64_t last)
-{
-    return r->iova <= last && r->iova + r->mask >= first;
-}
-
-/* Whether the tables still map r as it was handed out. */
-typedef struct RecordCheck {
-    const IoguardRecord *r;
-    bool holds;
-} RecordCheck;
-
-static void ioguard_check_mapping(const IoguardMapping *m, void *opaque)
-{
-    RecordCheck *c = opaque;
-    const IoguardRecord *r = c->r;
-
-    c->holds = m->iova <= r->iova && m->last >= r->iova + r->mask &&
-               m->target + (r->iova - m->iova) == r->target &&
-               m->perm == r->perm;
-}
-
-static bool ioguard_record_holds(IoguardDeviceSpace *ds,
-                                 const IoguardRecord *r)
-{
-    RecordCheck c = { .r = r };
-    IoguardMappingWalk walk;
-
-    ioguard_iommu_walk_mappings(ds->iommu->engine, ioguard_space_devid(ds),
-                                r->iova, 1, 64, ioguard_check_mapping, &c,
-                                &walk);
-    return c.holds && walk.dma == IOGUARD_DMA_TRANSLATED;
-}
-
-/* The records of ds that overlap first..last, taken out of the table. */
-static GPtrArray *ioguard_take_records(IoguardDeviceSpace *ds,
-                                       uint64_t first, uint64_t last)
-{
-    GPtrArray *taken = g_ptr_array_new();
-    uint64_t pages = (last - first) >> 12;
-
-    if (pages < g_hash_table_size(ds->records)) {
-        /* A few pages: look up each size's aligned bases. */
-        for (uint64_t shifts = ds->record_shifts; shifts;
-             shifts &= shifts - 1) {
-            unsigned shift = ctz64(shifts);
-            uint64_t size = 1ULL << shift;
-
-            for (uint64_t base = first & ~(size - 1); base <= last;
-                 base += size) {
-                IoguardRecord *r = g_hash_table_lookup(ds->records, &base);
-
-                if (r) {
-                    g_hash_table_steal(ds->records, &base);
-                    g_ptr_array_add(taken, r);
-                }
-                if (base + size - 1 >= last) {
-                    break;
-                }
-            }
-        }
-    } else {
-        GHashTableIter iter;
-        IoguardRecord *r;
-
-        g_hash_table_iter_init(&iter, ds->records);
-        while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&r)) {
-            if (ioguard_record_overlaps(r, first, last)) {
-                g_hash_table_iter_steal(&iter);
-                g_ptr_array_add(taken, r);
-            }
-        }
-    }
-    return taken;
-}
-
-/*
- * After the engine has run (commands, timers, reset, a loaded snapshot),
- * without its lock: unmap, for notifier users, each record an invalidation
- * made stale. The vCPU that wrote the command buffer's tail is still in
- * that write, so the guest sees its COMPLETION_WAIT after this.
- */
-static void ioguard_sync_notifiers(IoguardIommuState *s)
-{
-    GHashTableIter iter;
-    IoguardDeviceSpace **spaces;
-
-    g_hash_table_iter_init(&iter, s->bus_spaces);
-    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
-        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-            IoguardDeviceSpace *ds = spaces[devfn];
-            g_autoptr(GPtrArray) taken = NULL;
-
-            if (!ds || !ds->notifier_flags || !ds->recheck) {
-                continue;
-            }
-            qemu_mutex_lock(&ds->records_lock);
-            ds->recheck = false;
-            taken = ioguard_take_records(ds, ds->recheck_first,
-                                         ds->recheck_last);
-            qemu_mutex_unlock(&ds->records_lock);
-            for (guint i = 0; i < taken->len; i++) {
-                IoguardRecord *r = g_ptr_array_index(taken, i);
-
-                if (ioguard_record_holds(ds, r)) {
-                    qemu_mutex_lock(&ds->records_lock);
-                    g_hash_table_replace(ds->records, &r->iova, r);
-                    qemu_mutex_unlock(&ds->records_lock);
-                } else {
-                    ioguard_notify_unmap(ds, r->iova, r->iova + r->mask);
-                    g_free(r);
-                }
-            }
-        }
-    }
 }
 
 /*
@@ -594,37 +293,6 @@ static IOMMUTLBEntry ioguard_translate(IOMMUMemoryRegion *iommu_mr,
     return entry;
 }
 
-/*
- * UNMAP notifiers (vhost, vhost-user) are told of each translation they
- * were handed that an invalidation made stale (ioguard_sync_notifiers).
- * MAP notifiers (vfio-pci, which mirrors the tables into the host's IOMMU)
- * are not served yet.
- */
-static int ioguard_notify_flag_changed(IOMMUMemoryRegion *iommu_mr,
-                                       IOMMUNotifierFlag old,
-                                       IOMMUNotifierFlag new, Error **errp)
-{
-    IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
-                                          translated);
-
-    if (new & IOMMU_NOTIFIER_MAP) {
-        error_setg(errp, "ioguard-iommu does not send MAP notifications yet: "
-                   "%s (requester %02x:%02x.%x) needs them, as vfio-pci "
-                   "does", memory_region_name(MEMORY_REGION(iommu_mr)),
-                   pci_bus_num(ds->bus), PCI_SLOT(ds->devfn),
-                   PCI_FUNC(ds->devfn));
-        return -EINVAL;
-    }
-    /*
-     * The records stay when the last user goes: vhost re-registers at once
-     * when the guest turns ATS on or off, and still holds what it was
-     * handed.
-     */
-    ds->notifier_flags = new;
-    trace_ioguard_notifier_flags(ioguard_space_devid(ds), old, new);
-    return 0;
-}
-
 /* ---- interrupt remapping ---- */
 
 static MemTxResult ioguard_interrupt_write(void *opaque, hwaddr addr,
@@ -726,9 +394,7 @@ static AddressSpace *ioguard_get_address_space(PCIBus *bus, void *opaque,
     /* Start as "translated" and let the engine decide. */
     memory_region_set_enabled(&ds->direct, false);
     ds->identity = false;
-    qemu_mutex_init(&ds->records_lock);
-    ds->records = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
-                                        g_free);
+    ioguard_notifiers_init(ds);
     address_space_init(&ds->as, &ds->root, name);
     trace_ioguard_device_space(PCI_BUILD_BDF(pci_bus_num(bus), devfn), name);
 
