@@ -16,7 +16,6 @@
 #include "qemu/timer.h"
 #include "qapi/error.h"
 #include "exec/address-spaces.h"
-#include "system/dma.h"
 #include "hw/i386/apic_internal.h"
 #include "hw/i386/pc.h"
 #include "hw/i386/x86.h"
@@ -411,7 +410,11 @@ static const PCIIOMMUOps ioguard_iommu_ops = {
 
 static void ioguard_iommu_faults_changed_cb(DeviceState *dev)
 {
-    ioguard_iommu_faults_changed(IOGUARD_IOMMU(dev)->engine);
+    IoguardIommuState *s = IOGUARD_IOMMU(dev);
+
+    /* The buffer may move on (a stuck rule gone), records be checked. */
+    ioguard_iommu_faults_changed(s->engine);
+    ioguard_sync_notifiers(s);
 }
 
 /*
