@@ -45,6 +45,10 @@ PARAMETERS = {
     "bench": (r"\S+", "DISK:BLOCK:TOTAL[:random|:write],...: "
                       "ioguard-readbench runs (IOGUARD-BENCH)"),
     "hold": (r"\d+", "SECONDS: stay up after IOGUARD-DONE"),
+    "run": (r"[A-Za-z0-9._-]+", "NAME: run /extra/NAME, from an initramfs "
+                                "appended to the guest's, then go on"),
+    "dpdktime": (r"\d+", "SECONDS: how long /extra/dpdk-testpmd.sh "
+                         "forwards (IOGUARD-DPDK)"),
 }
 
 
@@ -184,6 +188,17 @@ class Bench:
     bytes: int
     ns: int
     mode: str | None        # "random", "write" or None (sequential reads)
+
+
+@dataclass(frozen=True)
+class Dpdk:
+    """IOGUARD-DPDK: a testpmd run over vfio-pci (tests/guest/
+    dpdk-testpmd.sh): the ports it had, the packets all of them received
+    and sent, and testpmd's exit status."""
+    ports: int
+    rx: int
+    tx: int
+    exit: int
 
 
 @dataclass(frozen=True)
@@ -366,6 +381,13 @@ def parse_hostile_done(line):
     return HostileProgress(int(m[1]), int(m[2])) if m else None
 
 
+def parse_dpdk(line):
+    """IOGUARD-DPDK ports=N rx=N tx=N exit=N."""
+    m = re.search(r"IOGUARD-DPDK ports=(\d+) rx=(\d+) tx=(\d+) "
+                  r"exit=(\d+)", line)
+    return Dpdk(*(int(n) for n in m.groups())) if m else None
+
+
 def parse_hostile_exit(line):
     """IOGUARD-HOSTILE-EXIT STATUS: ioguard-hostile's exit status. Returns
     STATUS or None."""
@@ -402,6 +424,7 @@ class GuestOutput:
     hostile_ops: list[HostileOp] = field(default_factory=list)
     hostile_done: HostileProgress | None = None
     hostile_exit: int | None = None
+    dpdk: Dpdk | None = None
 
     def fetched(self, url):
         """The first Fetch of url, or None."""
@@ -485,4 +508,6 @@ def parse_console_log(log):
         elif (status := parse_hostile_exit(line)) is not None:
             if out.hostile_exit is None:
                 out.hostile_exit = status
+        elif dpdk := parse_dpdk(line):
+            out.dpdk = out.dpdk or dpdk
     return out

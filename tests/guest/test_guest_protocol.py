@@ -100,6 +100,15 @@ def test_nicloop():
     assert gp.parse_nicloop(NICLOOP.replace("eth0 1500", "eth0")) is None
 
 
+def test_dpdk():
+    assert gp.parse_dpdk("IOGUARD-DPDK ports=2 rx=3510208 tx=3510208 "
+                         "exit=0") == gp.Dpdk(2, 3510208, 3510208, 0)
+    assert gp.parse_dpdk("IOGUARD-DPDK ports=2 rx=0 tx=0") is None
+    assert gp.parse_dpdk("IOGUARD-DPDK-ERROR insmod vfio.ko") is None
+    out = gp.parse_console_log("IOGUARD-DPDK ports=1 rx=5 tx=6 exit=1\r\n")
+    assert out.dpdk == gp.Dpdk(1, 5, 6, 1)
+
+
 def test_nicstat():
     assert gp.parse_nicstat("IOGUARD-NICSTAT eth0 buffers_above_4g 7181") == \
         gp.NicStat("eth0", "buffers_above_4g", 7181)
