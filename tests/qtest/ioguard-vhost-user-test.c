@@ -348,8 +348,7 @@ static const uint8_t *backend_memory(Backend *b, uint64_t uaddr, size_t len)
 }
 
 typedef struct Machine {
-    bool ats;
-    uint16_t devid;
+    uint16_t devid;                         /* the virtio-net's requester */
     Backend backend;
     QTestState *qts;
     QPCIBus *pcibus;
@@ -422,7 +421,6 @@ static void machine_start_with(Machine *m, bool ats)
     uint64_t features;
 
     memset(m, 0, sizeof(*m));
-    m->ats = ats;
     m->devid = ats ? ATS_VNET_DEVID : VNET_DEVID;
     backend_start(&m->backend);
     m->qts = qtest_initf(
