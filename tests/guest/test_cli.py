@@ -22,7 +22,7 @@ def start(props, *extra):
 
 
 @pytest.mark.parametrize("props, message", [
-    (["device-iotlb=on"], "device-iotlb=on is not supported"),
+    (["device-iotlb=perhaps"], "'device-iotlb' expects 'on' or 'off'"),
     (["xtsup=on", "ga=off"], "xtsup=on needs ga=on"),
     (["ga=maybe"], "'ga' expects 'on' or 'off'"),
     (["intremap=sometimes"], "intremap"),
