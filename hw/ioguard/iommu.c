@@ -23,6 +23,7 @@
 #include "hw/pci/pci_bus.h"
 #include "hw/qdev-properties.h"
 #include "system/kvm.h"
+#include "system/system.h"
 #include "kvm/kvm_i386.h"
 #include "migration/vmstate.h"
 #include "hw/ioguard/fault-device.h"
@@ -440,6 +441,30 @@ static void ioguard_find_bypassing_device_on_bus(PCIBus *bus, void *opaque)
     pci_for_each_device_under_bus(bus, ioguard_find_bypassing_device, opaque);
 }
 
+/*
+ * vfio-pci after the IOMMU would start, identity, and its MAP notifier
+ * would be refused only when the guest translates it, and vfio then stops
+ * QEMU ("DMA mapping failed"): the guest would decide when QEMU dies.
+ * Until MAP notifications are sent, the machine does not start with one.
+ */
+static void ioguard_refuse_assigned_devices(Notifier *n, void *data)
+{
+    IoguardIommuState *s = container_of(n, IoguardIommuState, machine_done);
+    PCIDevice *found = NULL;
+
+    pci_for_each_bus(pci_get_bus(PCI_DEVICE(&s->pci)),
+                     ioguard_find_bypassing_device_on_bus, &found);
+    if (found) {
+        error_report("ioguard-iommu: %s '%s' at %02x:%02x.%x needs MAP "
+                     "notifications, which ioguard-iommu does not send yet",
+                     object_get_typename(OBJECT(found)),
+                     DEVICE(found)->id ? DEVICE(found)->id : "",
+                     pci_dev_bus_num(found), PCI_SLOT(found->devfn),
+                     PCI_FUNC(found->devfn));
+        exit(1);
+    }
+}
+
 static bool ioguard_check_no_bypass(PCIBus *root, Error **errp)
 {
     PCIDevice *found = NULL;
@@ -519,6 +544,8 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
     if (!ioguard_check_no_bypass(bus, errp)) {
         return;
     }
+    s->machine_done.notify = ioguard_refuse_assigned_devices;
+    qemu_add_machine_init_done_notifier(&s->machine_done);
 
     s->faults = ioguard_fault_device_new(dev, IOGUARD_FAULT_SITES_IOMMU,
                                          s->fault_rules, s->fault_seed,
