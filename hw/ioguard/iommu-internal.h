@@ -42,6 +42,11 @@ static inline uint16_t ioguard_space_devid(IoguardDeviceSpace *ds)
     return PCI_BUILD_BDF(pci_bus_num(ds->bus), ds->devfn);
 }
 
+/* Calls fn for each requester's space the IOMMU has made (iommu.c). */
+void ioguard_for_each_space(IoguardIommuState *s,
+                            void (*fn)(IoguardDeviceSpace *ds, void *opaque),
+                            void *opaque);
+
 /* ---- IOMMU notifiers (iommu-notifiers.c) ---- */
 
 void ioguard_notifiers_init(IoguardDeviceSpace *ds);

@@ -116,31 +116,46 @@ void ioguard_mark_recheck(IoguardDeviceSpace *ds, uint64_t first,
     qemu_mutex_unlock(&ds->records_lock);
 }
 
+/* What an invalidation concerns: which spaces, and the range. */
+typedef struct Invalidation {
+    IoguardIommuState *s;
+    int domain;                 /* IOMMU pages: the domain (-1: all) */
+    int devid;                  /* device IOTLB: the requester */
+    uint64_t first, last;
+} Invalidation;
+
+static void ioguard_mark_pages(IoguardDeviceSpace *ds, void *opaque)
+{
+    const Invalidation *inv = opaque;
+    uint16_t of;
+
+    /* Device-IOTLB users hear INVALIDATE_IOTLB_PAGES instead. */
+    if (!(ds->notifier_flags & IOMMU_NOTIFIER_UNMAP)) {
+        return;
+    }
+    if (inv->domain < 0 ||
+        (ioguard_iommu_translating_domain(inv->s->engine,
+                                          ioguard_space_devid(ds), &of) &&
+         of == inv->domain)) {
+        ioguard_mark_recheck(ds, inv->first, inv->last);
+    }
+}
+
 void ioguard_iommu_pages_invalidated(void *opaque, int domain,
                                      uint64_t first, uint64_t last)
 {
-    IoguardIommuState *s = opaque;
-    GHashTableIter iter;
-    IoguardDeviceSpace **spaces;
+    Invalidation inv = { opaque, domain, -1, first, last };
 
-    g_hash_table_iter_init(&iter, s->bus_spaces);
-    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
-        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-            IoguardDeviceSpace *ds = spaces[devfn];
-            uint16_t of;
+    ioguard_for_each_space(opaque, ioguard_mark_pages, &inv);
+}
 
-            /* Device-IOTLB users hear INVALIDATE_IOTLB_PAGES instead. */
-            if (!ds || !(ds->notifier_flags & IOMMU_NOTIFIER_UNMAP)) {
-                continue;
-            }
-            if (domain < 0 ||
-                (ioguard_iommu_translating_domain(s->engine,
-                                                  ioguard_space_devid(ds),
-                                                  &of) &&
-                 of == domain)) {
-                ioguard_mark_recheck(ds, first, last);
-            }
-        }
+static void ioguard_mark_device_iotlb(IoguardDeviceSpace *ds, void *opaque)
+{
+    const Invalidation *inv = opaque;
+
+    if ((ds->notifier_flags & IOMMU_NOTIFIER_DEVIOTLB_UNMAP) &&
+        ioguard_space_devid(ds) == inv->devid) {
+        ioguard_mark_recheck(ds, inv->first, inv->last);
     }
 }
 
@@ -153,21 +168,9 @@ void ioguard_iommu_pages_invalidated(void *opaque, int domain,
 void ioguard_device_iotlb_invalidated(void *opaque, uint16_t devid,
                                       uint64_t first, uint64_t last)
 {
-    IoguardIommuState *s = opaque;
-    GHashTableIter iter;
-    IoguardDeviceSpace **spaces;
+    Invalidation inv = { opaque, -1, devid, first, last };
 
-    g_hash_table_iter_init(&iter, s->bus_spaces);
-    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
-        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-            IoguardDeviceSpace *ds = spaces[devfn];
-
-            if (ds && (ds->notifier_flags & IOMMU_NOTIFIER_DEVIOTLB_UNMAP) &&
-                ioguard_space_devid(ds) == devid) {
-                ioguard_mark_recheck(ds, first, last);
-            }
-        }
-    }
+    ioguard_for_each_space(opaque, ioguard_mark_device_iotlb, &inv);
 }
 
 static bool ioguard_record_overlaps(const IoguardRecord *r, uint64_t first,
@@ -252,39 +255,34 @@ static GPtrArray *ioguard_take_records(IoguardDeviceSpace *ds,
  * made stale. The vCPU that wrote the command buffer's tail is still in
  * that write, so the guest sees its COMPLETION_WAIT after this.
  */
-void ioguard_sync_notifiers(IoguardIommuState *s)
+static void ioguard_sync_space(IoguardDeviceSpace *ds, void *opaque)
 {
-    GHashTableIter iter;
-    IoguardDeviceSpace **spaces;
+    g_autoptr(GPtrArray) taken = NULL;
 
-    g_hash_table_iter_init(&iter, s->bus_spaces);
-    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
-        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-            IoguardDeviceSpace *ds = spaces[devfn];
-            g_autoptr(GPtrArray) taken = NULL;
+    if (!ds->notifier_flags || !ds->recheck) {
+        return;
+    }
+    qemu_mutex_lock(&ds->records_lock);
+    ds->recheck = false;
+    taken = ioguard_take_records(ds, ds->recheck_first, ds->recheck_last);
+    qemu_mutex_unlock(&ds->records_lock);
+    for (guint i = 0; i < taken->len; i++) {
+        IoguardRecord *r = g_ptr_array_index(taken, i);
 
-            if (!ds || !ds->notifier_flags || !ds->recheck) {
-                continue;
-            }
+        if (ioguard_record_holds(ds, r)) {
             qemu_mutex_lock(&ds->records_lock);
-            ds->recheck = false;
-            taken = ioguard_take_records(ds, ds->recheck_first,
-                                         ds->recheck_last);
+            g_hash_table_replace(ds->records, &r->iova, r);
             qemu_mutex_unlock(&ds->records_lock);
-            for (guint i = 0; i < taken->len; i++) {
-                IoguardRecord *r = g_ptr_array_index(taken, i);
-
-                if (ioguard_record_holds(ds, r)) {
-                    qemu_mutex_lock(&ds->records_lock);
-                    g_hash_table_replace(ds->records, &r->iova, r);
-                    qemu_mutex_unlock(&ds->records_lock);
-                } else {
-                    ioguard_notify_unmap(ds, r->iova, r->iova + r->mask);
-                    g_free(r);
-                }
-            }
+        } else {
+            ioguard_notify_unmap(ds, r->iova, r->iova + r->mask);
+            g_free(r);
         }
     }
+}
+
+void ioguard_sync_notifiers(IoguardIommuState *s)
+{
+    ioguard_for_each_space(s, ioguard_sync_space, NULL);
 }
 
 /*

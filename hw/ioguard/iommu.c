@@ -156,21 +156,38 @@ static void ioguard_space_update(IoguardDeviceSpace *ds)
     }
 }
 
-static void ioguard_device_table_changed(void *opaque, int devid)
+void ioguard_for_each_space(IoguardIommuState *s,
+                            void (*fn)(IoguardDeviceSpace *ds, void *opaque),
+                            void *opaque)
 {
-    IoguardIommuState *s = opaque;
     GHashTableIter iter;
     IoguardDeviceSpace **spaces;
 
+    if (!s->bus_spaces) {
+        return;                 /* not realized */
+    }
     g_hash_table_iter_init(&iter, s->bus_spaces);
     while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
         for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-            if (spaces[devfn] &&
-                (devid < 0 || ioguard_space_devid(spaces[devfn]) == devid)) {
-                ioguard_space_update(spaces[devfn]);
+            if (spaces[devfn]) {
+                fn(spaces[devfn], opaque);
             }
         }
     }
+}
+
+static void ioguard_update_space_of(IoguardDeviceSpace *ds, void *opaque)
+{
+    int devid = *(int *)opaque;
+
+    if (devid < 0 || ioguard_space_devid(ds) == devid) {
+        ioguard_space_update(ds);
+    }
+}
+
+static void ioguard_device_table_changed(void *opaque, int devid)
+{
+    ioguard_for_each_space(opaque, ioguard_update_space_of, &devid);
 }
 
 static uint64_t ioguard_now_ns(void *opaque)
@@ -598,21 +615,16 @@ static void ioguard_iommu_reset_hold(Object *obj, ResetType type)
 }
 
 /* Requesters that see memory directly now (ioguard_space_update). */
+static void ioguard_count_identity(IoguardDeviceSpace *ds, void *opaque)
+{
+    *(unsigned *)opaque += ds->identity;
+}
+
 unsigned ioguard_identity_requesters(IoguardIommuState *s)
 {
     unsigned n = 0;
-    GHashTableIter iter;
-    IoguardDeviceSpace **spaces;
 
-    if (!s->bus_spaces) {
-        return 0;               /* not realized */
-    }
-    g_hash_table_iter_init(&iter, s->bus_spaces);
-    while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&spaces)) {
-        for (int devfn = 0; devfn < PCI_DEVFN_MAX; devfn++) {
-            n += spaces[devfn] && spaces[devfn]->identity;
-        }
-    }
+    ioguard_for_each_space(s, ioguard_count_identity, &n);
     return n;
 }
 
