@@ -302,6 +302,21 @@ class Vm:
         self.stop()
 
 
+def guest_with_extra(work, *archives, guest=GUEST):
+    """A guest folder in work: guest's kernel, and its initramfs with the
+    archives appended (Linux unpacks each archive of the initrd in turn;
+    init runs /extra/NAME of one for ioguard.run=NAME)."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    guest = Path(guest).resolve()
+    (work / "vmlinuz").unlink(missing_ok=True)
+    (work / "vmlinuz").symlink_to(guest / "vmlinuz")
+    with open(work / "initramfs.cpio.gz", "wb") as out:
+        for archive in (guest / "initramfs.cpio.gz", *archives):
+            out.write(Path(archive).read_bytes())
+    return work
+
+
 def ioguard_args(*props):
     """-device ioguard-iommu with id=iommu, so QMP can find it."""
     return ["-device", ",".join(["ioguard-iommu", "id=iommu", *props])]

@@ -25,7 +25,8 @@ typedef struct IoguardDeviceSpace {
     bool identity;
     /*
      * With IOMMU notifiers registered: the translations handed out since
-     * they were (what a notifier user may hold), by IOVA, and the range an
+     * they were (what an UNMAP user may hold), or with MAP users the
+     * page-table entries they were told of, by IOVA; and the range an
      * invalidation asked us to check again (see ioguard_sync_notifiers).
      */
     IOMMUNotifierFlag notifier_flags;
@@ -34,6 +35,7 @@ typedef struct IoguardDeviceSpace {
     uint64_t record_shifts;         /* bit n: a record of 2^n bytes */
     bool recheck;
     uint64_t recheck_first, recheck_last;
+    bool mapped_warned;             /* too many entries for MAP users */
 } IoguardDeviceSpace;
 
 /* The bus number is read at each use: firmware numbers buses after boot. */
@@ -64,9 +66,10 @@ void ioguard_device_iotlb_invalidated(void *opaque, uint16_t devid,
                                       uint64_t first, uint64_t last);
 /* After the engine ran (without its lock): unmap what went stale. */
 void ioguard_sync_notifiers(IoguardIommuState *s);
-/* IOMMUMemoryRegionClass's notify_flag_changed. */
+/* IOMMUMemoryRegionClass's notify_flag_changed and replay. */
 int ioguard_notify_flag_changed(IOMMUMemoryRegion *iommu_mr,
                                 IOMMUNotifierFlag old, IOMMUNotifierFlag new,
                                 Error **errp);
+void ioguard_replay(IOMMUMemoryRegion *iommu_mr, IOMMUNotifier *n);
 
 #endif

@@ -149,8 +149,13 @@ static void ioguard_space_update(IoguardDeviceSpace *ds)
         memory_region_set_enabled(MEMORY_REGION(&ds->translated), !identity);
         memory_region_transaction_commit();
         trace_ioguard_space_identity(ioguard_space_devid(ds), identity);
-        /* Users registered as the region came back held identity. */
-        ioguard_notify_unmap_all(ds);
+        /*
+         * UNMAP users registered as the region came back held identity;
+         * MAP users (vfio) registered then were replayed the tables.
+         */
+        if (!(ds->notifier_flags & IOMMU_NOTIFIER_MAP)) {
+            ioguard_notify_unmap_all(ds);
+        }
     } else if (ds->notifier_flags) {
         ioguard_mark_recheck(ds, 0, UINT64_MAX);    /* the DTE may differ */
     }
@@ -304,7 +309,9 @@ static IOMMUTLBEntry ioguard_translate(IOMMUMemoryRegion *iommu_mr,
         .addr_mask = t.addr_mask,
         .perm = t.perm,
     };
-    if (ds->notifier_flags && t.perm != IOGUARD_PERM_NONE) {
+    /* MAP users' records are the tables' entries (ioguard_replay). */
+    if (ds->notifier_flags && !(ds->notifier_flags & IOMMU_NOTIFIER_MAP) &&
+        t.perm != IOGUARD_PERM_NONE) {
         ioguard_record(ds, &entry);
     }
     return entry;
@@ -459,21 +466,27 @@ static void ioguard_find_bypassing_device_on_bus(PCIBus *bus, void *opaque)
 }
 
 /*
- * vfio-pci after the IOMMU would start, identity, and its MAP notifier
- * would be refused only when the guest translates it, and vfio then stops
- * QEMU ("DMA mapping failed"): the guest would decide when QEMU dies.
- * Until MAP notifications are sent, the machine does not start with one.
+ * vfio-pci mirrors the tables into the host's IOMMU through MAP notifiers,
+ * which the guest must make possible by invalidating after it maps:
+ * dma-remap=on says so (NpCache). Without it the notifier is refused when
+ * the guest first translates the device, and vfio then stops QEMU ("DMA
+ * mapping failed"): the guest would decide when QEMU dies. So such a
+ * machine does not start.
  */
 static void ioguard_refuse_assigned_devices(Notifier *n, void *data)
 {
     IoguardIommuState *s = container_of(n, IoguardIommuState, machine_done);
     PCIDevice *found = NULL;
 
+    if (s->dma_remap) {
+        return;
+    }
     pci_for_each_bus(pci_get_bus(PCI_DEVICE(&s->pci)),
                      ioguard_find_bypassing_device_on_bus, &found);
     if (found) {
         error_report("ioguard-iommu: %s '%s' at %02x:%02x.%x needs MAP "
-                     "notifications, which ioguard-iommu does not send yet",
+                     "notifications: add dma-remap=on to -device "
+                     "ioguard-iommu",
                      object_get_typename(OBJECT(found)),
                      DEVICE(found)->id ? DEVICE(found)->id : "",
                      pci_dev_bus_num(found), PCI_SLOT(found->devfn),
@@ -591,6 +604,16 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
         pci_set_word(cap + 2, pci_get_word(cap + 2) |
                      1u << (IOMMU_CAP_IOTLB - 16));
     }
+    if (s->dma_remap) {
+        /*
+         * NpCache: the guest invalidates after it maps, so that MAP
+         * notifier users (vfio-pci) hear of new mappings too.
+         */
+        uint8_t *cap = PCI_DEVICE(&s->pci)->config + s->pci.cap_offset;
+
+        pci_set_word(cap + 2, pci_get_word(cap + 2) |
+                     1u << (IOMMU_CAP_NPCACHE - 16));
+    }
 
     memory_region_init_io(&s->mmio, OBJECT(s), &ioguard_mmio_ops, s,
                           "ioguard-iommu-mmio", IOGUARD_MMIO_SIZE);
@@ -663,6 +686,7 @@ static const Property ioguard_iommu_properties[] = {
     DEFINE_PROP_UINT32("walk-read-ns", IoguardIommuState, walk_read_ns, 100),
     DEFINE_PROP_STRING("fault-rules", IoguardIommuState, fault_rules),
     DEFINE_PROP_UINT64("fault-seed", IoguardIommuState, fault_seed, 0),
+    DEFINE_PROP_BOOL("dma-remap", IoguardIommuState, dma_remap, false),
 };
 
 /*
@@ -770,7 +794,7 @@ static void ioguard_iommu_pci_realize(PCIDevice *pdev, Error **errp)
     /*
      * Capability header: CapType 011b, EFRSup (the EFR is at MMIO 0x30),
      * NpCache=0 so that Linux may use lazy invalidation; IotlbSup comes
-     * with device-iotlb=on (ioguard_iommu_realize).
+     * with device-iotlb=on, NpCache with dma-remap=on (ioguard_iommu_realize).
      * The rest is read-only and mirrors the IVRS.
      */
     cap = pdev->config + off;
@@ -822,6 +846,7 @@ static void ioguard_iommu_memory_region_class_init(ObjectClass *klass,
 
     imrc->translate = ioguard_translate;
     imrc->notify_flag_changed = ioguard_notify_flag_changed;
+    imrc->replay = ioguard_replay;
 }
 
 static const TypeInfo ioguard_types[] = {

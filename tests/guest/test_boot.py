@@ -114,6 +114,24 @@ def test_device_behind_a_pcie_to_pci_bridge(disks):
     assert stats["page-walks"] > 0
 
 
+def test_dma_remap_makes_linux_invalidate_on_map(disks):
+    """dma-remap=on (for vfio-pci behind the IOMMU) sets NpCache: Linux
+    then invalidates after each map too, and runs strict."""
+    log, checksums, stats = boot("dma-remap", disks, props=["dma-remap=on"])
+    assert_healthy(log)
+    assert "AMD-Vi: Using strict mode due to virtualization" in log
+    types = gp.parse_console_log(log).domain_types
+    assert types is not None and "DMA" in types and "DMA-FQ" not in types
+    assert_read_everything(disks, checksums)
+    assert stats["faults"] == 0
+    assert stats["events-logged"] == 0
+    # Invalidations on map as well as on unmap: more than the same reads
+    # make in strict mode without it.
+    _, _, strict = boot("dma-remap-baseline", disks, "iommu.strict=1")
+    assert stats["invalidations"] > strict["invalidations"], (
+        stats["invalidations"], strict["invalidations"])
+
+
 def test_debian_6_1_kernel(disks):
     """The second kernel of the compatibility matrix: bookworm's 6.1."""
     log, checksums, stats = boot("linux-6.1", disks, guest=ivm.GUEST_6_1)

@@ -23,6 +23,7 @@ def start(props, *extra):
 
 @pytest.mark.parametrize("props, message", [
     (["device-iotlb=perhaps"], "'device-iotlb' expects 'on' or 'off'"),
+    (["dma-remap=later"], "'dma-remap' expects 'on' or 'off'"),
     (["xtsup=on", "ga=off"], "xtsup=on needs ga=on"),
     (["ga=maybe"], "'ga' expects 'on' or 'off'"),
     (["intremap=sometimes"], "intremap"),

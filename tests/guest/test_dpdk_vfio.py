@@ -18,16 +18,12 @@ NICS = ("00:06.0", "00:07.0")
 
 
 def guest_with_dpdk():
-    """The default guest with DPDK's initramfs appended to its own (Linux
-    unpacks each archive of the initrd in turn)."""
-    WORK.mkdir(parents=True, exist_ok=True)
+    """The default guest with the vfio modules' and DPDK's initramfs
+    appended to its own (Linux unpacks each archive of the initrd in
+    turn)."""
     guest = Path(ivm.GUEST).resolve()
-    (WORK / "vmlinuz").unlink(missing_ok=True)
-    (WORK / "vmlinuz").symlink_to(guest / "vmlinuz")
-    (WORK / "initramfs.cpio.gz").write_bytes(
-        (guest / "initramfs.cpio.gz").read_bytes() +
-        (guest / "dpdk.cpio.gz").read_bytes())
-    return WORK
+    return ivm.guest_with_extra(WORK, guest / "vfio.cpio.gz",
+                                guest / "dpdk.cpio.gz")
 
 
 def test_testpmd_forwards_over_vfio_pci():

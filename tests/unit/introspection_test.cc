@@ -109,6 +109,58 @@ TEST_F(MappingsTest, StartAndMaxRangesPage)
     EXPECT_EQ(w.ranges[0].target, 0x500800u);
 }
 
+Walk page_entries(Machine &m, uint16_t devid, uint64_t start = 0,
+                  uint64_t end = ~uint64_t{0})
+{
+    Walk w;
+    ioguard_iommu_walk_page_entries(
+        m.iommu, devid, start, end, 1000, 1000,
+        [](const IoguardMapping *r, void *o) {
+            static_cast<Walk *>(o)->ranges.push_back(*r);
+        },
+        &w, &w.result);
+    return w;
+}
+
+TEST_F(MappingsTest, ByPageEntryNothingCoalescesNorIsClipped)
+{
+    // What vfio is told: contiguous pages stay pages, and a 2 MiB page
+    // asked for from its middle comes whole, aligned.
+    for (uint64_t i = 0; i < 3; i++) {
+        d.map(root, 3, 0x10000 + (i << 12), 0x80000 + (i << 12), true, true);
+    }
+    d.map(root, 3, 0x200000, 0x400000, true, false, 2);
+    Walk w = page_entries(m, kDev);
+    ASSERT_EQ(w.ranges.size(), 4u);
+    for (uint64_t i = 0; i < 3; i++) {
+        EXPECT_EQ(w.ranges[i].iova, 0x10000 + (i << 12));
+        EXPECT_EQ(w.ranges[i].last, 0x10fff + (i << 12));
+        EXPECT_EQ(w.ranges[i].target, 0x80000 + (i << 12));
+    }
+    EXPECT_EQ(w.ranges[3].iova, 0x200000u);
+    EXPECT_EQ(w.ranges[3].last, 0x3fffffu);
+    EXPECT_EQ(w.ranges[3].perm, unsigned(IOGUARD_PERM_READ));
+    w = page_entries(m, kDev, 0x280000);
+    ASSERT_EQ(w.ranges.size(), 1u);
+    EXPECT_EQ(w.ranges[0].iova, 0x200000u);
+    EXPECT_EQ(w.ranges[0].target, 0x400000u);
+    // Up to end: the entries that begin at or below it.
+    w = page_entries(m, kDev, 0x10800, 0x11000);
+    ASSERT_EQ(w.ranges.size(), 2u);
+    EXPECT_EQ(w.ranges[0].iova, 0x10000u);
+    EXPECT_EQ(w.ranges[1].iova, 0x11000u);
+    EXPECT_FALSE(w.result.truncated);
+}
+
+TEST_F(MappingsTest, ByPageEntryPassthroughHasNone)
+{
+    d.set_dte(kDev, DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR, kDomain);
+    EXPECT_EQ(mappings(m, kDev).ranges.size(), 1u);
+    const Walk w = page_entries(m, kDev);
+    EXPECT_EQ(w.result.dma, unsigned(IOGUARD_DMA_PASSTHROUGH));
+    EXPECT_TRUE(w.ranges.empty());
+}
+
 TEST_F(MappingsTest, SharedSubtablesCannotMakeItEndless)
 {
     // Every entry of each level points at the same table of the level

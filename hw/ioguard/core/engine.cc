@@ -247,7 +247,20 @@ void ioguard_iommu_walk_mappings(IoguardIommu *iommu, uint16_t devid,
                                  void *opaque, IoguardMappingWalk *result)
 {
     *result = iommu->iommu.walk_mappings(
-        devid, start, max_ranges, max_tables,
+        devid, start, ~uint64_t{0}, max_ranges, max_tables, true,
+        [fn, opaque](const IoguardMapping &m) { fn(&m, opaque); });
+}
+
+void ioguard_iommu_walk_page_entries(IoguardIommu *iommu, uint16_t devid,
+                                     uint64_t start, uint64_t end,
+                                     uint64_t max_entries,
+                                     uint64_t max_tables,
+                                     void (*fn)(const IoguardMapping *,
+                                                void *opaque),
+                                     void *opaque, IoguardMappingWalk *result)
+{
+    *result = iommu->iommu.walk_mappings(
+        devid, start, end, max_entries, max_tables, false,
         [fn, opaque](const IoguardMapping &m) { fn(&m, opaque); });
 }
 

@@ -90,8 +90,8 @@ IoguardDeviceInfo Iommu::read_device(uint16_t devid)
 }
 
 IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
-                                        uint64_t max_ranges,
-                                        uint64_t max_tables,
+                                        uint64_t end, uint64_t max_ranges,
+                                        uint64_t max_tables, bool coalesce,
                                         const MappingSink &sink)
 {
     DteLocation where;
@@ -104,6 +104,9 @@ IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
         return result;
     case IOGUARD_DMA_UNTRANSLATED:
     case IOGUARD_DMA_PASSTHROUGH: {
+        if (!coalesce) {
+            return result;      // no page-table entries
+        }
         const bool identity = result.dma == IOGUARD_DMA_UNTRANSLATED;
         const unsigned perm =
             identity ? unsigned(IOGUARD_PERM_RW)
@@ -117,7 +120,8 @@ IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
     }
     const MappingWalk walk = ioguard::walk_mappings(
         host_, dte->page_table_root(), dte->mode(), dte->read_allowed(),
-        dte->write_allowed(), start, max_ranges, max_tables, sink);
+        dte->write_allowed(), start, end, max_ranges, max_tables,
+        coalesce, sink);
     result.truncated = walk.truncated;
     result.next_iova = walk.next_iova;
     result.tables_read = walk.tables_read;

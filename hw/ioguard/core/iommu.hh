@@ -106,7 +106,8 @@ public:
     void clear_fault_records();
     IoguardDeviceInfo read_device(uint16_t devid);
     IoguardMappingWalk walk_mappings(uint16_t devid, uint64_t start,
-                                     uint64_t max_ranges, uint64_t max_tables,
+                                     uint64_t end, uint64_t max_ranges,
+                                     uint64_t max_tables, bool coalesce,
                                      const MappingSink &sink);
     bool for_each_irte(uint16_t devid,
                        const std::function<void(const IoguardIrte &)> &fn);

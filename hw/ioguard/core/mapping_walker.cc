@@ -15,10 +15,10 @@ unsigned index_shift(unsigned level) { return 12 + 9 * (level - 1); }
 
 class Walker {
 public:
-    Walker(Host &host, uint64_t start, uint64_t max_ranges,
-           uint64_t max_tables, const MappingSink &sink)
-        : host_(host), start_(start), max_ranges_(max_ranges),
-          max_tables_(max_tables), sink_(sink)
+    Walker(Host &host, uint64_t start, uint64_t end, uint64_t max_ranges,
+           uint64_t max_tables, bool coalesce, const MappingSink &sink)
+        : host_(host), start_(start), end_(end), max_ranges_(max_ranges),
+          max_tables_(max_tables), coalesce_(coalesce), sink_(sink)
     {
     }
 
@@ -50,7 +50,8 @@ private:
     }
 
     Host &host_;
-    const uint64_t start_, max_ranges_, max_tables_;
+    const uint64_t start_, end_, max_ranges_, max_tables_;
+    const bool coalesce_;
     const MappingSink &sink_;
     MappingWalk result_;
     IoguardMapping pending_{};
@@ -64,7 +65,7 @@ bool Walker::emit(uint64_t iova, uint64_t last, uint64_t target,
     if (perm == IOGUARD_PERM_NONE) {
         return true;    // present, but no access gets through
     }
-    if (have_pending_ && pending_.last + 1 == iova &&
+    if (coalesce_ && have_pending_ && pending_.last + 1 == iova &&
         pending_.target + (pending_.last - pending_.iova) + 1 == target &&
         pending_.perm == perm) {
         pending_.last = last;
@@ -103,6 +104,9 @@ bool Walker::visit(uint64_t table, unsigned level, uint64_t base,
         if (i > 0 && (entry_base <= base || entry_base > last)) {
             break;      // past what this table translates (or wrapped)
         }
+        if (entry_base > end_) {
+            return false;   // past what was asked for: done
+        }
         const uint64_t entry_last = std::min(last, entry_base + (entry_size - 1));
         if (!whole && !host_.read_ram(table + 8 * i, buf + 8 * i, 8)) {
             result_.malformed++;
@@ -119,7 +123,8 @@ bool Walker::visit(uint64_t table, unsigned level, uint64_t base,
         const bool r = read && pte.read;
         const bool w = write && pte.write;
         if (pte.kind == V1Pte::Kind::Page) {
-            const uint64_t from = std::max(entry_base, start_);
+            const uint64_t from =
+                coalesce_ ? std::max(entry_base, start_) : entry_base;
             const uint64_t target = pte.address +
                                     (from & (pte.page_size - 1));
             if (!emit(from, entry_last, target,
@@ -147,12 +152,13 @@ bool Walker::visit(uint64_t table, unsigned level, uint64_t base,
 
 MappingWalk walk_mappings(Host &host, uint64_t root, unsigned mode,
                           bool dte_read, bool dte_write, uint64_t start,
-                          uint64_t max_ranges, uint64_t max_tables,
+                          uint64_t end, uint64_t max_ranges,
+                          uint64_t max_tables, bool coalesce,
                           const MappingSink &sink)
 {
     const uint64_t last = mode >= 6 ? ~uint64_t{0}
                                     : (uint64_t{1} << index_shift(mode + 1)) - 1;
-    Walker walker(host, start, max_ranges, max_tables, sink);
+    Walker walker(host, start, end, max_ranges, max_tables, coalesce, sink);
     if (mode >= 1 && mode <= 6 && start <= last) {
         walker.visit(root, mode, 0, last, dte_read, dte_write);
     }

@@ -8,6 +8,12 @@
 // DTE's IR/IW; entries the walk would refuse (reserved bits or encodings,
 // tables not in RAM) reach nothing and are counted as malformed.
 //
+// Entries that begin above end are not visited.
+//
+// By page-table entry (coalesce = false), each present leaf entry is one
+// range, whole even where it begins below start: an aligned power of two,
+// as QEMU's MAP notifier users (vfio) are told of mappings.
+//
 // The guest controls the tables, and they may share subtables so that a
 // full enumeration would never end: the walk reads at most max_tables
 // tables and returns at most max_ranges ranges, then says where to go on.
@@ -32,7 +38,8 @@ using MappingSink = std::function<void(const IoguardMapping &)>;
 
 MappingWalk walk_mappings(Host &host, uint64_t root, unsigned mode,
                           bool dte_read, bool dte_write, uint64_t start,
-                          uint64_t max_ranges, uint64_t max_tables,
+                          uint64_t end, uint64_t max_ranges,
+                          uint64_t max_tables, bool coalesce,
                           const MappingSink &sink);
 
 } // namespace ioguard

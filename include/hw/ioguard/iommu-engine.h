@@ -469,6 +469,21 @@ void ioguard_iommu_walk_mappings(IoguardIommu *iommu, uint16_t devid,
                                             void *opaque),
                                  void *opaque, IoguardMappingWalk *result);
 
+/*
+ * The same walk by page-table entry, not coalesced: each present leaf entry
+ * that reaches memory is one range (an aligned power of two, whole even if
+ * it begins below start) up to the last entry that begins at or below end,
+ * as QEMU's MAP notifier users (vfio) are told of mappings. Untranslated
+ * and passthrough DMA have no entries: fn gets none.
+ */
+void ioguard_iommu_walk_page_entries(IoguardIommu *iommu, uint16_t devid,
+                                     uint64_t start, uint64_t end,
+                                     uint64_t max_entries,
+                                     uint64_t max_tables,
+                                     void (*fn)(const IoguardMapping *,
+                                                void *opaque),
+                                     void *opaque, IoguardMappingWalk *result);
+
 /* One requester's device-table entry as in guest memory, decoded. */
 typedef struct IoguardDeviceInfo {
     bool iommu_enabled;

@@ -55,6 +55,7 @@ struct IoguardIommuState {
     uint32_t walk_read_ns;
     char *fault_rules;          /* a file of fault rules, one per line */
     uint64_t fault_seed;
+    bool dma_remap;             /* MAP notifiers (vfio-pci); NpCache=1 */
 };
 
 /* How many fault records an IOMMU may keep (the fault-records property). */

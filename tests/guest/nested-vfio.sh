@@ -1,0 +1,144 @@
+#!/bin/busybox sh
+# shellcheck shell=dash
+# Run by init (ioguard.run=nested-vfio.sh) from the extra initramfs that
+# tests/guest/test_nested_vfio.py appends: ioguard-nic (1234:10a1) is bound
+# to vfio-pci and assigned to an inner QEMU (the project's own binary) with
+# -device ioguard-iommu,dma-remap=on. The inner QEMU runs the qtest
+# accelerator: this script is its guest, speaking the qtest protocol, so no
+# second level of CPU emulation is needed. It programs the inner IOMMU's
+# device table, page tables and command buffer, has the NIC's DMA test
+# engine copy between IOVAs, and prints what it sees:
+#   IOGUARD-NESTED-REFUSED exit=STATUS message=...   (without dma-remap=on)
+#   IOGUARD-NESTED step=NAME te=STATUS err=ADDRESS data=HEX
+#   IOGUARD-NESTED-TRACE step=NAME ioguard_notify_(un)map ...
+# The host test checks them against the tables and the outer IOMMU's faults.
+while read -r m; do
+  insmod "/lib/modules-extra/$m" || echo "IOGUARD-NESTED-ERROR insmod $m"
+done < /lib/modules-extra.order
+
+bdf=""
+for d in /sys/bus/pci/devices/*; do
+  if [ "$(cat "$d/vendor")" != 0x1234 ] || [ "$(cat "$d/device")" != 0x10a1 ]; then
+    continue
+  fi
+  bdf=$(basename "$d")
+  [ -e "$d/driver" ] && echo "$bdf" > "$d/driver/unbind"
+  echo vfio-pci > "$d/driver_override"
+  echo "$bdf" > /sys/bus/pci/drivers_probe
+  break
+done
+[ -n "$bdf" ] || { echo "IOGUARD-NESTED-ERROR no ioguard-nic"; exit 1; }
+
+inner="qemu-system-x86_64 -L /fw -M q35 -m 64M -nodefaults -display none
+  -accel qtest"
+
+# Without dma-remap=on the inner machine must not start.
+# shellcheck disable=SC2086  # $inner is words
+$inner -qtest null -device ioguard-iommu -device "vfio-pci,host=$bdf,addr=0x2" \
+  > /tmp/refused.log 2>&1 < /dev/null
+status=$?
+echo "IOGUARD-NESTED-REFUSED exit=$status message=$(grep ioguard /tmp/refused.log | head -1)"
+
+mkfifo /tmp/qtest-in /tmp/qtest-out
+# shellcheck disable=SC2086
+$inner -qtest stdio -device ioguard-iommu,dma-remap=on \
+  -device "vfio-pci,host=$bdf,addr=0x2" \
+  -trace ioguard_notify_map -trace ioguard_notify_unmap -D /tmp/inner-trace.log \
+  < /tmp/qtest-in > /tmp/qtest-out 2> /tmp/inner.log &
+inner_pid=$!
+exec 3> /tmp/qtest-in 4< /tmp/qtest-out
+
+reply=""
+q() {
+  echo "$*" >&3
+  read -r reply <&4 || { echo "IOGUARD-NESTED-ERROR the inner QEMU went: $*"; cat /tmp/inner.log; exit 1; }
+  case "$reply" in OK*) ;; *) echo "IOGUARD-NESTED-ERROR $*: $reply";; esac
+}
+value() { q "$@"; echo "${reply#OK }"; }
+
+# The inner machine's layout (64 MiB of RAM).
+MMIO=0xfed80000     # ioguard-iommu's registers
+BAR=0xfe000000      # ioguard-nic's registers, through vfio-pci
+DEVTAB=0x100000     # 128 entries; the NIC is requester 00:02.0 (0x10)
+L3=0x200000; L2=0x201000; L1=0x202000
+CMDBUF=0x210000
+SRC=0x300000; DST1=0x310000; DST2=0x320000
+IR=$((1 << 61)); IW=$((1 << 62))
+
+# BAR 0 and memory + bus-master decoding, through the config mechanism.
+q outl 0xcf8 0x80001010; q outl 0xcfc $BAR
+q outl 0xcf8 0x80001004; q outw 0xcfc 0x6
+
+trace_lines=0
+copy() {    # copy STEP SRC DST CHECKED-ADDRESS
+  q memset "$4" 4096 0
+  q writel $((BAR + 0x80)) "$2"; q writel $((BAR + 0x84)) "$3"
+  q writel $((BAR + 0x88)) 4096; q writel $((BAR + 0x90)) 3
+  i=0
+  while :; do
+    te=$(value readl $((BAR + 0x94)))
+    [ $((te & 2)) -ne 0 ] && break
+    i=$((i + 1)); [ $i -gt 500 ] && break
+    sleep 0.02
+  done
+  err=$(value readl $((BAR + 0xa0)))
+  data=$(value read "$4" 16)
+  echo "IOGUARD-NESTED step=$1 te=$te err=$err data=$data"
+  # What the inner IOMMU told vfio since the previous step.
+  total=$(wc -l < /tmp/inner-trace.log)
+  sed -n "$((trace_lines + 1)),${total}p" /tmp/inner-trace.log |
+    sed -n "s/^.*\(ioguard_notify_[a-z]*\)/IOGUARD-NESTED-TRACE step=$1 \1/p"
+  trace_lines=$total
+}
+pte() {     # pte ADDRESS VALUE
+  q writeq "$1" "$(printf '0x%x' "$2")"
+}
+cmd_tail=0
+invalidate_page() {     # INVALIDATE_IOMMU_PAGES of one page of domain 1
+  q writel $((CMDBUF + cmd_tail)) 0
+  q writel $((CMDBUF + cmd_tail + 4)) $((3 << 28 | 1))
+  q writeq $((CMDBUF + cmd_tail + 8)) "$1"
+  cmd_tail=$((cmd_tail + 16))
+  q writeq $((MMIO + 0x2008)) $cmd_tail
+}
+
+# 1. The IOMMU is off: the NIC's DMA is identity, vfio maps all of RAM.
+q memset $SRC 4096 0xa5
+copy identity $SRC $DST2 $DST2
+
+# 2. Translation: IOVA 0x1000000 -> SRC (read), 0x1001000 -> DST1.
+pte $L3 $((L2 | 2 << 9 | 1 | IR | IW))
+pte $((L2 + 8 * 8)) $((L1 | 1 << 9 | 1 | IR | IW))
+pte $L1 $((SRC | 1 | IR))
+pte $((L1 + 8)) $((DST1 | 1 | IR | IW))
+q writeq $((DEVTAB + 0x10 * 32)) "$(printf '0x%x' $((1 | 2 | 3 << 9 | L3 | IR | IW)))"
+q writel $((DEVTAB + 0x10 * 32 + 8)) 1                       # domain 1
+q writeq $((MMIO + 0x00)) $DEVTAB
+q writeq $((MMIO + 0x08)) "$(printf '0x%x' $((CMDBUF | 8 << 56)))"
+q writeq $((MMIO + 0x18)) $((1 | 1 << 12))                   # IommuEn, CmdBufEn
+copy translated 0x1000000 0x1001000 $DST1
+
+# 3. An IOVA the tables do not map: the host's IOMMU refuses it.
+copy unmapped 0x1000000 0x1002000 $DST2
+
+# 4. Mapped, then invalidated (NpCache): vfio is told, the copy lands.
+pte $((L1 + 16)) $((DST2 | 1 | IR | IW))
+invalidate_page 0x1002000
+copy mapped 0x1000000 0x1002000 $DST2
+
+# 5. Unmapped and invalidated: vfio unmaps it.
+pte $((L1 + 8)) 0
+invalidate_page 0x1001000
+copy unmapped-again 0x1000000 0x1001000 $DST1
+
+# 6. Translation off and on again: the replay is the tables, exactly.
+q writeq $((MMIO + 0x18)) $((1 << 12))
+q writeq $((MMIO + 0x18)) $((1 | 1 << 12))
+copy replayed 0x1000000 0x1002000 $DST2
+copy replayed-unmapped 0x1000000 0x1001000 $DST1
+
+# Still running, whatever it was asked: then stopped.
+kill -0 $inner_pid && echo "IOGUARD-NESTED-ALIVE"
+kill $inner_pid
+wait $inner_pid
+grep -i "error\|warn" /tmp/inner.log | sed 's/^/IOGUARD-NESTED-INNER /'
