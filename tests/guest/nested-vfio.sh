@@ -94,12 +94,25 @@ pte() {     # pte ADDRESS VALUE
   q writeq "$1" "$(printf '0x%x' "$2")"
 }
 cmd_tail=0
-invalidate_page() {     # INVALIDATE_IOMMU_PAGES of one page of domain 1
-  q writel $((CMDBUF + cmd_tail)) 0
-  q writel $((CMDBUF + cmd_tail + 4)) $((3 << 28 | 1))
-  q writeq $((CMDBUF + cmd_tail + 8)) "$1"
+command() {     # command DWORD0 DWORD1 QWORD1: one command, run at once
+  q writel $((CMDBUF + cmd_tail)) "$1"
+  q writel $((CMDBUF + cmd_tail + 4)) "$2"
+  q writeq $((CMDBUF + cmd_tail + 8)) "$3"
   cmd_tail=$((cmd_tail + 16))
   q writeq $((MMIO + 0x2008)) $cmd_tail
+}
+invalidate_page() {     # INVALIDATE_IOMMU_PAGES of one page of domain 1
+  command 0 $((3 << 28 | 1)) "$1"
+}
+invalidate_all() {      # INVALIDATE_IOMMU_ALL
+  command 0 $((8 << 28)) 0
+}
+invalidate_dte() {      # INVALIDATE_DEVTAB_ENTRY of the NIC (00:02.0)
+  command 0x10 $((2 << 28)) 0
+}
+dte() {                 # dte ROOT: translating, domain 1
+  q writeq $((DEVTAB + 0x10 * 32)) "$(printf '0x%x' $((1 | 2 | 3 << 9 | $1 | IR | IW)))"
+  q writel $((DEVTAB + 0x10 * 32 + 8)) 1
 }
 
 # 1. The IOMMU is off: the NIC's DMA is identity, vfio maps all of RAM.
@@ -111,8 +124,7 @@ pte $L3 $((L2 | 2 << 9 | 1 | IR | IW))
 pte $((L2 + 8 * 8)) $((L1 | 1 << 9 | 1 | IR | IW))
 pte $L1 $((SRC | 1 | IR))
 pte $((L1 + 8)) $((DST1 | 1 | IR | IW))
-q writeq $((DEVTAB + 0x10 * 32)) "$(printf '0x%x' $((1 | 2 | 3 << 9 | L3 | IR | IW)))"
-q writel $((DEVTAB + 0x10 * 32 + 8)) 1                       # domain 1
+dte $L3
 q writeq $((MMIO + 0x00)) $DEVTAB
 q writeq $((MMIO + 0x08)) "$(printf '0x%x' $((CMDBUF | 8 << 56)))"
 q writeq $((MMIO + 0x18)) $((1 | 1 << 12))                   # IommuEn, CmdBufEn
@@ -136,6 +148,36 @@ q writeq $((MMIO + 0x18)) $((1 << 12))
 q writeq $((MMIO + 0x18)) $((1 | 1 << 12))
 copy replayed 0x1000000 0x1002000 $DST2
 copy replayed-unmapped 0x1000000 0x1001000 $DST1
+
+# 7. A 2 MiB page (IOVA 0x1200000 -> 0x400000), after INVALIDATE_IOMMU_ALL.
+pte $((L2 + 9 * 8)) $((0x400000 | 1 | IR | IW))
+invalidate_all
+copy large-page 0x1000000 0x1280000 0x480000
+
+# 8. The 2 MiB page replaced by a table with one 4 KiB page in it, and
+# only that page invalidated: the large page goes whole.
+L1B=0x203000
+pte $((L1B + 0x80 * 8)) $((0x330000 | 1 | IR | IW))
+pte $((L2 + 9 * 8)) $((L1B | 1 << 9 | 1 | IR | IW))
+invalidate_page 0x1280000
+copy split 0x1000000 0x1280000 0x330000
+
+# 9. A 2 MiB page over the interrupt window (0xfee00000..0xfeefffff):
+# vfio hears of the part above it only.
+L2B=0x204000
+pte $((L2B + 0x1f7 * 8)) $((0x600000 | 1 | IR | IW))
+pte $((L3 + 3 * 8)) $((L2B | 2 << 9 | 1 | IR | IW))
+invalidate_all
+copy msi-window 0x1000000 0xfef00000 0x700000
+
+# 10. A new DTE (empty tables): everything goes; the old one back: it all
+# comes back.
+dte 0x205000
+invalidate_dte
+copy dte-change 0x1000000 0x1002000 $DST2
+dte $L3
+invalidate_dte
+copy dte-back 0x1000000 0x1002000 $DST2
 
 # Still running, whatever it was asked: then stopped.
 kill -0 $inner_pid && echo "IOGUARD-NESTED-ALIVE"

@@ -122,9 +122,33 @@ def test_assigned_nic_follows_the_inner_tables():
     assert steps["replayed-unmapped"]["te"] == done | error
     assert steps["replayed-unmapped"]["err"] == 0x1001000
 
+    # A 2 MiB page, after INVALIDATE_IOMMU_ALL: one entry, whole.
+    assert trace_of(log, "large-page") == [
+        ("map", 0x1200000, 0x1fffff, 0x400000)]
+    assert steps["large-page"] == {"te": done, "err": 0, "data": PATTERN}
+    # Replaced by a table, one small page invalidated: the large page goes.
+    assert trace_of(log, "split") == [
+        ("unmap", 0x1200000, 0x1fffff, None),
+        ("map", 0x1280000, 0xfff, 0x330000)]
+    assert steps["split"] == {"te": done, "err": 0, "data": PATTERN}
+    # A 2 MiB page over the interrupt window: vfio gets the part above it.
+    assert trace_of(log, "msi-window") == [
+        ("map", 0xfef00000, 0xfffff, 0x700000)]
+    assert steps["msi-window"] == {"te": done, "err": 0, "data": PATTERN}
+    # A new DTE with empty tables: every entry unmapped, then all back.
+    held = [(0x1000000, 0xfff, SRC), (0x1002000, 0xfff, DST2),
+            (0x1280000, 0xfff, 0x330000), (0xfef00000, 0xfffff, 0x700000)]
+    assert sorted(trace_of(log, "dte-change")) == [
+        ("unmap", iova, mask, None) for iova, mask, _ in held]
+    assert steps["dte-change"]["te"] == done | error
+    assert steps["dte-change"]["err"] == 0x1000000
+    assert sorted(trace_of(log, "dte-back")) == [
+        ("map", *entry) for entry in held]
+    assert steps["dte-back"] == {"te": done, "err": 0, "data": PATTERN}
+
     # Each refusal is the outer IOMMU's, for the NIC, at the inner IOVA.
     refusals = sorted(f["iova"] for f in faults if f["requester"] == NIC)
-    assert refusals == [0x1001000, 0x1001000, 0x1002000], faults
+    assert refusals == [0x1000000, 0x1001000, 0x1001000, 0x1002000], faults
     assert all(f["reason"] == "not-present"
                for f in faults if f["requester"] == NIC), faults
     assert "IOGUARD-NESTED-ALIVE" in log
