@@ -427,8 +427,34 @@ static AddressSpace *ioguard_get_address_space(PCIBus *bus, void *opaque,
     return &ds->as;
 }
 
+/*
+ * An assigned device (vfio-pci, cold- or hot-plugged) mirrors the tables
+ * into the host's IOMMU through MAP notifiers, which the guest must make
+ * possible by invalidating after it maps: dma-remap=on says so (NpCache).
+ * Without it the notifier would be refused only when the guest first
+ * translates the device, and vfio then stops QEMU ("DMA mapping failed"):
+ * the guest would decide when QEMU dies. So the device is refused here.
+ */
+static bool ioguard_set_iommu_device(PCIBus *bus, void *opaque, int devfn,
+                                     HostIOMMUDevice *hiod, Error **errp)
+{
+    IoguardIommuState *s = opaque;
+    PCIDevice *pdev = pci_find_device(bus, pci_bus_num(bus), devfn);
+
+    if (!s->dma_remap) {
+        error_setg(errp, "ioguard-iommu: %s '%s' at %02x:%02x.%x needs MAP "
+                   "notifications: add dma-remap=on to -device ioguard-iommu",
+                   pdev ? object_get_typename(OBJECT(pdev)) : "device",
+                   pdev && DEVICE(pdev)->id ? DEVICE(pdev)->id : "",
+                   pci_bus_num(bus), PCI_SLOT(devfn), PCI_FUNC(devfn));
+        return false;
+    }
+    return true;
+}
+
 static const PCIIOMMUOps ioguard_iommu_ops = {
     .get_address_space = ioguard_get_address_space,
+    .set_iommu_device = ioguard_set_iommu_device,
 };
 
 /* ---- the device ---- */
@@ -463,36 +489,6 @@ static void ioguard_find_bypassing_device(PCIBus *bus, PCIDevice *pdev,
 static void ioguard_find_bypassing_device_on_bus(PCIBus *bus, void *opaque)
 {
     pci_for_each_device_under_bus(bus, ioguard_find_bypassing_device, opaque);
-}
-
-/*
- * vfio-pci mirrors the tables into the host's IOMMU through MAP notifiers,
- * which the guest must make possible by invalidating after it maps:
- * dma-remap=on says so (NpCache). Without it the notifier is refused when
- * the guest first translates the device, and vfio then stops QEMU ("DMA
- * mapping failed"): the guest would decide when QEMU dies. So such a
- * machine does not start.
- */
-static void ioguard_refuse_assigned_devices(Notifier *n, void *data)
-{
-    IoguardIommuState *s = container_of(n, IoguardIommuState, machine_done);
-    PCIDevice *found = NULL;
-
-    if (s->dma_remap) {
-        return;
-    }
-    pci_for_each_bus(pci_get_bus(PCI_DEVICE(&s->pci)),
-                     ioguard_find_bypassing_device_on_bus, &found);
-    if (found) {
-        error_report("ioguard-iommu: %s '%s' at %02x:%02x.%x needs MAP "
-                     "notifications: add dma-remap=on to -device "
-                     "ioguard-iommu",
-                     object_get_typename(OBJECT(found)),
-                     DEVICE(found)->id ? DEVICE(found)->id : "",
-                     pci_dev_bus_num(found), PCI_SLOT(found->devfn),
-                     PCI_FUNC(found->devfn));
-        exit(1);
-    }
 }
 
 static bool ioguard_check_no_bypass(PCIBus *root, Error **errp)
@@ -574,8 +570,6 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
     if (!ioguard_check_no_bypass(bus, errp)) {
         return;
     }
-    s->machine_done.notify = ioguard_refuse_assigned_devices;
-    qemu_add_machine_init_done_notifier(&s->machine_done);
 
     s->faults = ioguard_fault_device_new(dev, IOGUARD_FAULT_SITES_IOMMU,
                                          s->fault_rules, s->fault_seed,

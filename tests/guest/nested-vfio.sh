@@ -32,12 +32,36 @@ done
 inner="qemu-system-x86_64 -L /fw -M q35 -m 64M -nodefaults -display none
   -accel qtest"
 
-# Without dma-remap=on the inner machine must not start.
+# Without dma-remap=on the inner machine must not start (nor run forever).
 # shellcheck disable=SC2086  # $inner is words
-$inner -qtest null -device ioguard-iommu -device "vfio-pci,host=$bdf,addr=0x2" \
+timeout 60 $inner -qtest null -device ioguard-iommu -device "vfio-pci,host=$bdf,addr=0x2" \
   > /tmp/refused.log 2>&1 < /dev/null
 status=$?
 echo "IOGUARD-NESTED-REFUSED exit=$status message=$(grep ioguard /tmp/refused.log | head -1)"
+# Nor may one be hot-plugged into it (through a monitor on two pipes).
+mkfifo /tmp/mon.in /tmp/mon.out
+# shellcheck disable=SC2086
+$inner -qtest null -device ioguard-iommu \
+  -device pcie-root-port,id=rp1,chassis=1 \
+  -chardev pipe,id=mon,path=/tmp/mon -mon chardev=mon,mode=readline \
+  > /tmp/hotplug.log 2>&1 < /dev/null &
+hot_pid=$!
+exec 5> /tmp/mon.in 6< /tmp/mon.out
+echo "device_add vfio-pci,host=$bdf,bus=rp1,id=hot" >&5
+echo "info pci" >&5
+reply=""
+# shellcheck disable=SC3045  # busybox's sh has read -t
+while read -t 60 -r line <&6; do
+  case "$line" in
+    *ioguard-iommu*) reply=$line;;
+    *"Bus  1, device"*|*"PCI bridge"*) break;;
+  esac
+done
+echo "IOGUARD-NESTED-HOTPLUG message=$reply"
+kill -0 $hot_pid && echo "IOGUARD-NESTED-HOTPLUG-ALIVE"
+kill $hot_pid
+wait $hot_pid
+exec 5>&- 6<&-
 
 mkfifo /tmp/qtest-in /tmp/qtest-out
 # shellcheck disable=SC2086

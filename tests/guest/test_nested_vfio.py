@@ -88,6 +88,12 @@ def test_assigned_nic_follows_the_inner_tables():
     assert refused and refused[1] == "1", refused
     assert re.search(r"ioguard-iommu: vfio-pci '' at 00:02.0 needs MAP "
                      r"notifications: add dma-remap=on", refused[2]), refused[2]
+    # Nor is one hot-plugged into it, and the machine goes on.
+    hotplug = re.search(r"IOGUARD-NESTED-HOTPLUG message=(.*)", log)
+    assert hotplug and re.search(
+        r"Failed to set vIOMMU: ioguard-iommu: vfio-pci 'hot' at \S+ needs "
+        r"MAP notifications: add dma-remap=on", hotplug[1]), hotplug
+    assert "IOGUARD-NESTED-HOTPLUG-ALIVE" in log
 
     steps = steps_of(log)
     done, error = 2, 4

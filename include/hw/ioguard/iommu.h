@@ -35,7 +35,6 @@ struct IoguardIommuState {
     GHashTable *bus_spaces;     /* PCIBus * -> IoguardDeviceSpace *[256] */
     struct IoguardFaults *faults;   /* fault rules (hw/ioguard/fault-device.c) */
     QEMUTimer *fault_timer;     /* completions a fault rule delayed */
-    Notifier machine_done;      /* vfio-pci behind it: refused then */
     /* Snapshots: the engine's and the fault rules' state while saved */
     uint8_t *saved_engine;
     uint32_t saved_engine_size;
