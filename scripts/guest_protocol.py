@@ -49,6 +49,8 @@ PARAMETERS = {
                                 "appended to the guest's, then go on"),
     "dpdktime": (r"\d+", "SECONDS: how long /extra/dpdk-testpmd.sh "
                          "forwards (IOGUARD-DPDK)"),
+    "seed": (r"\d+", "N: the seed of /extra/nested-vfio.sh's hostile "
+                     "guest (IOGUARD-NESTED-HOSTILE)"),
 }
 
 

@@ -10,6 +10,8 @@
 #include "system/dma.h"
 #include "hw/pci/pci_bus.h"
 #include "qapi/error.h"
+#include "qemu/log.h"
+#include "qemu/rcu.h"
 #include "hw/ioguard/iommu-engine.h"
 #include "iommu-internal.h"
 #include "trace.h"
@@ -324,6 +326,33 @@ static void ioguard_collect_entry(const IoguardMapping *m, void *opaque)
     g_array_append_val((GArray *)opaque, *m);
 }
 
+/*
+ * VFIO can only map guest RAM, and reports anything else as an error of
+ * its own: an entry that points elsewhere (MMIO, nothing, the end of a
+ * RAM block) is the guest's doing, and is not mapped.
+ */
+static bool ioguard_reaches_ram(IoguardDeviceSpace *ds, const IoguardRecord *r)
+{
+    hwaddr xlat, len = r->mask + 1;
+    MemoryRegion *mr;
+    bool ram;
+
+    RCU_READ_LOCK_GUARD();
+    mr = address_space_translate(&address_space_memory, r->target, &xlat,
+                                 &len, r->perm & IOMMU_WO,
+                                 MEMTXATTRS_UNSPECIFIED);
+    ram = memory_region_is_ram(mr) && len == r->mask + 1;
+    if (!ram) {
+        qemu_log_mask(LOG_GUEST_ERROR, "ioguard-iommu: requester "
+                      "%02x:%02x.%x maps IOVA 0x%" PRIx64 "..0x%" PRIx64
+                      " to 0x%" PRIx64 ", which is not all RAM: not mapped "
+                      "for vfio\n", pci_bus_num(ds->bus), PCI_SLOT(ds->devfn),
+                      PCI_FUNC(ds->devfn), r->iova, r->iova + r->mask,
+                      r->target);
+    }
+    return ram;
+}
+
 static bool ioguard_entry_is(const IoguardMapping *e, const IoguardRecord *r)
 {
     return r->iova == e->iova && r->mask == e->last - e->iova &&
@@ -427,6 +456,10 @@ static void ioguard_sync_mapped(IoguardDeviceSpace *ds, uint64_t first,
         r = g_new(IoguardRecord, 1);
         *r = (IoguardRecord) { e->iova, e->last - e->iova, e->target,
                                e->perm };
+        if (!ioguard_reaches_ram(ds, r)) {
+            g_free(r);
+            continue;
+        }
         qemu_mutex_lock(&ds->records_lock);
         full = g_hash_table_size(ds->records) >= IOGUARD_MAPPED_MAX;
         if (!full) {

@@ -23,6 +23,7 @@ NIC = "00:05.0"
 SRC, DST1, DST2 = 0x300000, 0x310000, 0x320000
 PATTERN = "0x" + "a5" * 16
 ZERO = "0x" + "00" * 16
+SEED = 22   # of the hostile part's random choices
 
 
 def inner_qemu_archive():
@@ -74,7 +75,7 @@ def test_assigned_nic_follows_the_inner_tables():
     folder = ivm.guest_with_extra(WORK / "guest", guest / "vfio.cpio.gz",
                                   inner_qemu_archive())
     vm = ivm.Vm(ivm.ioguard_args(), [], workdir=WORK / "vm", guest=folder,
-                append=gp.kernel_params(run="nested-vfio.sh"),
+                append=gp.kernel_params(run="nested-vfio.sh", seed=SEED),
                 extra_args=["-device", f"ioguard-nic,addr={NIC[3:]}"])
     with vm:
         finished = vm.wait_for("IOGUARD-DONE", timeout=900)
@@ -157,4 +158,13 @@ def test_assigned_nic_follows_the_inner_tables():
     assert refusals == [0x1000000, 0x1001000, 0x1001000, 0x1002000], faults
     assert all(f["reason"] == "not-present"
                for f in faults if f["requester"] == NIC), faults
+    # A hostile guest with vfio listening: the inner QEMU answered every
+    # command, and with sane tables again the DMA goes where they say.
+    hostile = re.search(r"IOGUARD-NESTED-HOSTILE seed=(\d+) ops=(\d+) "
+                        r"seconds=(\d+) maps=(\d+) unmaps=(\d+)", log)
+    assert hostile and hostile[1] == str(SEED) and hostile[2] == "1500"
+    assert int(hostile[4]) > 0 and int(hostile[5]) > 0, hostile[0]
+    assert steps["after-hostile"] == {"te": done, "err": 0, "data": PATTERN}
     assert "IOGUARD-NESTED-ALIVE" in log
+    # Nor did vfio or QEMU complain: what is not RAM was never mapped.
+    assert "IOGUARD-NESTED-INNER" not in log, vm.serial
