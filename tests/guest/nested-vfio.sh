@@ -69,6 +69,7 @@ mkfifo /tmp/qtest-in /tmp/qtest-out
 $inner -qtest stdio -device ioguard-iommu,dma-remap=on \
   -device "vfio-pci,host=$bdf,addr=0x2" \
   -trace ioguard_notify_map -trace ioguard_notify_unmap -D /tmp/inner-trace.log \
+  -qtest-log none \
   < /tmp/qtest-in > /tmp/qtest-out 2> /tmp/inner.log &
 inner_pid=$!
 exec 3> /tmp/qtest-in 4< /tmp/qtest-out
@@ -211,27 +212,32 @@ copy dte-back 0x1000000 0x1002000 $DST2
 seed=$(sed -n 's/.*ioguard.seed=\([0-9]*\).*/\1/p' /proc/cmdline)
 seed=${seed:-$$}
 RANDOM=$seed
+# (RANDOM only in this shell: a subshell's is not the seed's.)
 r64() {
-  printf '0x%x' $(((RANDOM << 49) ^ (RANDOM << 34) ^ (RANDOM << 19) ^ (RANDOM << 4) ^ (RANDOM & 15)))
+  v=$(((RANDOM << 49) ^ (RANDOM << 34) ^ (RANDOM << 19) ^ (RANDOM << 4) ^ (RANDOM & 15)))
+  R64=$(printf '0x%x' "$v")
 }
-table() {
+pick_table() {
   case $((RANDOM % 5)) in
-    0) echo $L3;; 1) echo $L2;; 2) echo $L1;; 3) echo $L1B;; *) echo $L2B;;
+    0) T=$L3;; 1) T=$L2;; 2) T=$L1;; 3) T=$L1B;; *) T=$L2B;;
   esac
 }
 start=$(date +%s)
 before=$(wc -l < /tmp/inner-trace.log)
 i=0
 while [ $i -lt 1500 ]; do
+  pick_table
+  r64
   case $((RANDOM % 9)) in
-    0) q writeq $(($(table) + 8 * (RANDOM % 512))) "$(r64)";;
+    0) q writeq $((T + 8 * (RANDOM % 512))) "$R64";;
     1) pte $((L1 + 8 * (RANDOM % 512))) $(((RANDOM % 0x5000) << 12 | 1 | IR | IW));;
-    2) pte $(($(table) + 8 * (RANDOM % 512))) $(($(table) | (RANDOM % 8) << 9 | 1 | IR | IW));;
-    3) q writeq $((DEVTAB + 0x10 * 32)) "$(printf '0x%x' $((RANDOM % 4 | (RANDOM % 8) << 9 | $(table) | (RANDOM % 4) << 61)))";;
-    4) command 0 $((3 << 28 | RANDOM % 4)) "$(printf '0x%x' $(((RANDOM << 12) | RANDOM % 4)))";;
+    2) slot=$((T + 8 * (RANDOM % 512))); pick_table
+       pte $slot $((T | (RANDOM % 8) << 9 | 1 | IR | IW));;
+    3) pte $((DEVTAB + 0x10 * 32)) $((RANDOM % 4 | (RANDOM % 8) << 9 | T | (RANDOM % 4) << 61));;
+    4) command 0 $((3 << 28 | RANDOM % 4)) $(((RANDOM << 12) | RANDOM % 4));;
     5) invalidate_all;;
     6) invalidate_dte;;
-    7) command "$(r64 | cut -c1-10)" $(((RANDOM % 16) << 28 | RANDOM)) "$(r64)";;
+    7) command $((RANDOM << 17 ^ RANDOM)) $(((RANDOM % 16) << 28 | RANDOM)) "$R64";;
     *) q writeq $((MMIO + 0x18)) $((RANDOM % 2 | 1 << 12));;
   esac
   i=$((i + 1))

@@ -167,4 +167,8 @@ def test_assigned_nic_follows_the_inner_tables():
     assert steps["after-hostile"] == {"te": done, "err": 0, "data": PATTERN}
     assert "IOGUARD-NESTED-ALIVE" in log
     # Nor did vfio or QEMU complain: what is not RAM was never mapped.
-    assert "IOGUARD-NESTED-INNER" not in log, vm.serial
+    # (ioguard-nic has no reset vfio can use, which vfio says at each
+    # machine reset: the inner machine's start and end.)
+    said = [line for line in re.findall(r"IOGUARD-NESTED-INNER (.*)", log)
+            if "no available reset mechanism" not in line]
+    assert not said, said
