@@ -28,6 +28,22 @@ OBJECT_DECLARE_SIMPLE_TYPE(IoguardNicState, IOGUARD_NIC)
 /* DMA never crosses this boundary, so a refused chunk names its page. */
 #define NIC_DMA_CHUNK 4096
 
+/* ats=on: the device IOTLB's size (nic-ats.c). */
+#define NIC_ATC_ENTRIES 16
+
+/* A translation the IOMMU gave the NIC (an ATS translation completion). */
+typedef struct NicAtcEntry {
+    bool valid;
+    uint64_t iova;          /* page base */
+    uint64_t mask;          /* page size - 1 */
+    uint64_t target;
+    AddressSpace *as;       /* where target is */
+    unsigned perm;          /* the accesses the IOMMU checked: IOMMU_RO|WO */
+    uint64_t last_use;
+} NicAtcEntry;
+
+typedef struct NicAtcNotifier NicAtcNotifier;
+
 typedef struct NicRing {
     uint32_t base;      /* registers as the driver wrote them */
     uint32_t size;
@@ -69,6 +85,14 @@ struct IoguardNicState {
     uint32_t saved_faults_size;
     uint8_t frame[NIC_MAX_FRAME];
     uint8_t te_chunk[NIC_DMA_CHUNK];
+
+    /* ATS (nic-ats.c): not saved, a restored device starts with none */
+    bool ats;                   /* property: PCIe endpoint with ATS */
+    NicAtcEntry atc[NIC_ATC_ENTRIES];
+    uint64_t atc_clock;
+    uint64_t atc_hits, atc_misses, atc_invalidations;   /* QOM, read-only */
+    MemoryListener atc_listener;
+    QLIST_HEAD(, NicAtcNotifier) atc_notifiers;
 };
 
 /* nic.c: interrupts, device errors and DMA, for the test engine too. */
@@ -102,5 +126,20 @@ void nic_te_write(IoguardNicState *s, hwaddr addr, uint32_t val);
 void nic_te_reset(IoguardNicState *s);
 /* The te_bh bottom half: the running operation's next budget of DMA. */
 void nic_te_bh(void *opaque);
+
+/* nic-ats.c: ATS (ats=on). */
+
+/* Adds the PCIe and ATS capabilities, and listens for invalidations. */
+bool nic_ats_realize(IoguardNicState *s, Error **errp);
+void nic_ats_exit(IoguardNicState *s);
+/* Whether the guest has ATS enabled: DMA then goes through nic_ats_dma. */
+bool nic_ats_enabled(IoguardNicState *s);
+/* One DMA chunk (within a 4 KiB page) through the device IOTLB. */
+MemTxResult nic_ats_dma(IoguardNicState *s, uint64_t addr, void *buf,
+                        uint32_t len, DMADirection dir);
+/* Empties the device IOTLB (reset). */
+void nic_atc_flush(IoguardNicState *s);
+/* After a configuration write: ATS turned on or off empties it too. */
+void nic_ats_config_written(IoguardNicState *s, uint32_t address, int len);
 
 #endif

@@ -128,7 +128,9 @@ bool nic_dma(IoguardNicState *s, unsigned site, uint64_t addr,
             *fail_addr = addr;      /* as if the IOMMU refused it */
             return false;
         }
-        r = pci_dma_rw(PCI_DEVICE(s), addr, p, n, dir, MEMTXATTRS_UNSPECIFIED);
+        r = nic_ats_enabled(s) ?
+            nic_ats_dma(s, addr, p, n, dir) :
+            pci_dma_rw(PCI_DEVICE(s), addr, p, n, dir, MEMTXATTRS_UNSPECIFIED);
         if (r != MEMTX_OK) {
             *fail_addr = addr;
             trace_ioguard_nic_dma_refused(dir == DMA_DIRECTION_FROM_DEVICE,
@@ -746,6 +748,14 @@ static void nic_realize(PCIDevice *pdev, Error **errp)
         return;
     }
     s->link_up_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, nic_link_up_timer, s);
+    if (!nic_ats_realize(s, errp)) {
+        ioguard_fault_device_free(s->faults);
+        timer_free(s->link_up_timer);
+        qemu_bh_delete(s->tx_bh);
+        qemu_bh_delete(s->te_bh);
+        msi_uninit(pdev);
+        return;
+    }
 
     qemu_macaddr_default_if_unset(&s->conf.macaddr);
     s->nic = qemu_new_nic(&nic_net_info, &s->conf,
@@ -759,6 +769,7 @@ static void nic_exit(PCIDevice *pdev)
 {
     IoguardNicState *s = IOGUARD_NIC(pdev);
 
+    nic_ats_exit(s);
     qemu_bh_delete(s->tx_bh);
     qemu_bh_delete(s->te_bh);
     timer_free(s->link_up_timer);
@@ -771,6 +782,41 @@ static void nic_exit(PCIDevice *pdev)
 static void nic_reset(DeviceState *dev)
 {
     nic_reset_state(IOGUARD_NIC(dev));
+    nic_atc_flush(IOGUARD_NIC(dev));
+}
+
+static void nic_write_config(PCIDevice *pdev, uint32_t address, uint32_t val,
+                             int len)
+{
+    pci_default_write_config(pdev, address, val, len);
+    nic_ats_config_written(IOGUARD_NIC(pdev), address, len);
+}
+
+/* ats=on behind a PCIe port: a PCIe endpoint, which is decided before the
+ * PCI core sizes its configuration space. */
+static DeviceRealize nic_parent_dc_realize;
+
+static void nic_dc_realize(DeviceState *dev, Error **errp)
+{
+    PCIDevice *pdev = PCI_DEVICE(dev);
+
+    if (IOGUARD_NIC(dev)->ats && pci_bus_is_express(pci_get_bus(pdev))) {
+        pdev->cap_present |= QEMU_PCI_CAP_EXPRESS;
+    }
+    nic_parent_dc_realize(dev, errp);
+}
+
+static void nic_instance_init(Object *obj)
+{
+    IoguardNicState *s = IOGUARD_NIC(obj);
+
+    /* The device IOTLB's counters (ats=on), for tests and the curious. */
+    object_property_add_uint64_ptr(obj, "atc-hits", &s->atc_hits,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "atc-misses", &s->atc_misses,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "atc-invalidations",
+                                   &s->atc_invalidations, OBJ_PROP_FLAG_READ);
 }
 
 static const Property nic_properties[] = {
@@ -778,6 +824,7 @@ static const Property nic_properties[] = {
     DEFINE_PROP_BOOL("sg", IoguardNicState, sg, true),
     DEFINE_PROP_STRING("fault-rules", IoguardNicState, fault_rules),
     DEFINE_PROP_UINT64("fault-seed", IoguardNicState, fault_seed, 0),
+    DEFINE_PROP_BOOL("ats", IoguardNicState, ats, false),
 };
 
 /*
@@ -911,6 +958,9 @@ static void nic_class_init(ObjectClass *klass, void *data)
 
     k->realize = nic_realize;
     k->exit = nic_exit;
+    k->config_write = nic_write_config;
+    device_class_set_parent_realize(dc, nic_dc_realize,
+                                    &nic_parent_dc_realize);
     k->vendor_id = IOGUARD_NIC_PCI_VENDOR_ID;
     k->device_id = IOGUARD_NIC_PCI_DEVICE_ID;
     k->class_id = IOGUARD_NIC_PCI_CLASS;
@@ -926,9 +976,11 @@ static const TypeInfo nic_type = {
     .name = TYPE_IOGUARD_NIC,
     .parent = TYPE_PCI_DEVICE,
     .instance_size = sizeof(IoguardNicState),
+    .instance_init = nic_instance_init,
     .class_init = nic_class_init,
     .interfaces = (InterfaceInfo[]) {
         { INTERFACE_CONVENTIONAL_PCI_DEVICE },
+        { INTERFACE_PCIE_DEVICE },      /* with ats=on behind a PCIe port */
         { },
     },
 };

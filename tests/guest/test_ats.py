@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import guest_protocol as gp  # noqa: E402
 import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest"
@@ -55,3 +56,41 @@ def test_device_iotlb_invalidations(case, disk):
         assert device_flushes > 0, commands
     else:
         assert device_flushes == 0, commands
+
+
+@pytest.mark.parametrize("mode", ["lazy", "strict"])
+def test_nic_device_iotlb(mode):
+    """ioguard-nic with ats=on behind a root port: Linux enables its ATS,
+    the NIC's DMA goes through its own translation cache (misses are ATS
+    translation requests to the IOMMU), and INVALIDATE_IOTLB_PAGES for the
+    NIC empties what the guest unmapped. Every frame arrives intact; the
+    frames are mapped one by one (tx-copybreak 0), so unmaps are many."""
+    append = "iommu.strict=1" if mode == "strict" else ""
+    nic = ["-device", "pcie-root-port,id=rp1,chassis=3,addr=0x4",
+           "-netdev", "hubport,hubid=0,id=n0",
+           "-device", "ioguard-nic,id=nic0,netdev=n0,bus=rp1,ats=on"]
+    vm = ivm.Vm(ivm.ioguard_args("device-iotlb=on"), [],
+                append=f"{append} "
+                       f"{gp.kernel_params(nicloop=[(1500, 2000, 0)])}",
+                workdir=WORK / f"ats-nic-{mode}", guest=ivm.GUEST_6_1,
+                extra_args=nic)
+    with vm:
+        finished = vm.wait_for("IOGUARD-DONE", timeout=900)
+        stats = vm.stats()
+        atc = {name: vm.cmd("qom-get", path="/machine/peripheral/nic0",
+                            property=f"atc-{name}")
+               for name in ("hits", "misses", "invalidations")}
+    assert finished, f"guest did not finish, see {vm.serial}"
+    log = vm.log()
+    for bad in ("Event logged", "Completion-Wait loop timed out",
+                "IOTLB_INV_TIMEOUT", "Command buffer timeout"):
+        assert bad not in log, bad
+    loops = gp.parse_console_log(log).nic_loops_of("eth0")
+    assert loops and all(run.intact and run.received == 2000
+                         for run in loops), loops
+    commands = {c["name"]: c["count"] for c in stats["commands"]}
+    assert commands.get("invalidate-iotlb-pages", 0) > 0, commands
+    assert stats["faults"] == 0
+    # The cache was used, and emptied by the guest's device-IOTLB flushes.
+    assert atc["hits"] > atc["misses"] > 0, atc
+    assert atc["invalidations"] > 0, atc

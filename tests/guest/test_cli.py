@@ -44,6 +44,13 @@ def test_unsupported_values_are_refused_by_name(props, message):
     assert message in r.stderr, r.stderr
 
 
+def test_nic_ats_needs_a_pcie_bus():
+    r = start([], "-device", "pcie-pci-bridge,id=br,addr=0x5",
+              "-device", "ioguard-nic,bus=br,addr=0x1,ats=on")
+    assert r.returncode != 0
+    assert "ioguard-nic: ats=on needs a PCI Express bus" in r.stderr, r.stderr
+
+
 def test_more_than_255_cpus_need_xtsup():
     r = start([], "-smp", "1,maxcpus=288", "-accel", "tcg")
     assert r.returncode != 0
