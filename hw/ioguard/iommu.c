@@ -833,10 +833,37 @@ static void ioguard_iommu_pci_class_init(ObjectClass *klass, void *data)
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
 }
 
+/* ---- ATS and the DMA verifier (IoguardIommuMemoryRegionClass) ---- */
+
+static uint64_t ioguard_ats_generation(IOMMUMemoryRegion *iommu_mr)
+{
+    IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
+                                          translated);
+
+    return ioguard_iommu_device_iotlb_generation(ds->iommu->engine);
+}
+
+static void ioguard_ats_used(IOMMUMemoryRegion *iommu_mr, uint64_t iova,
+                             uint64_t target, bool write, uint64_t generation)
+{
+    IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
+                                          translated);
+
+    ioguard_iommu_ats_used(ds->iommu->engine, ioguard_space_devid(ds), iova,
+                           target,
+                           write ? IOGUARD_PERM_WRITE : IOGUARD_PERM_READ,
+                           generation);
+}
+
 static void ioguard_iommu_memory_region_class_init(ObjectClass *klass,
                                                    void *data)
 {
     IOMMUMemoryRegionClass *imrc = IOMMU_MEMORY_REGION_CLASS(klass);
+    IoguardIommuMemoryRegionClass *ic =
+        (IoguardIommuMemoryRegionClass *)klass;
+
+    ic->ats_generation = ioguard_ats_generation;
+    ic->ats_used = ioguard_ats_used;
 
     imrc->translate = ioguard_translate;
     imrc->notify_flag_changed = ioguard_notify_flag_changed;
@@ -863,6 +890,7 @@ static const TypeInfo ioguard_types[] = {
     }, {
         .name = TYPE_IOGUARD_IOMMU_MEMORY_REGION,
         .parent = TYPE_IOMMU_MEMORY_REGION,
+        .class_size = sizeof(IoguardIommuMemoryRegionClass),
         .class_init = ioguard_iommu_memory_region_class_init,
     },
 };

@@ -19,6 +19,7 @@
 #include "qapi/error.h"
 #include "hw/pci/pcie.h"
 #include "exec/address-spaces.h"
+#include "hw/ioguard/iommu-ats.h"
 #include "nic-internal.h"
 #include "trace.h"
 
@@ -83,6 +84,8 @@ static NicAtcEntry *nic_atc_insert(IoguardNicState *s, const IOMMUTLBEntry *t,
         .target = t->translated_addr,
         .as = t->target_as,
         .perm = perm,
+        .generation = s->atc_verifier ?
+            s->atc_verifier->ats_generation(s->atc_verified_mr) : 0,
     };
     return victim;
 }
@@ -101,6 +104,11 @@ MemTxResult nic_ats_dma(IoguardNicState *s, uint64_t addr, void *buf,
 
     if (e && (e->perm & need)) {
         s->atc_hits++;
+        if (s->atc_verifier) {
+            s->atc_verifier->ats_used(s->atc_verified_mr, addr,
+                                      e->target + (addr & e->mask), write,
+                                      e->generation);
+        }
     } else {
         /* The IOMMU checks one access per request: what it checked is kept. */
         IOMMUTLBEntry t = address_space_get_iotlb_entry(
@@ -174,6 +182,10 @@ static void nic_atc_region_add(MemoryListener *listener,
         return;
     }
     QLIST_INSERT_HEAD(&s->atc_notifiers, an, next);
+    s->atc_verifier = (const IoguardIommuMemoryRegionClass *)
+        object_class_dynamic_cast(object_get_class(OBJECT(section->mr)),
+                                  TYPE_IOGUARD_IOMMU_MEMORY_REGION);
+    s->atc_verified_mr = IOMMU_MEMORY_REGION(section->mr);
 }
 
 static void nic_atc_region_del(MemoryListener *listener,
@@ -191,6 +203,10 @@ static void nic_atc_region_del(MemoryListener *listener,
             g_free(an);
             break;
         }
+    }
+    if (QLIST_EMPTY(&s->atc_notifiers)) {
+        s->atc_verifier = NULL;
+        s->atc_verified_mr = NULL;
     }
     /* The translations came from a region that is gone. */
     nic_atc_flush(s);

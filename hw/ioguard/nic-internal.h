@@ -40,6 +40,7 @@ typedef struct NicAtcEntry {
     AddressSpace *as;       /* where target is */
     unsigned perm;          /* the accesses the IOMMU checked: IOMMU_RO|WO */
     uint64_t last_use;
+    uint64_t generation;    /* the IOMMU's device-IOTLB invalidations then */
 } NicAtcEntry;
 
 typedef struct NicAtcNotifier NicAtcNotifier;
@@ -93,6 +94,10 @@ struct IoguardNicState {
     uint64_t atc_hits, atc_misses, atc_invalidations;   /* QOM, read-only */
     MemoryListener atc_listener;
     QLIST_HEAD(, NicAtcNotifier) atc_notifiers;
+    /* ioguard-iommu's region, if it is what translates: its DMA verifier
+     * hears of each use of a kept translation */
+    IOMMUMemoryRegion *atc_verified_mr;
+    const struct IoguardIommuMemoryRegionClass *atc_verifier;
 };
 
 /* nic.c: interrupts, device errors and DMA, for the test engine too. */

@@ -58,6 +58,18 @@ def test_device_iotlb_invalidations(case, disk):
         assert device_flushes == 0, commands
 
 
+NIC_BEHIND_ROOT_PORT = [
+    "-device", "pcie-root-port,id=rp1,chassis=3,addr=0x4",
+    "-netdev", "hubport,hubid=0,id=n0",
+    "-device", "ioguard-nic,id=nic0,netdev=n0,bus=rp1,ats=on"]
+
+
+def nic_atc(vm):
+    return {name: vm.cmd("qom-get", path="/machine/peripheral/nic0",
+                         property=f"atc-{name}")
+            for name in ("hits", "misses", "invalidations")}
+
+
 @pytest.mark.parametrize("mode", ["lazy", "strict"])
 def test_nic_device_iotlb(mode):
     """ioguard-nic with ats=on behind a root port: Linux enables its ATS,
@@ -66,20 +78,15 @@ def test_nic_device_iotlb(mode):
     NIC empties what the guest unmapped. Every frame arrives intact; the
     frames are mapped one by one (tx-copybreak 0), so unmaps are many."""
     append = "iommu.strict=1" if mode == "strict" else ""
-    nic = ["-device", "pcie-root-port,id=rp1,chassis=3,addr=0x4",
-           "-netdev", "hubport,hubid=0,id=n0",
-           "-device", "ioguard-nic,id=nic0,netdev=n0,bus=rp1,ats=on"]
     vm = ivm.Vm(ivm.ioguard_args("device-iotlb=on"), [],
                 append=f"{append} "
                        f"{gp.kernel_params(nicloop=[(1500, 2000, 0)])}",
                 workdir=WORK / f"ats-nic-{mode}", guest=ivm.GUEST_6_1,
-                extra_args=nic)
+                extra_args=NIC_BEHIND_ROOT_PORT)
     with vm:
         finished = vm.wait_for("IOGUARD-DONE", timeout=900)
         stats = vm.stats()
-        atc = {name: vm.cmd("qom-get", path="/machine/peripheral/nic0",
-                            property=f"atc-{name}")
-               for name in ("hits", "misses", "invalidations")}
+        atc = nic_atc(vm)
     assert finished, f"guest did not finish, see {vm.serial}"
     log = vm.log()
     for bad in ("Event logged", "Completion-Wait loop timed out",
@@ -94,3 +101,39 @@ def test_nic_device_iotlb(mode):
     # The cache was used, and emptied by the guest's device-IOTLB flushes.
     assert atc["hits"] > atc["misses"] > 0, atc
     assert atc["invalidations"] > 0, atc
+
+
+def test_nic_ats_use_after_a_dropped_invalidation():
+    """A fault rule drops every INVALIDATE_IOTLB_PAGES on its way to the
+    NIC: its device IOTLB keeps what the guest unmapped, and the NIC uses
+    it. The DMA verifier flags those uses (strict mode: each frame's buffer
+    is unmapped, and invalidated, at once)."""
+    work = WORK / "ats-nic-dropped"
+    work.mkdir(parents=True, exist_ok=True)
+    rules = work / "device-iotlb.rules"
+    rules.write_text("site=device-iotlb,action=drop\n")
+    guest_errors = work / "guest-errors.log"
+    vm = ivm.Vm(ivm.ioguard_args("device-iotlb=on", "verifier=on",
+                                 f"fault-rules={rules}"), [],
+                append="iommu.strict=1 " +
+                       gp.kernel_params(nicloop=[(1500, 2000, 0)]),
+                workdir=work, guest=ivm.GUEST_6_1,
+                extra_args=[*NIC_BEHIND_ROOT_PORT, "-d", "guest_errors",
+                            "-D", str(guest_errors)])
+    with vm:
+        finished = vm.wait_for("IOGUARD-DONE", timeout=900)
+        faults = vm.cmd("query-ioguard-faults")[0]["faults"]
+        atc = nic_atc(vm)
+    assert finished, f"guest did not finish, see {vm.serial}"
+    assert atc["invalidations"] == 0 and atc["hits"] > 0, atc
+    findings = [f for f in faults
+                if f["reason"] == "ats-use-after-invalidation"]
+    assert findings, faults
+    assert all(f["requester"] == "01:00.0" and
+               f["delivery"] == "not-reported" for f in findings), findings
+    # Each names where the kept translation sent the DMA.
+    assert all("stale-target" in f for f in findings), findings
+    assert ("requester 01:00.0 write at IOVA" in guest_errors.read_text() or
+            "requester 01:00.0 read at IOVA" in guest_errors.read_text())
+    assert ("through an ATS translation after an INVALIDATE_IOTLB_PAGES "
+            "covered it" in guest_errors.read_text())

@@ -286,6 +286,12 @@ struct Driver {
               uint32_t(address & ~0xfffULL) | (s ? 1 : 0) | (pde ? 2 : 0),
               uint32_t(address >> 32));
     }
+    // As Linux's build_inv_iotlb_pages, for one page.
+    void inv_iotlb_page(uint16_t devid, uint64_t address)
+    {
+        queue(devid | 32u << 24, uint32_t(CMD_INV_IOTLB_PAGES) << 28 | devid,
+              uint32_t(address & ~0xfffULL), uint32_t(address >> 32));
+    }
     void inv_domain(uint16_t domain)
     {
         inv_pages(domain, CMD_INV_IOMMU_ALL_PAGES_ADDRESS, true);

@@ -180,6 +180,10 @@ void Iommu::invalidate_domain_pages(uint16_t domain, uint64_t first,
 void Iommu::invalidate_iotlb_pages(const uint32_t cmd[4])
 {
     const IovaRange range = command_range(cmd[2], cmd[3]);
+    for (TranslationObserver *observer : translation_observers_) {
+        observer->device_iotlb_invalidated(cmd[0] & 0xffff, range.first,
+                                           range.last);
+    }
     tell_host_device_iotlb(cmd[0] & 0xffff, range.first, range.last);
 }
 

@@ -65,10 +65,80 @@ void DmaVerifier::translated(const Translation &t)
             return;     // the tables still say so
         }
     }
-    report(use);
+    report(use, false);
 }
 
-void DmaVerifier::report(const StaleUse &use)
+void DmaVerifier::device_iotlb_invalidated(uint16_t devid, uint64_t first,
+                                           uint64_t last)
+{
+    std::lock_guard<std::mutex> guard(invalidations_lock_);
+    generation_++;
+    invalidations_[generation_ % kInvalidationsKept] = {generation_, devid,
+                                                        first, last};
+}
+
+uint64_t DmaVerifier::device_iotlb_generation()
+{
+    std::lock_guard<std::mutex> guard(invalidations_lock_);
+    return generation_;
+}
+
+bool DmaVerifier::invalidated_since(uint16_t devid, uint64_t generation,
+                                    uint64_t iova)
+{
+    std::lock_guard<std::mutex> guard(invalidations_lock_);
+    if (generation_ - generation >= kInvalidationsKept) {
+        return false;   // no longer known
+    }
+    for (uint64_t g = generation + 1; g <= generation_; g++) {
+        const DeviceIotlbInvalidation &inv =
+            invalidations_[g % kInvalidationsKept];
+        if (inv.devid == devid && inv.first <= iova && iova <= inv.last) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void DmaVerifier::ats_used(uint16_t devid, const IoguardDeviceInfo &dev,
+                           uint64_t iova, uint64_t target, unsigned access,
+                           uint64_t generation)
+{
+    if (!invalidated_since(devid, generation, iova)) {
+        return;
+    }
+    StaleUse use{};
+    use.devid = devid;
+    use.domain = dev.domain_id;
+    use.iova = iova;
+    use.access = access;
+    use.stale_target = target;
+    use.stale_perm = access;
+    if (dev.dma == IOGUARD_DMA_TRANSLATED) {
+        const WalkResult now = walk_v1(host_, dev.page_table_root, dev.mode,
+                                       iova);
+        use.now_mapped = now.status == WalkResult::Status::Ok;
+        if (use.now_mapped) {
+            use.current_target = now.page_base + (iova & (now.page_size - 1));
+            use.current_perm = perm_bits(now.read && dev.read_allowed,
+                                         now.write && dev.write_allowed);
+        }
+    } else if (dev.dma != IOGUARD_DMA_BLOCKED) {
+        use.now_mapped = true;      // identity
+        use.current_target = iova;
+        use.current_perm = perm_bits(dev.dma == IOGUARD_DMA_UNTRANSLATED ||
+                                         dev.read_allowed,
+                                     dev.dma == IOGUARD_DMA_UNTRANSLATED ||
+                                         dev.write_allowed);
+    }
+    if (use.now_mapped && use.current_target == target &&
+        (use.current_perm & access) == access) {
+        return;     // the tables still say so: keeping it was harmless
+    }
+    report(use, true);
+}
+
+void DmaVerifier::report(const StaleUse &use, bool ats)
 {
     {
         std::lock_guard<std::mutex> guard(lock_);
@@ -80,11 +150,25 @@ void DmaVerifier::report(const StaleUse &use)
         }
         last_ = use;
         last_ns_ = now;
-        records_.stale_use(use, now);
+        if (ats) {
+            records_.ats_use_after_invalidation(use, now);
+        } else {
+            records_.stale_use(use, now);
+        }
     }
     const unsigned bus = use.devid >> 8, dev = (use.devid >> 3) & 0x1f,
                    fn = use.devid & 7;
-    if (use.now_mapped) {
+    if (ats) {
+        guest_error(host_,
+                    "DMA verifier: requester %02x:%02x.%x %s at IOVA 0x%llx "
+                    "went to 0x%llx through an ATS translation after an "
+                    "INVALIDATE_IOTLB_PAGES covered it (the tables %s)",
+                    bus, dev, fn, access_name(use.access),
+                    (unsigned long long)use.iova,
+                    (unsigned long long)use.stale_target,
+                    use.now_mapped ? "map it elsewhere now"
+                                   : "no longer map it");
+    } else if (use.now_mapped) {
         guest_error(host_,
                     "DMA verifier: requester %02x:%02x.%x %s at IOVA 0x%llx "
                     "went to 0x%llx through a stale IOTLB entry; the page "

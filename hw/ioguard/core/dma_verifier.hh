@@ -5,8 +5,16 @@
 // a device using a buffer after its unmap), the DMA still goes where the
 // stale entry says, as on real hardware, and the finding becomes a fault
 // record and a LOG_GUEST_ERROR line. The guest sees nothing of it.
+//
+// With ATS a device keeps translations of its own, and the IOMMU sees
+// only the device's word that it used one (ats_used). It hears every
+// INVALIDATE_IOTLB_PAGES the guest runs, numbered: a device that used a
+// translation it had before an invalidation that covered it (the device
+// missed it: a fault rule dropped it, or the device is broken), while the
+// tables no longer map it so, is a finding of its own.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <mutex>
 
@@ -24,9 +32,35 @@ public:
     }
 
     void translated(const Translation &t) override;
+    void device_iotlb_invalidated(uint16_t devid, uint64_t first,
+                                  uint64_t last) override;
+
+    // How many INVALIDATE_IOTLB_PAGES ran: a device notes it with each
+    // translation it keeps.
+    uint64_t device_iotlb_generation();
+    // devid used its translation of iova (to target, for access), kept
+    // since generation; dev is its DTE as in memory now.
+    void ats_used(uint16_t devid, const IoguardDeviceInfo &dev, uint64_t iova,
+                  uint64_t target, unsigned access, uint64_t generation);
 
 private:
-    void report(const StaleUse &use);
+    // A finding (ats: through a device's own translation cache), unless it
+    // repeats the last one within a DMA burst.
+    void report(const StaleUse &use, bool ats);
+    bool invalidated_since(uint16_t devid, uint64_t generation,
+                           uint64_t iova);
+
+    // The last device-IOTLB invalidations; a use older than the oldest
+    // kept is not judged (no finding rather than a wrong one).
+    struct DeviceIotlbInvalidation {
+        uint64_t generation;
+        uint16_t devid;
+        uint64_t first, last;
+    };
+    static constexpr size_t kInvalidationsKept = 4096;
+    std::mutex invalidations_lock_;
+    std::array<DeviceIotlbInvalidation, kInvalidationsKept> invalidations_{};
+    uint64_t generation_ = 0;
 
     Host &host_;
     FaultRecords &records_;

@@ -264,6 +264,21 @@ void ioguard_iommu_walk_page_entries(IoguardIommu *iommu, uint16_t devid,
         [fn, opaque](const IoguardMapping &m) { fn(&m, opaque); });
 }
 
+uint64_t ioguard_iommu_device_iotlb_generation(IoguardIommu *iommu)
+{
+    return iommu->verifier ? iommu->verifier->device_iotlb_generation() : 0;
+}
+
+void ioguard_iommu_ats_used(IoguardIommu *iommu, uint16_t devid,
+                            uint64_t iova, uint64_t target, unsigned access,
+                            uint64_t generation)
+{
+    if (iommu->verifier) {
+        iommu->verifier->ats_used(devid, iommu->iommu.read_device(devid), iova,
+                                  target, access, generation);
+    }
+}
+
 void ioguard_iommu_read_device(IoguardIommu *iommu, uint16_t devid,
                                IoguardDeviceInfo *info)
 {

@@ -53,6 +53,7 @@ enum class FaultReason : unsigned {
     UseAfterUnmap = IOGUARD_FAULT_USE_AFTER_UNMAP,
     StaleTranslation = IOGUARD_FAULT_STALE_TRANSLATION,
     Injected = IOGUARD_FAULT_INJECTED,
+    AtsUseAfterInvalidation = IOGUARD_FAULT_ATS_USE_AFTER_INVALIDATION,
 };
 
 // What became of a record's event (IOGUARD_DELIVERY_*).

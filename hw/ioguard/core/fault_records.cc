@@ -48,7 +48,9 @@ void FaultRecords::event(const Event &ev, FaultReason reason,
     add(r, host_.now_ns(), reason);
 }
 
-void FaultRecords::stale_use(const StaleUse &use, uint64_t now_ns)
+namespace {
+
+IoguardFaultRecord finding(const StaleUse &use)
 {
     IoguardFaultRecord r{};
     r.delivery = unsigned(Delivery::NotReported);
@@ -62,8 +64,22 @@ void FaultRecords::stale_use(const StaleUse &use, uint64_t now_ns)
     r.now_mapped = use.now_mapped;
     r.current_target = use.current_target;
     r.current_perm = use.current_perm;
-    add(r, now_ns, use.now_mapped ? FaultReason::StaleTranslation
-                                  : FaultReason::UseAfterUnmap);
+    return r;
+}
+
+} // namespace
+
+void FaultRecords::stale_use(const StaleUse &use, uint64_t now_ns)
+{
+    add(finding(use), now_ns,
+        use.now_mapped ? FaultReason::StaleTranslation
+                       : FaultReason::UseAfterUnmap);
+}
+
+void FaultRecords::ats_use_after_invalidation(const StaleUse &use,
+                                              uint64_t now_ns)
+{
+    add(finding(use), now_ns, FaultReason::AtsUseAfterInvalidation);
 }
 
 std::vector<IoguardFaultRecord> FaultRecords::snapshot() const

@@ -45,6 +45,8 @@ public:
     void event(const Event &ev, FaultReason reason,
                Delivery delivery) override;
     void stale_use(const StaleUse &use, uint64_t now_ns);
+    // A device used an ATS translation after its invalidation.
+    void ats_use_after_invalidation(const StaleUse &use, uint64_t now_ns);
 
     // The records still held, oldest first.
     std::vector<IoguardFaultRecord> snapshot() const;

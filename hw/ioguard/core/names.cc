@@ -57,6 +57,8 @@ extern "C" const char *ioguard_fault_reason_name(unsigned reason)
     case IOGUARD_FAULT_COMPLETION_STORE_NOT_IN_RAM:
         return "completion-store-not-in-ram";
     case IOGUARD_FAULT_USE_AFTER_UNMAP: return "use-after-unmap";
+    case IOGUARD_FAULT_ATS_USE_AFTER_INVALIDATION:
+        return "ats-use-after-invalidation";
     case IOGUARD_FAULT_STALE_TRANSLATION: return "stale-translation";
     case IOGUARD_FAULT_INJECTED: return "injected";
     default: return nullptr;

@@ -45,6 +45,14 @@ public:
     // for every translation the core granted (passthrough and refused
     // requests are not translations).
     virtual void translated(const Translation &t) = 0;
+    // The guest ran INVALIDATE_IOTLB_PAGES for devid (the host may not hear
+    // of it: a fault rule can stop that). Called with the core's
+    // control-plane lock held.
+    virtual void device_iotlb_invalidated(uint16_t /*devid*/,
+                                          uint64_t /*first*/,
+                                          uint64_t /*last*/)
+    {
+    }
     // The IOMMU was reset or restored from a snapshot: forget what was
     // heard so far.
     virtual void forget() {}

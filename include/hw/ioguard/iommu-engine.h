@@ -372,6 +372,10 @@ enum {
     IOGUARD_FAULT_USE_AFTER_UNMAP,          /* the IOVA is no longer mapped */
     IOGUARD_FAULT_STALE_TRANSLATION,        /* it maps elsewhere, or less */
     IOGUARD_FAULT_INJECTED,                 /* a fault rule made it */
+    /* DMA verifier: a device used an ATS translation of an IOVA after an
+     * INVALIDATE_IOTLB_PAGES for it that covered the IOVA, and the tables
+     * no longer map it so (ioguard_iommu_ats_used) */
+    IOGUARD_FAULT_ATS_USE_AFTER_INVALIDATION,
     IOGUARD_FAULT_REASONS
 };
 
@@ -483,6 +487,20 @@ void ioguard_iommu_walk_page_entries(IoguardIommu *iommu, uint16_t devid,
                                      void (*fn)(const IoguardMapping *,
                                                 void *opaque),
                                      void *opaque, IoguardMappingWalk *result);
+
+/*
+ * ATS and the DMA verifier (verifier=on). A device with its own
+ * translation cache notes the generation of the device-IOTLB invalidations
+ * when the IOMMU gives it a translation, and says when it uses one: a use
+ * after an INVALIDATE_IOTLB_PAGES for the device that covered the IOVA,
+ * while the tables no longer map it so, is a finding (a fault record,
+ * IOGUARD_FAULT_ATS_USE_AFTER_INVALIDATION, and a LOG_GUEST_ERROR line).
+ * Without the verifier the generation is 0 and uses are not looked at.
+ */
+uint64_t ioguard_iommu_device_iotlb_generation(IoguardIommu *iommu);
+void ioguard_iommu_ats_used(IoguardIommu *iommu, uint16_t devid,
+                            uint64_t iova, uint64_t target, unsigned access,
+                            uint64_t generation);
 
 /* One requester's device-table entry as in guest memory, decoded. */
 typedef struct IoguardDeviceInfo {

@@ -13,7 +13,8 @@
 
 #define TYPE_IOGUARD_IOMMU "ioguard-iommu"
 #define TYPE_IOGUARD_IOMMU_PCI "ioguard-iommu-pci"
-#define TYPE_IOGUARD_IOMMU_MEMORY_REGION "ioguard-iommu-memory-region"
+#include "hw/ioguard/iommu-ats.h"
+
 
 OBJECT_DECLARE_SIMPLE_TYPE(IoguardIommuState, IOGUARD_IOMMU)
 OBJECT_DECLARE_SIMPLE_TYPE(IoguardIommuPciState, IOGUARD_IOMMU_PCI)
