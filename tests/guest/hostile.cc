@@ -262,6 +262,7 @@ public:
         iommu_cap_ = find_capability(iommu_config_, IOGUARD_CAP_ID);
         iommu_msi_ = find_capability(iommu_config_, kPciCapMsi);
         nic_msi_ = find_capability(nic_config_, kPciCapMsi);
+        nic_ats_ = find_ext_capability(nic_config_, kPciExtCapAts);
         ram_end_ = uint64_t(sysconf(_SC_PHYS_PAGES)) * kPage;
         if (ram_end_ > (kDmaHole & ((1u << 30) - 1))) {
             fprintf(stderr, "ioguard-hostile: wants a guest with under 576 MiB of RAM\n");
@@ -300,6 +301,23 @@ public:
     }
 
 private:
+    // An extended capability (PCIe: ioguard-nic with ats=on); 0 if none.
+    static uint16_t find_ext_capability(int fd, uint16_t id)
+    {
+        uint16_t at = 0x100;
+        for (int hops = 0; at >= 0x100 && hops < 64; hops++) {
+            uint32_t header = 0;
+            if (pread(fd, &header, 4, at) != 4 || header == 0) {
+                return 0;
+            }
+            if ((header & 0xffff) == id) {
+                return at;
+            }
+            at = uint16_t(header >> 20) & ~3u;
+        }
+        return 0;
+    }
+
     static uint8_t find_capability(int fd, uint8_t id)
     {
         uint8_t at = 0;
@@ -566,6 +584,12 @@ private:
         if (iommu && iommu_cap_ && rnd_.chance(30)) {
             off = iommu_cap_ + off_t(rnd_.below(IOGUARD_CAP_SIZE) & ~3u);
             v = uint32_t(rnd_.next());
+        } else if (!iommu && nic_ats_ && rnd_.chance(30)) {
+            // ATS on (mostly) or off, any STU: the NIC's DMA then goes
+            // through its own translation cache.
+            off = nic_ats_ + 4;     // capability | control << 16
+            v = uint32_t((rnd_.chance(80) ? 0x8000u : 0) |
+                         rnd_.below(32)) << 16;
         } else if (msi) {
             switch (rnd_.below(4)) {
             case 0: off = msi; v = uint32_t(rnd_.below(2)) << 16; break;   // MSI enable
@@ -789,6 +813,8 @@ private:
     Window iommu_, nic_, ahci_, nvme_;
     unsigned nvme_tail_[2] = {};
     int nic_config_ = -1, iommu_config_ = -1;
+    uint16_t nic_ats_ = 0;
+    static constexpr uint16_t kPciExtCapAts = 0x000f;
     uint8_t iommu_cap_ = 0, iommu_msi_ = 0, nic_msi_ = 0;
     uint64_t ram_end_ = 0;
 };

@@ -161,6 +161,26 @@ TEST_F(MappingsTest, ByPageEntryPassthroughHasNone)
     EXPECT_TRUE(w.ranges.empty());
 }
 
+TEST_F(MappingsTest, LookupPageIsThePageHoldingTheIova)
+{
+    d.map(root, 3, 0x10000, 0x80000, true, false);
+    d.map(root, 3, 0x200000, 0x400000, true, true, 2);   // 2 MiB
+    IoguardMapping p;
+    ASSERT_TRUE(ioguard_iommu_lookup_page(m.iommu, kDev, 0x10abc, &p));
+    EXPECT_EQ(p.iova, 0x10000u);
+    EXPECT_EQ(p.last, 0x10fffu);
+    EXPECT_EQ(p.target, 0x80000u);
+    EXPECT_EQ(p.perm, unsigned(IOGUARD_PERM_READ));
+    ASSERT_TRUE(ioguard_iommu_lookup_page(m.iommu, kDev, 0x3ff000, &p));
+    EXPECT_EQ(p.iova, 0x200000u);
+    EXPECT_EQ(p.last, 0x3fffffu);
+    EXPECT_EQ(p.target, 0x400000u);
+    EXPECT_FALSE(ioguard_iommu_lookup_page(m.iommu, kDev, 0x11000, &p));
+    // Passthrough has no pages.
+    d.set_dte(kDev, DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR, kDomain);
+    EXPECT_FALSE(ioguard_iommu_lookup_page(m.iommu, kDev, 0x10000, &p));
+}
+
 TEST_F(MappingsTest, SharedSubtablesCannotMakeItEndless)
 {
     // Every entry of each level points at the same table of the level

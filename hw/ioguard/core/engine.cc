@@ -279,6 +279,12 @@ void ioguard_iommu_ats_used(IoguardIommu *iommu, uint16_t devid,
     }
 }
 
+bool ioguard_iommu_lookup_page(IoguardIommu *iommu, uint16_t devid,
+                               uint64_t iova, IoguardMapping *m)
+{
+    return iommu->iommu.lookup_page(devid, iova, *m);
+}
+
 void ioguard_iommu_read_device(IoguardIommu *iommu, uint16_t devid,
                                IoguardDeviceInfo *info)
 {

@@ -129,6 +129,28 @@ IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
     return result;
 }
 
+bool Iommu::lookup_page(uint16_t devid, uint64_t iova, IoguardMapping &m)
+{
+    DteLocation where;
+    const auto dte = device_table_.load(devid, where);
+    if (dma_of(enabled_.load(std::memory_order_acquire), dte) !=
+        IOGUARD_DMA_TRANSLATED) {
+        return false;
+    }
+    const WalkResult walk = walk_v1(host_, dte->page_table_root(), dte->mode(),
+                                    iova);
+    const unsigned perm =
+        (walk.read && dte->read_allowed() ? IOGUARD_PERM_READ : 0) |
+        (walk.write && dte->write_allowed() ? IOGUARD_PERM_WRITE : 0);
+    if (walk.status != WalkResult::Status::Ok || perm == IOGUARD_PERM_NONE) {
+        return false;
+    }
+    const uint64_t first = iova & ~(walk.page_size - 1);
+    m = IoguardMapping{first, first + (walk.page_size - 1), walk.page_base,
+                       perm};
+    return true;
+}
+
 bool Iommu::for_each_irte(uint16_t devid,
                           const std::function<void(const IoguardIrte &)> &fn)
 {

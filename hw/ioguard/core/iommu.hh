@@ -109,6 +109,7 @@ public:
                                      uint64_t end, uint64_t max_ranges,
                                      uint64_t max_tables, bool coalesce,
                                      const MappingSink &sink);
+    bool lookup_page(uint16_t devid, uint64_t iova, IoguardMapping &m);
     bool for_each_irte(uint16_t devid,
                        const std::function<void(const IoguardIrte &)> &fn);
 

@@ -474,6 +474,15 @@ void ioguard_iommu_walk_mappings(IoguardIommu *iommu, uint16_t devid,
                                  void *opaque, IoguardMappingWalk *result);
 
 /*
+ * The page holding iova, as devid's tables say now (a fresh read of the
+ * DTE and one entry per level, no cached state): true with *m filled (its
+ * perm never NONE) if the DMA is translated and the page reaches memory.
+ * What notifier users are checked against, record by record.
+ */
+bool ioguard_iommu_lookup_page(IoguardIommu *iommu, uint16_t devid,
+                               uint64_t iova, IoguardMapping *m);
+
+/*
  * The same walk by page-table entry, not coalesced: each present leaf entry
  * that reaches memory is one range (an aligned power of two, whole even if
  * it begins below start) up to the last entry that begins at or below end,
