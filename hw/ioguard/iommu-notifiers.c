@@ -480,7 +480,6 @@ static void ioguard_sync_mapped(IoguardDeviceSpace *ds, uint64_t first,
 static void ioguard_sync_space(IoguardDeviceSpace *ds, void *opaque)
 {
     g_autoptr(GPtrArray) taken = NULL;
-
     uint64_t first, last;
 
     if (!ds->notifier_flags || !ds->recheck) {
