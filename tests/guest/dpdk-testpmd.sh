@@ -5,26 +5,19 @@
 # the guest's e1000 NICs (8086:100e), bound to vfio-pci, for SECONDS
 # (ioguard.dpdktime=SECONDS, default 10). Prints
 #   IOGUARD-DPDK ports=N rx=PACKETS tx=PACKETS exit=STATUS
-while read -r m; do
-  insmod "/lib/modules-extra/$m" || echo "IOGUARD-DPDK-ERROR insmod $m"
-done < /lib/modules-extra.order
 mkdir -p /dev/hugepages /var/run
 mount -t hugetlbfs none /dev/hugepages
 echo 128 > /proc/sys/vm/nr_hugepages
 
 allow=""
 ports=0
-for d in /sys/bus/pci/devices/*; do
-  if [ "$(cat "$d/vendor")" != 0x8086 ] || [ "$(cat "$d/device")" != 0x100e ]; then
-    continue
-  fi
-  bdf=$(basename "$d")
-  [ -e "$d/driver" ] && echo "$bdf" > "$d/driver/unbind"
-  echo vfio-pci > "$d/driver_override"
-  echo "$bdf" > /sys/bus/pci/drivers_probe
+for bdf in $(ioguard-vfio-bind 0x8086 0x100e 2>/tmp/vfio-bind.err); do
   allow="$allow -a $bdf"
   ports=$((ports + 1))
 done
+if [ -s /tmp/vfio-bind.err ]; then
+  echo "IOGUARD-DPDK-ERROR $(cat /tmp/vfio-bind.err)"
+fi
 
 seconds=$(sed -n 's/.*ioguard.dpdktime=\([0-9]*\).*/\1/p' /proc/cmdline)
 pmds=/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0

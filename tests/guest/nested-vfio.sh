@@ -13,21 +13,10 @@
 #   IOGUARD-NESTED step=NAME te=STATUS err=ADDRESS data=HEX
 #   IOGUARD-NESTED-TRACE step=NAME ioguard_notify_(un)map ...
 # The host test checks them against the tables and the outer IOMMU's faults.
-while read -r m; do
-  insmod "/lib/modules-extra/$m" || echo "IOGUARD-NESTED-ERROR insmod $m"
-done < /lib/modules-extra.order
-
-bdf=""
-for d in /sys/bus/pci/devices/*; do
-  if [ "$(cat "$d/vendor")" != 0x1234 ] || [ "$(cat "$d/device")" != 0x10a1 ]; then
-    continue
-  fi
-  bdf=$(basename "$d")
-  [ -e "$d/driver" ] && echo "$bdf" > "$d/driver/unbind"
-  echo vfio-pci > "$d/driver_override"
-  echo "$bdf" > /sys/bus/pci/drivers_probe
-  break
-done
+bdf=$(ioguard-vfio-bind 0x1234 0x10a1 2>/tmp/vfio-bind.err | head -1)
+if [ -s /tmp/vfio-bind.err ]; then
+  echo "IOGUARD-NESTED-ERROR $(cat /tmp/vfio-bind.err)"
+fi
 [ -n "$bdf" ] || { echo "IOGUARD-NESTED-ERROR no ioguard-nic"; exit 1; }
 
 inner="qemu-system-x86_64 -L /fw -M q35 -m 64M -nodefaults -display none
