@@ -9,7 +9,16 @@ minutes from nothing reached no DMA at all). Every DMA read is answered
 with a pattern: all ones (a device table entry the IOMMU rejects: every
 DMA refused) or all zeros (entries not valid: DMA passes untranslated).
 
-    python3 scripts/qemu_fuzz_seeds.py disks DIR
+The "ats" seeds turn on q35's MMCONFIG (the MCH's PCIEXBAR register) so
+that ioguard-nic's ATS capability, in extended configuration space, can be
+written; then they enable ATS, the IOMMU with its command buffer, and run
+a test-engine DMA, so that the NIC's translation cache and the
+device-IOTLB invalidations it listens for are where the fuzzer starts. A
+third pattern makes every device table entry valid and translating (mode
+1, root at DEVICE_TABLE), so that the walks go on into page tables whose
+entries are its first word.
+
+    python3 scripts/qemu_fuzz_seeds.py disks|ats DIR
 """
 
 import struct
@@ -17,8 +26,8 @@ import sys
 from pathlib import Path
 
 SEPARATOR = b"FUZZ"
-OP_WRITE, OP_ADD_DMA_PATTERN, OP_CLOCK_STEP = 3, 7, 9
-LONG, QUAD = 2, 3
+OP_WRITE, OP_PCI_WRITE, OP_ADD_DMA_PATTERN, OP_CLOCK_STEP = 3, 5, 7, 9
+WORD, LONG, QUAD = 1, 2, 3
 
 # The n-th fuzzed memory region, in address order, of the "disks"
 # configuration (found with -trace on writes to each index).
@@ -29,24 +38,33 @@ AHCI_CLB, AHCI_FB = 0x200000, 0x201000
 NVME_ASQ, NVME_ACQ = 0x300000, 0x301000
 
 
+def pci_write(device, offset, value, size=LONG):
+    # struct { uint8_t size, base, offset; uint32_t value; }
+    return bytes([OP_PCI_WRITE]) + struct.pack("<BBBxI", size, device, offset,
+                                               value)
+
+
 def write(region, offset, value, size=LONG):
     # struct { uint8_t size, base; uint32_t offset; uint64_t value; }
     return bytes([OP_WRITE]) + struct.pack("<BBxxIQ", size, region, offset,
                                            value)
 
 
-def dma_pattern(byte):
-    # struct { uint8_t index, stride; } and the pattern
-    return bytes([OP_ADD_DMA_PATTERN, 0, 0]) + bytes([byte]) * 8
+def dma_pattern(*words):
+    # struct { uint8_t index, stride; } and the pattern: each DMA read gets
+    # it from its start (a device table entry all four words, a page table
+    # entry the first)
+    return bytes([OP_ADD_DMA_PATTERN, 0, 0]) + struct.pack(
+        f"<{len(words)}Q", *words)
 
 
 def clock_step():
     return bytes([OP_CLOCK_STEP])
 
 
-def disks(pattern):
+def disks(byte):
     return [
-        dma_pattern(pattern),
+        dma_pattern(int.from_bytes(bytes([byte]) * 8, "little")),
         # AMD-Vi: the device table (2 MiB, every requester), then IommuEn
         write(IOMMU, 0x0000, DEVICE_TABLE | 0x1ff, QUAD),
         write(IOMMU, 0x0018, 1, QUAD),
@@ -68,8 +86,47 @@ def disks(pattern):
     ]
 
 
+# The "ats" configuration's fuzzed PCI devices (the IOMMU's function, the
+# NIC, the MCH) and its MMIO regions once MMCONFIG is on (MMCONFIG, the
+# NIC, the IOMMU), by index as above.
+MCH = 2
+ECAM, ATS_NIC, ATS_IOMMU = 0, 1, 2
+MCH_PCIEXBAR = 0x60
+MMCONFIG = 0xb0000000
+NIC_CONFIG = 5 << 15            # 00:05.0 in MMCONFIG
+NIC_ATS_CONTROL = 0x106         # the ATS capability at 0x100, its control
+ATS_ENABLE = 0x8000
+CMD_BUF = 0x400000
+# V, TV, mode 1, the page table at DEVICE_TABLE, IR and IW
+TRANSLATING_DTE = 1 | 2 | (1 << 9) | DEVICE_TABLE | (3 << 61)
+
+
+def ats(*pattern):
+    return [
+        dma_pattern(*pattern),
+        # MCH PCIEXBAR: MMCONFIG at 0xb0000000, 256 buses, enabled
+        pci_write(MCH, MCH_PCIEXBAR, MMCONFIG | 1),
+        # the NIC's ATS on
+        write(ECAM, NIC_CONFIG + NIC_ATS_CONTROL, ATS_ENABLE, WORD),
+        # AMD-Vi: the device table, a command buffer of 256 entries, then
+        # IommuEn and CmdBufEn, and a command
+        write(ATS_IOMMU, 0x0000, DEVICE_TABLE | 0x1ff, QUAD),
+        write(ATS_IOMMU, 0x0008, CMD_BUF | (8 << 56), QUAD),
+        write(ATS_IOMMU, 0x0018, 1 | (1 << 12), QUAD),
+        write(ATS_IOMMU, 0x2008, 0x10, QUAD),
+        clock_step(),
+        # ioguard-nic's test engine: read 8 KiB at 0x1000
+        write(ATS_NIC, 0x80, 0x1000),
+        write(ATS_NIC, 0x88, 0x2000),
+        write(ATS_NIC, 0x90, 1),
+        clock_step(),
+    ]
+
+
 SEEDS = {
     "disks": {"refused": disks(0xff), "untranslated": disks(0x00)},
+    "ats": {"refused": ats(2**64 - 1), "untranslated": ats(0),
+            "translated": ats(TRANSLATING_DTE, 0, 0, 0)},
 }
 
 
