@@ -292,6 +292,7 @@ static const char *const ioguard_dma_names[] = {
     [IOGUARD_DMA_PASSTHROUGH] = "passthrough",
     [IOGUARD_DMA_TRANSLATED] = "translated",
     [IOGUARD_DMA_BLOCKED] = "blocked",
+    [IOGUARD_DMA_GUEST_TRANSLATED] = "guest-translated",
 };
 
 static void ioguard_add_range(const IoguardMapping *m, void *opaque)

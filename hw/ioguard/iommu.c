@@ -520,6 +520,7 @@ static void ioguard_iommu_realize(DeviceState *dev, Error **errp)
         .intremap = x86_iommu_ir_supported(x86),
         .ga = s->ga,
         .xtsup = s->xtsup,
+        .guest_translation = s->guest_translation,
         .stats = s->stats,
         .fault_records = s->fault_records,
         .verifier = s->verifier,
@@ -668,6 +669,8 @@ static void ioguard_iommu_finalize(Object *obj)
 static const Property ioguard_iommu_properties[] = {
     DEFINE_PROP_BOOL("ga", IoguardIommuState, ga, true),
     DEFINE_PROP_BOOL("xtsup", IoguardIommuState, xtsup, false),
+    DEFINE_PROP_BOOL("guest-translation", IoguardIommuState,
+                     guest_translation, false),
     DEFINE_PROP_BOOL("statistics", IoguardIommuState, stats, true),
     DEFINE_PROP_UINT32("fault-records", IoguardIommuState, fault_records, 256),
     DEFINE_PROP_BOOL("verifier", IoguardIommuState, verifier, false),

@@ -153,10 +153,22 @@ IovaRange command_range(uint32_t dw2, uint32_t dw3)
     return {first, first + (size - 1)};
 }
 
+// With GN=1 (guest translation offered), the range is one PASID's guest
+// virtual addresses; PASID 0's are also those of requests without a PASID
+// (DTE.GIoV), which is what the host's notifier users see. Without guest
+// translation GN means nothing and the domain's pages go.
 void Iommu::invalidate_iommu_pages(const uint32_t cmd[4])
 {
     const uint16_t domain = cmd[1] & 0xffff;
     const IovaRange range = command_range(cmd[2], cmd[3]);
+    if (config_.guest_translation && (cmd[2] & CMD_INV_IOMMU_PAGES_GN_MASK)) {
+        const uint32_t pasid = cmd[0] & CMD_INV_IOMMU_PAGES_PASID_MASK;
+        iotlb_.invalidate_guest_pages(domain, pasid, range.first, range.last);
+        if (pasid == 0) {
+            tell_host_pages_invalidated(domain, range.first, range.last);
+        }
+        return;
+    }
     invalidate_domain_pages(domain, range.first, range.last);
     if (cmd[2] & CMD_INV_IOMMU_PAGES_PDE_MASK) {
         directory_cache_.invalidate_iommu_pages(domain, range.first,

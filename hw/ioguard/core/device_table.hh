@@ -38,6 +38,27 @@ struct DeviceTableEntry {
     bool write_allowed() const { return raw[0] & DTE_FLAG_IW; }  // IW
     uint16_t domain_id() const { return raw[1] & DTE_DOMID_MASK; }
 
+    // Guest translation (q0, q1, q2), honoured only while the IOMMU offers
+    // and enables it (GTSup, GTEn): PASID -> GCR3 table -> v2 tables.
+    bool guest_valid() const { return raw[0] & DTE_FLAG_GV; }         // GV
+    bool guest_io_valid() const { return raw[0] & DTE_FLAG_GIOV; }    // GIoV
+    // GCR3 table levels below the root (GLX)
+    unsigned gcr3_levels() const
+    {
+        return (raw[0] >> DTE_GLX_SHIFT) & DTE_GLX_MASK;
+    }
+    uint64_t gcr3_table_root() const
+    {
+        return ((raw[0] >> DTE_GCR3_SHIFT_A) & 0x7) << 12 |
+               ((raw[1] >> DTE_GCR3_SHIFT_B) & 0xffff) << 15 |
+               ((raw[1] >> DTE_GCR3_SHIFT_C) & 0x1fffff) << 31;
+    }
+    // GUEST_PGTABLE_4_LEVEL or _5_LEVEL; 2 and 3 are reserved.
+    unsigned guest_paging_mode() const
+    {
+        return (raw[2] >> DTE_GPT_LEVEL_SHIFT) & DTE_GPT_LEVEL_MASK;
+    }
+
     // Interrupt remapping (q2)
     bool interrupt_valid() const { return raw[2] & DTE_IRQ_IV; } // IV
     // log2(entries)

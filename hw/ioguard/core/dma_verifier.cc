@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "device_table.hh"
+#include "guest_walker.hh"
 #include "iotlb.hh"
 #include "page_walker.hh"
 
@@ -18,6 +19,33 @@ constexpr uint64_t kFindingCoalesceNs = 1000000;
 unsigned perm_bits(bool read, bool write)
 {
     return (read ? IOGUARD_PERM_READ : 0) | (write ? IOGUARD_PERM_WRITE : 0);
+}
+
+// What the tables say of iova now: through the host tables, or (pasid
+// other than kHostTables) the guest tables of that PASID, without touching
+// their Accessed bits.
+bool current_mapping(Host &host, const DeviceTableEntry &dte, uint32_t pasid,
+                     uint64_t iova, uint64_t &target, unsigned &perm)
+{
+    if (pasid != kHostTables) {
+        const GuestWalkResult now =
+            walk_guest(host, dte, GuestAccess{pasid, iova, false, true, false});
+        if (now.status != GuestWalkResult::Status::Ok) {
+            return false;
+        }
+        target = now.page_base + (iova & (now.page_size - 1));
+        perm = perm_bits(now.read, now.write);
+        return true;
+    }
+    const WalkResult now = walk_v1(host, dte.page_table_root(), dte.mode(),
+                                   iova);
+    if (now.status != WalkResult::Status::Ok) {
+        return false;
+    }
+    target = now.page_base + (iova & (now.page_size - 1));
+    perm = perm_bits(now.read && dte.read_allowed(),
+                     now.write && dte.write_allowed());
+    return true;
 }
 
 const char *access_name(unsigned perm)
@@ -46,8 +74,6 @@ void DmaVerifier::translated(const Translation &t)
     }
     const IotlbEntry &cached = t.entry;
     const uint64_t cached_mask = (uint64_t{1} << cached.page_shift) - 1;
-    const WalkResult now = walk_v1(host_, t.dte.page_table_root(),
-                                   t.dte.mode(), t.iova);
     StaleUse use{};
     use.devid = t.devid;
     use.domain = t.dte.domain_id();
@@ -55,11 +81,9 @@ void DmaVerifier::translated(const Translation &t)
     use.access = t.perm;
     use.stale_target = cached.page_base + (t.iova & cached_mask);
     use.stale_perm = perm_bits(cached.read, cached.write);
-    use.now_mapped = now.status == WalkResult::Status::Ok;
+    use.now_mapped = current_mapping(host_, t.dte, t.pasid, t.iova,
+                                     use.current_target, use.current_perm);
     if (use.now_mapped) {
-        use.current_target = now.page_base + (t.iova & (now.page_size - 1));
-        use.current_perm = perm_bits(now.read && t.dte.read_allowed(),
-                                     now.write && t.dte.write_allowed());
         if (use.current_target == use.stale_target &&
             (use.current_perm & t.perm) == t.perm) {
             return;     // the tables still say so
@@ -114,15 +138,14 @@ void DmaVerifier::ats_used(uint16_t devid, const IoguardDeviceInfo &dev,
     use.access = access;
     use.stale_target = target;
     use.stale_perm = access;
-    if (dev.dma == IOGUARD_DMA_TRANSLATED) {
-        const WalkResult now = walk_v1(host_, dev.page_table_root, dev.mode,
-                                       iova);
-        use.now_mapped = now.status == WalkResult::Status::Ok;
-        if (use.now_mapped) {
-            use.current_target = now.page_base + (iova & (now.page_size - 1));
-            use.current_perm = perm_bits(now.read && dev.read_allowed,
-                                         now.write && dev.write_allowed);
-        }
+    if (dev.dma == IOGUARD_DMA_TRANSLATED ||
+        dev.dma == IOGUARD_DMA_GUEST_TRANSLATED) {
+        const DeviceTableEntry dte{{dev.raw[0], dev.raw[1], dev.raw[2],
+                                    dev.raw[3]}};
+        use.now_mapped = current_mapping(
+            host_, dte,
+            dev.dma == IOGUARD_DMA_GUEST_TRANSLATED ? 0 : kHostTables, iova,
+            use.current_target, use.current_perm);
     } else if (dev.dma != IOGUARD_DMA_BLOCKED) {
         use.now_mapped = true;      // identity
         use.current_target = iova;

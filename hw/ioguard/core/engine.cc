@@ -129,6 +129,7 @@ IoguardIommu *ioguard_iommu_new(const IoguardHostOps *ops, void *opaque,
     c.intremap = config->intremap;
     c.ga = config->ga;
     c.xtsup = config->xtsup;
+    c.guest_translation = config->guest_translation;
     c.stats = config->stats;
     c.fault_records = config->fault_records;
     c.faults = config->faults ? &config->faults->injector : nullptr;

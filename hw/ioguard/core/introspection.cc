@@ -3,6 +3,7 @@
 // afresh from guest memory: the answers say what the guest's tables say,
 // not what the IOMMU happens to cache.
 #include "bits.hh"
+#include "guest_walker.hh"
 #include "hw/ioguard/amd-vi-regs.h"
 #include "interrupt_remap.hh"
 #include "iommu.hh"
@@ -14,16 +15,20 @@ namespace {
 // An interrupt remapping table has at most 2^11 entries.
 constexpr unsigned kMaxIrtLen = 11;
 
-unsigned dma_of(bool enabled, const std::optional<DeviceTableEntry> &dte)
+unsigned dma_of(bool enabled, const std::optional<DeviceTableEntry> &dte,
+                bool guest_fields_illegal, bool guest_tables)
 {
     if (!enabled) {
         return IOGUARD_DMA_UNTRANSLATED;
     }
-    if (!dte || dte->illegal()) {
+    if (!dte || dte->illegal() || guest_fields_illegal) {
         return IOGUARD_DMA_BLOCKED;
     }
     if (!dte->valid()) {
         return IOGUARD_DMA_UNTRANSLATED;
+    }
+    if (guest_tables) {
+        return IOGUARD_DMA_GUEST_TRANSLATED;
     }
     if (!dte->translation_valid() || dte->mode() == 0) {
         return IOGUARD_DMA_PASSTHROUGH;
@@ -32,6 +37,13 @@ unsigned dma_of(bool enabled, const std::optional<DeviceTableEntry> &dte)
 }
 
 } // namespace
+
+unsigned Iommu::dma_kind(const std::optional<DeviceTableEntry> &dte) const
+{
+    return dma_of(enabled_.load(std::memory_order_acquire), dte,
+                  dte && guest_fields_illegal(*dte),
+                  dte && uses_guest_tables(*dte));
+}
 
 std::vector<IoguardFaultRecord> Iommu::fault_records(uint64_t &overwritten)
 {
@@ -57,7 +69,7 @@ IoguardDeviceInfo Iommu::read_device(uint16_t devid)
     info.beyond_table = where.beyond_table;
     info.dte_address = where.beyond_table ? 0 : where.address;
     info.readable = dte.has_value();
-    info.dma = dma_of(info.iommu_enabled, dte);
+    info.dma = dma_kind(dte);
     if (!dte) {
         return info;
     }
@@ -97,10 +109,11 @@ IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
     DteLocation where;
     const auto dte = device_table_.load(devid, where);
     IoguardMappingWalk result{};
-    result.dma = dma_of(enabled_.load(std::memory_order_acquire), dte);
+    result.dma = dma_kind(dte);
 
     switch (result.dma) {
     case IOGUARD_DMA_BLOCKED:
+    case IOGUARD_DMA_GUEST_TRANSLATED:  // (the guest tables' walk: not yet)
         return result;
     case IOGUARD_DMA_UNTRANSLATED:
     case IOGUARD_DMA_PASSTHROUGH: {
@@ -133,8 +146,22 @@ bool Iommu::lookup_page(uint16_t devid, uint64_t iova, IoguardMapping &m)
 {
     DteLocation where;
     const auto dte = device_table_.load(devid, where);
-    if (dma_of(enabled_.load(std::memory_order_acquire), dte) !=
-        IOGUARD_DMA_TRANSLATED) {
+    const unsigned dma = dma_kind(dte);
+    if (dma == IOGUARD_DMA_GUEST_TRANSLATED) {
+        const GuestWalkResult walk = walk_guest(
+            host_, *dte, GuestAccess{0, iova, false, true, false});
+        const unsigned perm = (walk.read ? IOGUARD_PERM_READ : 0) |
+                              (walk.write ? IOGUARD_PERM_WRITE : 0);
+        if (walk.status != GuestWalkResult::Status::Ok ||
+            perm == IOGUARD_PERM_NONE) {
+            return false;
+        }
+        const uint64_t first = iova & ~(walk.page_size - 1);
+        m = IoguardMapping{first, first + (walk.page_size - 1),
+                           walk.page_base, perm};
+        return true;
+    }
+    if (dma != IOGUARD_DMA_TRANSLATED) {
         return false;
     }
     const WalkResult walk = walk_v1(host_, dte->page_table_root(), dte->mode(),

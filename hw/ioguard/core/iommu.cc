@@ -12,8 +12,8 @@ namespace ioguard {
 namespace {
 
 // What the engine implements, and nothing else: PREFETCH_IOMMU_PAGES,
-// INVALIDATE_IOMMU_ALL, 6-level host tables, and optionally 128-bit IRTEs
-// and x2APIC.
+// INVALIDATE_IOMMU_ALL, 6-level host tables, and optionally 128-bit IRTEs,
+// x2APIC and guest translation.
 uint64_t make_efr(const Config &c)
 {
     uint64_t efr = FEATURE_PREFETCH | FEATURE_IA | FEATURE_HATS_6_LEVELS;
@@ -22,6 +22,13 @@ uint64_t make_efr(const Config &c)
     }
     if (c.xtsup) {
         efr |= FEATURE_X2APIC;
+    }
+    if (c.guest_translation) {
+        // 4- and 5-level v2 tables, GCR3 tables of up to 2 levels (18
+        // PASID bits), 16-bit PASIDs (Linux BUG()s above 16), and GIoV.
+        efr |= FEATURE_GT | FEATURE_GATS_5_LEVELS |
+               uint64_t{1} << FEATURE_GLX_SHIFT |
+               uint64_t{15} << FEATURE_PASMAX_SHIFT | FEATURE_GIOSUP;
     }
     return efr;
 }
@@ -57,6 +64,7 @@ void Iommu::reset()
     last_dma_event_ = Event{};
     enabled_ = false;
     ga_enabled_ = false;
+    guest_translation_enabled_ = false;
     device_table_.set_base(0);
     guest_streaming_ = false;
     for (TranslationObserver *observer : translation_observers_) {
@@ -245,6 +253,15 @@ void Iommu::write_control(uint64_t value)
         host_.device_table_changed(-1);
     }
     ga_enabled_ = test(value, CONTROL_GA_EN);
+    if (rose(CONTROL_GT_EN) || fell(CONTROL_GT_EN)) {
+        // DTE.GV starts or stops counting: what was cached either way goes.
+        device_table_.invalidate_all();
+        iotlb_.invalidate_iommu_all();
+        directory_cache_.invalidate_iommu_all();
+        guest_translation_enabled_ =
+            config_.guest_translation && test(value, CONTROL_GT_EN);
+        host_.device_table_changed(-1);
+    }
     if (rose(CONTROL_EVT_LOG_EN)) {
         status_ |= MMIO_STATUS_EVT_RUN_MASK;
     } else if (fell(CONTROL_EVT_LOG_EN)) {

@@ -42,6 +42,7 @@ struct Config {
     bool intremap = true;
     bool ga = true;
     bool xtsup = false;
+    bool guest_translation = false;
     bool stats = true;
     unsigned fault_records = 256;
     FaultInjector *faults = nullptr;    // not owned; null: no fault rules
@@ -110,6 +111,8 @@ public:
                                      uint64_t max_tables, bool coalesce,
                                      const MappingSink &sink);
     bool lookup_page(uint16_t devid, uint64_t iova, IoguardMapping &m);
+    // IOGUARD_DMA_*: how dte's DMA goes, as the monitor says it.
+    unsigned dma_kind(const std::optional<DeviceTableEntry> &dte) const;
     bool for_each_irte(uint16_t devid,
                        const std::function<void(const IoguardIrte &)> &fn);
 
@@ -173,6 +176,15 @@ private:
                                         unsigned perm);
     IoguardTranslation translate_with_faults(uint16_t devid, uint64_t iova,
                                              unsigned perm);
+    // Guest translation (translate.cc): whether dte's untranslated-PASID
+    // requests go through its guest tables, whether its guest fields are
+    // ones this IOMMU cannot use, and such a request's translation.
+    bool uses_guest_tables(const DeviceTableEntry &dte) const;
+    bool guest_fields_illegal(const DeviceTableEntry &dte) const;
+    IoguardTranslation translate_guest(uint16_t devid,
+                                       const DeviceTableEntry &dte,
+                                       uint64_t iova, unsigned perm,
+                                       uint64_t filled_at);
 
     // Fault injection (fault_injection.cc)
     // Whether a rule fires at this point of site (hit.now_ns is filled in).
@@ -226,6 +238,8 @@ private:
     // Read on the DMA path without lock_.
     std::atomic<bool> enabled_{false};
     std::atomic<bool> ga_enabled_{false};
+    // GTSup offered and GTEn set: DTE.GV counts.
+    std::atomic<bool> guest_translation_enabled_{false};
     // IOGUARD_MMIO_CONTROL's STREAMING_EN: the guest's PTE bit counts.
     std::atomic<bool> guest_streaming_{false};
 

@@ -36,6 +36,7 @@ struct Translation {
     const IotlbEntry &entry;    // the page it was translated with
     bool from_caches;           // the IOTLB or the page directory cache
     unsigned walk_entries;      // table entries read for it (0: IOTLB hit)
+    uint32_t pasid;             // kHostTables (v1), or the guest tables'
 };
 
 class TranslationObserver {

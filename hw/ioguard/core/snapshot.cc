@@ -114,6 +114,8 @@ bool Iommu::load_state(const uint8_t *data, size_t size)
     guest_streaming_ = r[21] != 0;
     enabled_ = test(control_, CONTROL_IOMMU_EN);
     ga_enabled_ = test(control_, CONTROL_GA_EN);
+    guest_translation_enabled_ =
+        config_.guest_translation && test(control_, CONTROL_GT_EN);
     device_table_.set_base(dev_table_base_);
     last_dma_event_ = Event{};
 

@@ -1,6 +1,7 @@
 // The DMA path: requester ID -> device table entry -> IOTLB or page walk.
 #include "bits.hh"
 #include "hw/ioguard/amd-vi-regs.h"
+#include "guest_walker.hh"
 #include "iommu.hh"
 #include "page_walker.hh"
 
@@ -81,12 +82,13 @@ bool Iommu::dma_is_identity(uint16_t devid)
     }
     DteLocation where;
     const auto dte = device_table_.read(devid, where);
-    if (!dte || dte->illegal()) {
+    if (!dte || dte->illegal() || guest_fields_illegal(*dte)) {
         return false;
     }
     return !dte->valid() ||
            ((!dte->translation_valid() || dte->mode() == 0) &&
-            dte->read_allowed() && dte->write_allowed());
+            !uses_guest_tables(*dte) && dte->read_allowed() &&
+            dte->write_allowed());
 }
 
 std::optional<uint16_t> Iommu::translating_domain(uint16_t devid)
@@ -97,7 +99,8 @@ std::optional<uint16_t> Iommu::translating_domain(uint16_t devid)
     DteLocation where;
     const auto dte = device_table_.read(devid, where);
     if (!dte || dte->illegal() || !dte->valid() ||
-        !dte->translation_valid() || dte->mode() == 0) {
+        !dte->translation_valid() ||
+        (dte->mode() == 0 && !uses_guest_tables(*dte))) {
         return std::nullopt;
     }
     return dte->domain_id();
@@ -111,8 +114,26 @@ IotlbEntry make_iotlb_entry(const WalkResult &walk,
     e.page_shift = __builtin_ctzll(walk.page_size);
     e.read = walk.read && dte.read_allowed();
     e.write = walk.write && dte.write_allowed();
+    e.dirty = true;
     e.streaming = walk.streaming;
     return e;
+}
+
+bool Iommu::uses_guest_tables(const DeviceTableEntry &dte) const
+{
+    return guest_translation_enabled_.load(std::memory_order_acquire) &&
+           dte.valid() && dte.translation_valid() && dte.guest_valid() &&
+           dte.guest_io_valid();
+}
+
+// The guest fields of a DTE with GV=1 that this IOMMU cannot use: more
+// GCR3 levels than GLXSup offers, or a reserved guest paging mode.
+bool Iommu::guest_fields_illegal(const DeviceTableEntry &dte) const
+{
+    return guest_translation_enabled_.load(std::memory_order_acquire) &&
+           dte.valid() && dte.translation_valid() && dte.guest_valid() &&
+           (dte.gcr3_levels() > ((efr_ >> FEATURE_GLX_SHIFT) & 3) ||
+            guest_paging_levels(dte) == 0);
 }
 
 WalkResult Iommu::walk_tables(const DeviceTableEntry &dte, uint64_t iova,
@@ -156,6 +177,9 @@ PrefetchTarget::Stop Iommu::prefetch_page(uint16_t devid,
                                           unsigned &walk_entries,
                                           bool &installed)
 {
+    if (uses_guest_tables(dte)) {
+        return Stop::Failed;    // the prefetcher knows host tables only
+    }
     if (auto cached = iotlb_.peek(dte.domain_id(), iova)) {
         page_size = uint64_t{1} << cached->page_shift;
         return Stop::None;
@@ -274,7 +298,7 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
         bump(counters, &RequesterCounters::passthrough);
         return identity(iova, IOGUARD_PERM_RW);
     }
-    if (dte->illegal()) {
+    if (dte->illegal() || guest_fields_illegal(*dte)) {
         guest_error("device table entry of %04x has reserved bits set: "
                     "%016llx %016llx %016llx %016llx", devid,
                     (unsigned long long)dte->raw[0],
@@ -289,6 +313,9 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
                       FaultReason::IllegalDeviceTableEntry);
         }
         return blocked(iova);
+    }
+    if (uses_guest_tables(*dte)) {
+        return translate_guest(devid, *dte, iova, perm, filled_at);
     }
     const uint16_t domain = dte->domain_id();
     if (!dte->translation_valid() || dte->mode() == 0) {
@@ -369,7 +396,100 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
     }
     if (!translation_observers_.empty()) {
         const Translation t{devid,  *dte,       iova,        perm,
-                            *entry, from_caches, walk_entries};
+                            *entry, from_caches, walk_entries, kHostTables};
+        for (TranslationObserver *observer : translation_observers_) {
+            observer->translated(t);
+        }
+    }
+    return IoguardTranslation{entry->page_base,
+                              (uint64_t{1} << entry->page_shift) - 1,
+                              perm_of(entry->read, entry->write)};
+}
+
+// A request without a PASID through the guest tables of PASID 0 (DTE.GIoV:
+// Linux's amd_iommu=pgtbl_v2). Its events carry GN and the PASID in place
+// of the domain, as the spec's event formats have it.
+IoguardTranslation Iommu::translate_guest(uint16_t devid,
+                                          const DeviceTableEntry &dte,
+                                          uint64_t iova, unsigned perm,
+                                          uint64_t filled_at)
+{
+    constexpr uint32_t kPasid = 0;
+    RequesterCounters *counters = stats_.requester(devid);
+    const uint16_t domain = dte.domain_id();
+    const bool write = perm & IOGUARD_PERM_WRITE;
+    const unsigned flags = request_flags(perm) | EVENT_FLAG_GN | EVENT_FLAG_US;
+
+    std::optional<IotlbEntry> entry = iotlb_.lookup(domain, iova, kPasid);
+    unsigned walk_entries = 0;
+    if (entry && !(write && !entry->dirty)) {
+        bump(counters, &RequesterCounters::iotlb_hits);
+    } else {
+        bump(counters, &RequesterCounters::iotlb_misses);
+        const GuestWalkResult walk = walk_guest(
+            host_, dte,
+            GuestAccess{kPasid, iova, write, true,
+                        perm != IOGUARD_PERM_NONE});
+        walk_entries = walk.entries_read;
+        bump(counters, &RequesterCounters::page_walk_levels,
+             walk.entries_read);
+        using Status = GuestWalkResult::Status;
+        switch (walk.status) {
+        case Status::Ok:
+            break;
+        case Status::Gcr3NotPresent:
+        case Status::NotPresent:
+            return fault(devid, kPasid, iova, flags, perm,
+                         FaultReason::NotPresent);
+        case Status::OutOfRange:
+            return fault(devid, kPasid, iova, flags, perm,
+                         FaultReason::OutOfRange);
+        case Status::Reserved:
+            guest_error("guest tables of requester %04x (PASID %u) have a "
+                        "reserved encoding for address 0x%llx", devid,
+                        kPasid, (unsigned long long)iova);
+            return fault(devid, kPasid, iova,
+                         flags | EVENT_FLAG_PR | EVENT_FLAG_RZ, perm,
+                         FaultReason::PageTableReserved);
+        case Status::NoAccess:
+            return fault(devid, kPasid, iova,
+                         flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
+                         FaultReason::Permission);
+        case Status::HostFault:
+            // The host tables refused a guest physical address on the way:
+            // a host (GN=0) fault at that address.
+            return fault(devid, domain, walk.error_address,
+                         request_flags(perm), perm, FaultReason::NotPresent);
+        case Status::TableReadError:
+            guest_error("guest table entry at 0x%llx (requester %04x) is not "
+                        "in RAM", (unsigned long long)walk.error_address,
+                        devid);
+            bump(counters, &RequesterCounters::faults);
+            if (perm != IOGUARD_PERM_NONE) {
+                log_event(Event::page_tab_hardware_error(
+                              devid, kPasid, walk.error_address, flags),
+                          FaultReason::PageTableNotInRam);
+            }
+            return blocked(iova);
+        }
+        IotlbEntry fresh{};
+        fresh.page_base = walk.page_base;
+        fresh.page_shift = __builtin_ctzll(walk.page_size);
+        fresh.read = walk.read;
+        fresh.write = walk.write;
+        fresh.dirty = walk.dirty;
+        entry = fresh;
+        iotlb_.insert(domain, iova, fresh, filled_at, kPasid);
+    }
+    if (!allowed(perm, entry->read, entry->write)) {
+        return fault(devid, kPasid, iova,
+                     flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
+                     FaultReason::Permission);
+    }
+    if (!translation_observers_.empty()) {
+        const Translation t{devid,  dte, iova,        perm,
+                            *entry, walk_entries == 0, walk_entries,
+                            kPasid};
         for (TranslationObserver *observer : translation_observers_) {
             observer->translated(t);
         }

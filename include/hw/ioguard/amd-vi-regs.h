@@ -110,6 +110,11 @@
 #define FEATURE_PC                      (1ULL << 9)
 #define FEATURE_HATS_SHIFT              10
 #define FEATURE_HATS_6_LEVELS           (2ULL << FEATURE_HATS_SHIFT)
+#define FEATURE_GATS_SHIFT              12    /* 0: 4-level v2 tables, 1: 5 too */
+#define FEATURE_GATS_5_LEVELS           (1ULL << FEATURE_GATS_SHIFT)
+#define FEATURE_GLX_SHIFT               14    /* GCR3 table levels - 1 */
+#define FEATURE_PASMAX_SHIFT            32    /* PASID bits - 1 */
+#define FEATURE_GIOSUP                  (1ULL << 48)
 
 /* Commands: opcode in dw1 bits 31:28 */
 #define CMD_COMPL_WAIT                  0x01
@@ -124,6 +129,8 @@
 #define CMD_COMPL_WAIT_INT_MASK         0x02
 #define CMD_INV_IOMMU_PAGES_SIZE_MASK   0x01
 #define CMD_INV_IOMMU_PAGES_PDE_MASK    0x02
+#define CMD_INV_IOMMU_PAGES_GN_MASK     0x04   /* dw2: PASID in dw0 19:0 */
+#define CMD_INV_IOMMU_PAGES_PASID_MASK  0xfffffu
 #define CMD_INV_IOMMU_ALL_PAGES_ADDRESS 0x7ffffffffffff000ULL
 /* PREFETCH_IOMMU_PAGES: DeviceID in dw0 15:0, PFCount in dw0 31:24 */
 #define CMD_PREFETCH_PFCOUNT_SHIFT      24
@@ -158,6 +165,18 @@
 #define DTE_FLAG_TV                     (1ULL << 1)
 #define DTE_MODE_SHIFT                  9
 #define DTE_MODE_MASK                   0x7ULL
+#define DTE_FLAG_GIOV                   (1ULL << 54)   /* untagged DMA: PASID 0 */
+#define DTE_FLAG_GV                     (1ULL << 55)   /* the GCR3 table is valid */
+#define DTE_GLX_SHIFT                   56             /* GCR3 table levels - 1 */
+#define DTE_GLX_MASK                    0x3ULL
+/* The GCR3 table's address, in three pieces (address bits -> DTE bits) */
+#define DTE_GCR3_SHIFT_A                58             /* q0 60:58 = 14:12 */
+#define DTE_GCR3_SHIFT_B                16             /* q1 31:16 = 30:15 */
+#define DTE_GCR3_SHIFT_C                43             /* q1 63:43 = 51:31 */
+#define DTE_GPT_LEVEL_SHIFT             54             /* q2: 0 4-level, 1 5-level */
+#define DTE_GPT_LEVEL_MASK              0x3ULL
+#define GUEST_PGTABLE_4_LEVEL           0
+#define GUEST_PGTABLE_5_LEVEL           1
 #define DTE_FLAG_IR                     (1ULL << 61)
 #define DTE_FLAG_IW                     (1ULL << 62)
 #define DTE_DOMID_MASK                  0xffffULL      /* q1 */
@@ -191,6 +210,24 @@
 #define IOMMU_PTE_IW                    (1ULL << 62)
 #define IOMMU_PTE_RESERVED              (0x7fULL << 52)  /* 58:52; 63 and 8:1 are ignored */
 #define IOMMU_PTE_NEXT_LEVEL_LARGE      7
+
+/* GCR3 table entries: a level's table or, at the last level, a guest CR3 */
+#define GCR3_VALID                      (1ULL << 0)
+#define GCR3_ADDR_MASK                  0x000ffffffffff000ULL
+#define GCR3_RESERVED                   (0xfffULL << 52)
+
+/*
+ * v2 (guest) page-table entries: the x86-64 format (names as in Linux's
+ * io_pgtable_v2.c). Bits 62:52 are ignored, as are PWT, PCD, G and NX
+ * (no DMA asks to execute).
+ */
+#define IOMMU_PAGE_PRESENT              (1ULL << 0)
+#define IOMMU_PAGE_RW                   (1ULL << 1)
+#define IOMMU_PAGE_USER                 (1ULL << 2)
+#define IOMMU_PAGE_ACCESS               (1ULL << 5)
+#define IOMMU_PAGE_DIRTY                (1ULL << 6)
+#define IOMMU_PAGE_PSE                  (1ULL << 7)
+#define IOMMU_PAGE_ADDR_MASK            0x000ffffffffff000ULL
 
 /*
  * ioguard's own registers, beyond AMD-Vi: in the 16 KiB window, at offsets

@@ -97,6 +97,11 @@ typedef struct IoguardConfig {
     bool intremap;  /* interrupt remapping offered (IVRS IOAPIC entry) */
     bool ga;        /* GASup: 128-bit IRTEs */
     bool xtsup;     /* XTSup: x2APIC destinations */
+    /*
+     * GTSup, GIOSup: guest translation (GCR3 tables, v2 page tables) for
+     * requests without a PASID, through DTE.GIoV (Linux's pgtbl_v2)
+     */
+    bool guest_translation;
     bool stats;     /* count per requester (off: the counters stay 0) */
     unsigned fault_records;     /* fault records kept (0: none) */
     bool verifier;  /* flag DMA that only a stale IOTLB entry let through */
@@ -441,6 +446,7 @@ enum {
     IOGUARD_DMA_PASSTHROUGH,    /* DTE without translation, gated by IR/IW */
     IOGUARD_DMA_TRANSLATED,     /* through the DTE's page tables */
     IOGUARD_DMA_BLOCKED,        /* DTE not readable or illegal: all faults */
+    IOGUARD_DMA_GUEST_TRANSLATED,   /* through the DTE's guest (v2) tables */
 };
 
 /* A DMA address range and where it lands in guest-physical memory. */

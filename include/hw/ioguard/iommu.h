@@ -45,6 +45,7 @@ struct IoguardIommuState {
     /* properties */
     bool ga;
     bool xtsup;
+    bool guest_translation;    /* GTSup, GIOSup: amd_iommu=pgtbl_v2 */
     bool stats;
     uint32_t fault_records;
     bool verifier;

@@ -1,0 +1,437 @@
+// Guest translation: GCR3 tables, v2 (x86-64) page tables of every shape,
+// their Accessed and Dirty bits, GN invalidations, and host tables under
+// the guest's, for requests without a PASID through DTE.GIoV (Linux's
+// amd_iommu=pgtbl_v2).
+#include <gtest/gtest.h>
+
+#include "fake_guest.hh"
+
+using namespace ioguard_test;
+
+namespace {
+
+constexpr uint16_t kDev = 0x0010;
+constexpr uint16_t kDomain = 9;
+constexpr uint64_t kControlGt = 1ULL << CONTROL_GT_EN;
+// What Linux's io_pgtable_v2.c writes into every entry.
+constexpr uint64_t kTableFlags = IOMMU_PAGE_PRESENT | IOMMU_PAGE_RW |
+                                 IOMMU_PAGE_USER | IOMMU_PAGE_ACCESS;
+constexpr uint64_t kLeafFlags = kTableFlags | IOMMU_PAGE_DIRTY;
+
+IoguardConfig guest_config()
+{
+    IoguardConfig c = test_config();
+    c.guest_translation = true;
+    return c;
+}
+
+// The DTE Linux's set_dte_entry writes in v2 mode: V, TV, Mode 0, IR, IW,
+// GV, GIoV, GLX and the GCR3 table split in three; q2 the paging mode.
+struct GuestDte {
+    uint64_t q0, q1, q2;
+};
+GuestDte guest_dte(uint64_t gcr3_table, unsigned glx = 0,
+                   unsigned paging = GUEST_PGTABLE_4_LEVEL,
+                   uint64_t host_root = 0, unsigned host_mode = 0)
+{
+    GuestDte d;
+    d.q0 = DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR | DTE_FLAG_IW |
+           DTE_FLAG_GV | DTE_FLAG_GIOV | uint64_t(glx) << DTE_GLX_SHIFT |
+           ((gcr3_table >> 12) & 0x7) << DTE_GCR3_SHIFT_A |
+           uint64_t(host_mode) << DTE_MODE_SHIFT | host_root;
+    d.q1 = kDomain | ((gcr3_table >> 15) & 0xffff) << DTE_GCR3_SHIFT_B |
+           ((gcr3_table >> 31) & 0x1fffff) << DTE_GCR3_SHIFT_C;
+    d.q2 = uint64_t(paging) << DTE_GPT_LEVEL_SHIFT;
+    return d;
+}
+
+struct GuestTest : ::testing::Test {
+    Machine m{guest_config()};
+    Driver d{m};
+    uint64_t gcr3_table = 0;
+    uint64_t cr3 = 0;
+
+    void SetUp() override
+    {
+        d.enable(kControlGt);
+        gcr3_table = d.alloc_table();
+        cr3 = d.alloc_table();
+        m.w64(gcr3_table, cr3 | GCR3_VALID);    // PASID 0
+        const GuestDte dte = guest_dte(gcr3_table);
+        d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+    }
+
+    // Maps gva to pa with a leaf at `leaf_level` (1: 4 KiB, 2: 2 MiB, 3:
+    // 1 GiB) in the levels-level tables under root, as io_pgtable_v2.c
+    // does (table_flags on the way, leaf_flags at the end).
+    uint64_t map(uint64_t root, uint64_t gva, uint64_t pa,
+                 uint64_t leaf_flags = kLeafFlags, unsigned leaf_level = 1,
+                 unsigned levels = 4, uint64_t table_flags = kTableFlags)
+    {
+        uint64_t table = root;
+        for (unsigned level = levels; level > leaf_level; level--) {
+            const uint64_t index = (gva >> (12 + 9 * (level - 1))) & 0x1ff;
+            uint64_t entry = m.r64(table + index * 8);
+            if (!(entry & IOMMU_PAGE_PRESENT)) {
+                entry = d.alloc_table() | table_flags;
+                m.w64(table + index * 8, entry);
+            }
+            table = entry & IOMMU_PAGE_ADDR_MASK;
+        }
+        const uint64_t index =
+            (gva >> (12 + 9 * (leaf_level - 1))) & 0x1ff;
+        m.w64(table + index * 8,
+              pa | leaf_flags | (leaf_level > 1 ? IOMMU_PAGE_PSE : 0));
+        return table + index * 8;   // the leaf's address
+    }
+
+    void inv_guest_pages(uint32_t pasid, uint64_t address, bool s)
+    {
+        d.queue(pasid, uint32_t(CMD_INV_IOMMU_PAGES) << 28 | kDomain,
+                uint32_t(address & ~0xfffULL) | (s ? 1 : 0) |
+                    CMD_INV_IOMMU_PAGES_PDE_MASK | CMD_INV_IOMMU_PAGES_GN_MASK,
+                uint32_t(address >> 32));
+        EXPECT_TRUE(d.completion_wait());
+    }
+};
+
+TEST(GuestTranslationFeatures, OfferedOnlyWhenAsked)
+{
+    Machine plain;
+    EXPECT_EQ(ioguard_iommu_efr(plain.iommu) &
+                  (FEATURE_GT | FEATURE_GIOSUP | (3ULL << FEATURE_GLX_SHIFT)),
+              0u);
+    Machine guest{guest_config()};
+    const uint64_t efr = ioguard_iommu_efr(guest.iommu);
+    EXPECT_TRUE(efr & FEATURE_GT);
+    EXPECT_TRUE(efr & FEATURE_GIOSUP);
+    EXPECT_TRUE(efr & FEATURE_GATS_5_LEVELS);
+    EXPECT_EQ((efr >> FEATURE_GLX_SHIFT) & 3, 1u);
+    // Linux: max_pasids = 2^(PASmax+1) - 1 must fit in 16 bits.
+    EXPECT_EQ((efr >> FEATURE_PASMAX_SHIFT) & 0x1f, 15u);
+}
+
+TEST_F(GuestTest, PasidZeroTablesTranslateRequestsWithoutAPasid)
+{
+    const uint64_t gva = 0x7fffffffe000ULL;     // the top of Linux's aperture
+    map(cr3, gva, 0x777000);
+    const auto t = d.translate(kDev, gva | 0x123, IOGUARD_PERM_WRITE);
+    EXPECT_EQ(t.perm, unsigned(IOGUARD_PERM_RW));
+    EXPECT_EQ(t.translated_addr, 0x777000u);
+    EXPECT_EQ(t.addr_mask, 0xfffu);
+    // One GCR3 entry and four v2 entries.
+    EXPECT_EQ(d.stats().page_walk_levels, 5u);
+    EXPECT_TRUE(d.events().empty());
+    // The second is an IOTLB hit.
+    EXPECT_EQ(d.translate(kDev, gva, IOGUARD_PERM_READ).translated_addr,
+              0x777000u);
+    EXPECT_EQ(d.stats().iotlb_hits, 1u);
+}
+
+TEST_F(GuestTest, WithoutGtEnTheGuestFieldsAreNotUsed)
+{
+    map(cr3, 0x1000, 0x777000);
+    m.mmio_write(MMIO_CONTROL_OFFSET,
+                 m.mmio_read(MMIO_CONTROL_OFFSET) & ~kControlGt);
+    // Mode 0 with IR/IW: untranslated.
+    const auto t = d.translate(kDev, 0x1000, IOGUARD_PERM_READ);
+    EXPECT_EQ(t.translated_addr, 0u);
+    EXPECT_EQ(t.perm, unsigned(IOGUARD_PERM_RW));
+}
+
+TEST(GuestTranslationOff, GuestFieldsAreIgnored)
+{
+    Machine m;      // guest_translation = false: GTEn is not honoured
+    Driver d{m};
+    d.enable(kControlGt);
+    const GuestDte dte = guest_dte(0x5000);
+    d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+    const auto t = d.translate(kDev, 0x1000, IOGUARD_PERM_READ);
+    EXPECT_EQ(t.translated_addr, 0u);
+    EXPECT_EQ(t.perm, unsigned(IOGUARD_PERM_RW));
+    EXPECT_TRUE(d.events().empty());
+}
+
+TEST_F(GuestTest, LargePagesOfTwoMegabytesAndOneGigabyte)
+{
+    map(cr3, 0x40200000, 0x600000, kLeafFlags, 2);
+    map(cr3, 0x80000000, 0x40000000, kLeafFlags, 3);
+    auto t = d.translate(kDev, 0x40212345, IOGUARD_PERM_READ);
+    EXPECT_EQ(t.translated_addr, 0x600000u);
+    EXPECT_EQ(t.addr_mask, 0x1fffffu);
+    t = d.translate(kDev, 0x80123456, IOGUARD_PERM_READ);
+    EXPECT_EQ(t.translated_addr, 0x40000000u);
+    EXPECT_EQ(t.addr_mask, 0x3fffffffu);
+    EXPECT_TRUE(d.events().empty());
+}
+
+TEST_F(GuestTest, FiveLevelTables)
+{
+    const uint64_t root5 = d.alloc_table();
+    m.w64(gcr3_table, root5 | GCR3_VALID);
+    const GuestDte dte = guest_dte(gcr3_table, 0, GUEST_PGTABLE_5_LEVEL);
+    d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+    d.inv_dte(kDev);
+    const uint64_t gva = 0x00ff123456789000ULL;  // uses the level-5 index
+    map(root5, gva, 0x777000, kLeafFlags, 1, 5);
+    const auto t = d.translate(kDev, gva, IOGUARD_PERM_READ);
+    EXPECT_EQ(t.translated_addr, 0x777000u);
+    EXPECT_EQ(d.stats().page_walk_levels, 6u);
+    // Beyond 57 bits: out of range.
+    EXPECT_EQ(d.translate(kDev, 1ULL << 57, IOGUARD_PERM_READ).perm, 0u);
+}
+
+TEST_F(GuestTest, NotPresentIsAnIoPageFaultWithGnAndThePasid)
+{
+    map(cr3, 0x1000, 0x777000);
+    EXPECT_EQ(d.translate(kDev, 0x2000, IOGUARD_PERM_READ).perm, 0u);
+    auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].type, unsigned(EVENT_TYPE_IO_FAULT));
+    EXPECT_EQ(ev[0].devid, kDev);
+    EXPECT_EQ(ev[0].domain, 0u) << "the PASID, in place of the domain";
+    EXPECT_EQ(ev[0].address, 0x2000u);
+    EXPECT_EQ(ev[0].flags & (EVENT_FLAG_GN | EVENT_FLAG_US | EVENT_FLAG_PR),
+              unsigned(EVENT_FLAG_GN | EVENT_FLAG_US));
+}
+
+TEST_F(GuestTest, Gcr3EntryNotValidFaults)
+{
+    map(cr3, 0x1000, 0x777000);
+    m.w64(gcr3_table, cr3);     // V=0
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).perm, 0u);
+    auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].type, unsigned(EVENT_TYPE_IO_FAULT));
+    EXPECT_TRUE(ev[0].flags & EVENT_FLAG_GN);
+}
+
+TEST_F(GuestTest, TwoLevelGcr3TableFindsPasidZero)
+{
+    const uint64_t level1 = d.alloc_table();
+    const uint64_t root = d.alloc_table();
+    m.w64(root, level1 | GCR3_VALID);
+    m.w64(level1, cr3 | GCR3_VALID);
+    const GuestDte dte = guest_dte(root, 1);
+    d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+    d.inv_dte(kDev);
+    map(cr3, 0x1000, 0x777000);
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).translated_addr,
+              0x777000u);
+    EXPECT_EQ(d.stats().page_walk_levels, 6u);
+}
+
+TEST_F(GuestTest, ReservedEncodingsFaultWithRz)
+{
+    // PS in a level-4 entry, and a 2 MiB page with address bits below 2 MiB.
+    m.w64(cr3, d.alloc_table() | kTableFlags | IOMMU_PAGE_PSE);
+    // (Bit 12 of a large page is PAT, not an address bit.)
+    map(cr3, 0x8000000000ULL, 0x602000, kLeafFlags, 2);
+    for (uint64_t gva : {0x1000ULL, 0x8000000000ULL}) {
+        EXPECT_EQ(d.translate(kDev, gva, IOGUARD_PERM_READ).perm, 0u);
+        auto ev = d.events();
+        ASSERT_EQ(ev.size(), 1u) << std::hex << gva;
+        EXPECT_EQ(ev[0].type, unsigned(EVENT_TYPE_IO_FAULT));
+        EXPECT_EQ(ev[0].flags & (EVENT_FLAG_GN | EVENT_FLAG_RZ),
+                  unsigned(EVENT_FLAG_GN | EVENT_FLAG_RZ));
+    }
+    EXPECT_EQ(m.guest_errors.size(), 2u);
+}
+
+TEST_F(GuestTest, ReadOnlyPageRefusesWrites)
+{
+    map(cr3, 0x1000, 0x777000, kLeafFlags & ~IOMMU_PAGE_RW);
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).perm,
+              unsigned(IOGUARD_PERM_READ));
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_WRITE).perm, 0u);
+    auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].flags & (EVENT_FLAG_GN | EVENT_FLAG_PE | EVENT_FLAG_RW),
+              unsigned(EVENT_FLAG_GN | EVENT_FLAG_PE | EVENT_FLAG_RW));
+}
+
+TEST_F(GuestTest, SupervisorPagesRefuseRequestsWithoutAPasid)
+{
+    // U/S clear in the level-3 entry: requests without a PASID are user
+    // requests.
+    map(cr3, 0x1000, 0x777000, kLeafFlags, 1, 4, kTableFlags);
+    const uint64_t l4e = m.r64(cr3);
+    const uint64_t l3 = l4e & IOMMU_PAGE_ADDR_MASK;
+    m.w64(l3, m.r64(l3) & ~IOMMU_PAGE_USER);
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).perm, 0u);
+    auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_TRUE(ev[0].flags & EVENT_FLAG_PE);
+}
+
+TEST_F(GuestTest, AccessedOnTheWayAndDirtyOnWrite)
+{
+    const uint64_t plain = IOMMU_PAGE_PRESENT | IOMMU_PAGE_RW |
+                           IOMMU_PAGE_USER;
+    const uint64_t leaf = map(cr3, 0x1000, 0x777000, plain, 1, 4, plain);
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).perm,
+              unsigned(IOGUARD_PERM_RW));
+    EXPECT_TRUE(m.r64(cr3) & IOMMU_PAGE_ACCESS);
+    EXPECT_TRUE(m.r64(leaf) & IOMMU_PAGE_ACCESS);
+    EXPECT_FALSE(m.r64(leaf) & IOMMU_PAGE_DIRTY);
+    // A write through the clean entry the read left in the IOTLB walks
+    // again and sets D.
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_WRITE).perm,
+              unsigned(IOGUARD_PERM_RW));
+    EXPECT_TRUE(m.r64(leaf) & IOMMU_PAGE_DIRTY);
+    EXPECT_EQ(d.stats().iotlb_misses, 2u);
+    // Now dirty, the next write is a hit.
+    d.translate(kDev, 0x1000, IOGUARD_PERM_WRITE);
+    EXPECT_EQ(d.stats().iotlb_hits, 1u);
+}
+
+TEST_F(GuestTest, RefusedAccessLeavesAccessedAlone)
+{
+    const uint64_t plain = IOMMU_PAGE_PRESENT | IOMMU_PAGE_USER;
+    const uint64_t leaf = map(cr3, 0x1000, 0x777000, plain, 1, 4, plain);
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_WRITE).perm, 0u);
+    EXPECT_FALSE(m.r64(leaf) & IOMMU_PAGE_ACCESS);
+    EXPECT_FALSE(m.r64(cr3) & IOMMU_PAGE_ACCESS);
+}
+
+TEST_F(GuestTest, GnInvalidationDropsExactlyItsPages)
+{
+    const uint64_t leaf1 = map(cr3, 0x1000, 0x777000);
+    map(cr3, 0x2000, 0x778000);
+    d.translate(kDev, 0x1000, IOGUARD_PERM_READ);
+    d.translate(kDev, 0x2000, IOGUARD_PERM_READ);
+    m.w64(leaf1, 0x779000 | kLeafFlags);
+    // Not invalidated yet: the IOTLB's copy.
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).translated_addr,
+              0x777000u);
+    // Another PASID's invalidation leaves PASID 0's pages alone.
+    inv_guest_pages(1, 0x1000, false);
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).translated_addr,
+              0x777000u);
+    inv_guest_pages(0, 0x1000, false);
+    const uint64_t hits = d.stats().iotlb_hits;
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).translated_addr,
+              0x779000u);
+    EXPECT_EQ(d.translate(kDev, 0x2000, IOGUARD_PERM_READ).translated_addr,
+              0x778000u);
+    EXPECT_EQ(d.stats().iotlb_hits, hits + 1) << "0x2000 stayed cached";
+    // The host's notifier users hear of PASID 0's page.
+    ASSERT_FALSE(m.pages_invalidated.empty());
+    EXPECT_EQ(m.pages_invalidated.back(),
+              (Machine::PagesInvalidated{kDomain, 0x1000, 0x1fff}));
+}
+
+TEST_F(GuestTest, HostInvalidationDropsTheDomainsGuestPages)
+{
+    const uint64_t leaf = map(cr3, 0x1000, 0x777000);
+    d.translate(kDev, 0x1000, IOGUARD_PERM_READ);
+    m.w64(leaf, 0x779000 | kLeafFlags);
+    d.inv_pages(kDomain, 0x123456000, false);   // GN=0, any address
+    EXPECT_TRUE(d.completion_wait());
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).translated_addr,
+              0x779000u);
+}
+
+TEST_F(GuestTest, AddressesBeyondTheLevelsFault)
+{
+    // PASID 0: no sign extension; bits above 47 must be 0.
+    EXPECT_EQ(d.translate(kDev, 1ULL << 48, IOGUARD_PERM_READ).perm, 0u);
+    EXPECT_EQ(d.translate(kDev, 0xffff800000000000ULL, IOGUARD_PERM_READ).perm,
+              0u);
+    EXPECT_EQ(d.events().size(), 2u);
+}
+
+TEST_F(GuestTest, GuestFieldsBeyondWhatIsOfferedAreIllegal)
+{
+    // GLX 2 (GLXSup is 1), then guest paging mode 2 (reserved).
+    for (const GuestDte dte : {guest_dte(gcr3_table, 2),
+                               guest_dte(gcr3_table, 0, 2)}) {
+        d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+        d.inv_dte(kDev);
+        EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).perm, 0u);
+        auto ev = d.events();
+        ASSERT_EQ(ev.size(), 1u);
+        EXPECT_EQ(ev[0].type, unsigned(EVENT_TYPE_ILL_DEV));
+    }
+}
+
+TEST_F(GuestTest, Gcr3TableNotInRamIsAPageTableHardwareError)
+{
+    const GuestDte dte = guest_dte(kRamSize + 0x10000);
+    d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+    d.inv_dte(kDev);
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_READ).perm, 0u);
+    auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].type, unsigned(EVENT_TYPE_PAGE_TAB_ERR));
+    EXPECT_EQ(ev[0].address, kRamSize + 0x10000);
+}
+
+// Host tables under the guest's (a hypervisor's guest with its own
+// IOMMU): every guest table address and the final guest physical page
+// go through them.
+TEST_F(GuestTest, HostTablesTranslateTheGuestTablesAndTheirOutput)
+{
+    constexpr uint64_t kGuestRamOffset = 0x800000;  // GPA x is SPA x + this
+    const uint64_t host_root = d.alloc_table();
+    // The guest's tables, built at system addresses and mapped by the
+    // host at gpa = spa - offset.
+    auto host_map = [&](uint64_t gpa) {
+        d.map(host_root, 3, gpa, gpa + kGuestRamOffset, true, true);
+    };
+    const uint64_t gcr3_spa = d.alloc_table();
+    const uint64_t l4 = d.alloc_table(), l3 = d.alloc_table(),
+                   l2 = d.alloc_table(), l1 = d.alloc_table();
+    auto gpa_of = [&](uint64_t spa) { return spa - kGuestRamOffset; };
+    for (uint64_t t : {gcr3_spa, l4, l3, l2, l1}) {
+        host_map(gpa_of(t));
+    }
+    m.w64(gcr3_spa, gpa_of(l4) | GCR3_VALID);
+    m.w64(l4, gpa_of(l3) | kTableFlags);
+    m.w64(l3, gpa_of(l2) | kTableFlags);
+    m.w64(l2, gpa_of(l1) | kTableFlags);
+    m.w64(l1 + 8, 0x100000 | kLeafFlags);     // gva 0x1000 -> gpa 0x100000
+    host_map(0x100000);
+    const GuestDte dte = guest_dte(gpa_of(gcr3_spa), 0, GUEST_PGTABLE_4_LEVEL,
+                                   host_root, 3);
+    d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+    d.inv_dte(kDev);
+    const auto t = d.translate(kDev, 0x1234, IOGUARD_PERM_READ);
+    EXPECT_EQ(t.translated_addr, 0x100000 + kGuestRamOffset);
+    EXPECT_EQ(t.addr_mask, 0xfffu);
+    EXPECT_TRUE(d.events().empty());
+
+    // A guest physical page the host does not map: a host fault (GN=0)
+    // at that guest physical address.
+    m.w64(l1 + 16, 0x200000 | kLeafFlags);
+    EXPECT_EQ(d.translate(kDev, 0x2000, IOGUARD_PERM_READ).perm, 0u);
+    auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].type, unsigned(EVENT_TYPE_IO_FAULT));
+    EXPECT_EQ(ev[0].address, 0x200000u);
+    EXPECT_EQ(ev[0].domain, kDomain);
+    EXPECT_FALSE(ev[0].flags & EVENT_FLAG_GN);
+}
+
+TEST_F(GuestTest, TheMonitorSeesGuestTranslatedDmaAndItsPages)
+{
+    // Read-only, and no Accessed bits yet.
+    const uint64_t plain = IOMMU_PAGE_PRESENT | IOMMU_PAGE_USER;
+    const uint64_t leaf = map(cr3, 0x1000, 0x777000, plain, 1, 4,
+                              plain | IOMMU_PAGE_RW);
+    IoguardDeviceInfo info;
+    ioguard_iommu_read_device(m.iommu, kDev, &info);
+    EXPECT_EQ(info.dma, unsigned(IOGUARD_DMA_GUEST_TRANSLATED));
+    IoguardMapping page;
+    ASSERT_TRUE(ioguard_iommu_lookup_page(m.iommu, kDev, 0x1abc, &page));
+    EXPECT_EQ(page.iova, 0x1000u);
+    EXPECT_EQ(page.last, 0x1fffu);
+    EXPECT_EQ(page.target, 0x777000u);
+    EXPECT_EQ(page.perm, unsigned(IOGUARD_PERM_READ));
+    EXPECT_FALSE(ioguard_iommu_lookup_page(m.iommu, kDev, 0x2000, &page));
+    // A look moves no data: the Accessed bits stay clear.
+    EXPECT_FALSE(m.r64(cr3) & IOMMU_PAGE_ACCESS);
+    EXPECT_FALSE(m.r64(leaf) & IOMMU_PAGE_ACCESS);
+}
+
+} // namespace
