@@ -21,16 +21,17 @@ public:
     {
     }
 
-    // The system physical page holding gpa, for an access that reads (and
-    // writes, if write). On failure r_ says why.
+    // The system physical page holding gpa, for an access that reads (or
+    // writes, if write), and what the host tables allow there (not the
+    // DTE's IR and IW: those are the device's, not the IOMMU's own reads
+    // of guest tables). On failure r_ says why.
     bool translate(uint64_t gpa, bool write, uint64_t &spa,
                    uint64_t &page_size, bool &readable, bool &writable)
     {
         if (!dte_.translation_valid() || dte_.mode() == 0) {
             spa = gpa;
             page_size = uint64_t{1} << 30;  // as untranslated DMA
-            readable = dte_.read_allowed();
-            writable = dte_.write_allowed();
+            readable = writable = true;
             return true;
         }
         const WalkResult host = walk_v1(host_, dte_.page_table_root(),
@@ -41,24 +42,26 @@ public:
             r_.error_address = host.error_address;
             return false;
         }
-        if (host.status != WalkResult::Status::Ok || !host.read ||
-            (write && !host.write)) {
+        if (host.status != WalkResult::Status::Ok ||
+            !(write ? host.write : host.read)) {
             r_.status = Status::HostFault;
             r_.error_address = gpa;
             return false;
         }
         spa = host.page_base + (gpa & (host.page_size - 1));
         page_size = host.page_size;
-        readable = host.read && dte_.read_allowed();
-        writable = host.write && dte_.write_allowed();
+        readable = host.read;
+        writable = host.write;
         return true;
     }
 
-    // The 8-byte table entry at gpa.
-    bool read_entry(uint64_t gpa, uint64_t &value, uint64_t &spa)
+    // The 8-byte table entry at gpa, and whether the device may write it
+    // (for the Accessed and Dirty bits).
+    bool read_entry(uint64_t gpa, uint64_t &value, uint64_t &spa,
+                    bool &writable)
     {
         uint64_t size;
-        bool readable, writable;
+        bool readable;
         if (!translate(gpa, false, spa, size, readable, writable)) {
             return false;
         }
@@ -102,7 +105,8 @@ bool find_guest_cr3(GuestPhysical &mem, const DeviceTableEntry &dte,
     for (int level = int(levels); level >= 0; level--) {
         const uint64_t index = (pasid >> (9 * level)) & 0x1ff;
         uint64_t entry, spa;
-        if (!mem.read_entry(table + index * 8, entry, spa)) {
+        bool writable;
+        if (!mem.read_entry(table + index * 8, entry, spa, writable)) {
             return false;
         }
         if (!(entry & GCR3_VALID)) {
@@ -182,6 +186,7 @@ GuestWalkResult walk_guest(Host &host, const DeviceTableEntry &dte,
     struct Visited {
         uint64_t spa;
         uint64_t value;
+        bool writable;      // the host tables let the device write it
     };
     Visited visited[5];
     unsigned nvisited = 0;
@@ -192,7 +197,8 @@ GuestWalkResult walk_guest(Host &host, const DeviceTableEntry &dte,
         const uint64_t index =
             (access.address >> v2_index_shift(level)) & 0x1ff;
         uint64_t entry, spa;
-        if (!mem.read_entry(table + index * 8, entry, spa)) {
+        bool entry_writable;
+        if (!mem.read_entry(table + index * 8, entry, spa, entry_writable)) {
             return r;
         }
         if (!(entry & IOMMU_PAGE_PRESENT)) {
@@ -203,7 +209,7 @@ GuestWalkResult walk_guest(Host &host, const DeviceTableEntry &dte,
             r.status = Status::Reserved;
             return r;
         }
-        visited[nvisited++] = {spa, entry};
+        visited[nvisited++] = {spa, entry, entry_writable};
         writable = writable && (entry & IOMMU_PAGE_RW);
         user = user && (entry & IOMMU_PAGE_USER);
         if (level == 1 || (entry & IOMMU_PAGE_PSE)) {
@@ -227,13 +233,24 @@ GuestWalkResult walk_guest(Host &host, const DeviceTableEntry &dte,
                        host_write)) {
         return r;
     }
+    const bool read = host_read && dte.read_allowed();
+    const bool write = writable && host_write && dte.write_allowed();
+    // An access that moves data is refused here, before its Accessed and
+    // Dirty bits are set, when the host tables or the DTE's IR/IW forbid
+    // it too.
+    if (access.sets_accessed && !(access.write ? write : read)) {
+        r.status = Status::NoAccess;
+        return r;
+    }
 
     for (unsigned i = 0; i < nvisited && access.sets_accessed; i++) {
         uint64_t value = visited[i].value | IOMMU_PAGE_ACCESS;
         if (i == nvisited - 1 && access.write) {
             value |= IOMMU_PAGE_DIRTY;
         }
-        if (value != visited[i].value) {
+        // (Where the host tables make a guest table read-only, its bits
+        // stay as they are.)
+        if (value != visited[i].value && visited[i].writable) {
             mem.write_entry(visited[i].spa, value);
             visited[i].value = value;
         }
@@ -242,8 +259,8 @@ GuestWalkResult walk_guest(Host &host, const DeviceTableEntry &dte,
     r.status = Status::Ok;
     r.page_size = guest_size < host_size ? guest_size : host_size;
     r.page_base = spa & ~(r.page_size - 1);
-    r.read = host_read;
-    r.write = writable && host_write;
+    r.read = read;
+    r.write = write;
     r.dirty = visited[nvisited - 1].value & IOMMU_PAGE_DIRTY;
     return r;
 }
