@@ -294,6 +294,25 @@ TEST_F(GuestTest, RefusedAccessLeavesAccessedAlone)
     EXPECT_FALSE(m.r64(cr3) & IOMMU_PAGE_ACCESS);
 }
 
+TEST_F(GuestTest, AWriteTheDteForbidsLeavesDirtyAlone)
+{
+    // IW=0 in the DTE: the device may not write, whatever the v2 tables
+    // say; the tables themselves are still read (IR/IW are the device's).
+    GuestDte dte = guest_dte(gcr3_table);
+    dte.q0 &= ~(DTE_FLAG_IW | DTE_FLAG_IR);
+    d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+    d.inv_dte(kDev);
+    const uint64_t plain = IOMMU_PAGE_PRESENT | IOMMU_PAGE_RW |
+                           IOMMU_PAGE_USER;
+    const uint64_t leaf = map(cr3, 0x1000, 0x777000, plain, 1, 4, plain);
+    EXPECT_EQ(d.translate(kDev, 0x1000, IOGUARD_PERM_WRITE).perm, 0u);
+    EXPECT_FALSE(m.r64(leaf) & (IOMMU_PAGE_DIRTY | IOMMU_PAGE_ACCESS));
+    auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].flags & (EVENT_FLAG_GN | EVENT_FLAG_PE),
+              unsigned(EVENT_FLAG_GN | EVENT_FLAG_PE));
+}
+
 TEST_F(GuestTest, GnInvalidationDropsExactlyItsPages)
 {
     const uint64_t leaf1 = map(cr3, 0x1000, 0x777000);
