@@ -116,7 +116,7 @@ def run_seed(seed, ops, workdir, timeout=600):
     errors_log = os.path.join(workdir, "guest-errors.log")
     # ATS on both sides, so that the NIC's own translation cache and the
     # device-IOTLB invalidations are attacked too.
-    vm = ivm.Vm(ivm.ioguard_args("device-iotlb=on"), [],
+    vm = ivm.Vm(ivm.ioguard_args("device-iotlb=on", "guest-translation=on"), [],
                 # devkmsg=on: progress lines go to the kernel's log, which
                 # would otherwise let through 10 per 5 seconds
                 append=f"{gp.kernel_params(hostile=(seed, ops))} "

@@ -397,10 +397,21 @@ private:
             | (rnd_.below(8) << 9)                           // Mode
             | (page_address() & IOGUARD_BASE_ADDR_MASK)      // Page-table root
             | (rnd_.below(4) << 61);                         // IR, IW
+        if (rnd_.chance(30)) {      // guest translation: GIoV, GV, GLX, GCR3
+            v |= rnd_.below(4) << 54 | rnd_.below(4) << DTE_GLX_SHIFT |
+                 rnd_.below(8) << DTE_GCR3_SHIFT_A;
+        }
         return rnd_.chance(80) ? v : rnd_.next();
     }
     uint64_t pte_word()
     {
+        if (rnd_.chance(30)) {      // a v2 entry or a GCR3 entry: P, R/W,
+                                    // U/S, A, D, PS
+            return (page_address() & IOGUARD_BASE_ADDR_MASK) | 1 |
+                   (rnd_.next() & (IOMMU_PAGE_RW | IOMMU_PAGE_USER |
+                                   IOMMU_PAGE_ACCESS | IOMMU_PAGE_DIRTY |
+                                   IOMMU_PAGE_PSE));
+        }
         uint64_t v = 1 | (rnd_.below(8) << 9)                // PR, NextLevel
             | (page_address() & IOGUARD_BASE_ADDR_MASK)
             | (rnd_.below(4) << 61) | (rnd_.below(2) << 1);  // IR/IW, STREAMING
@@ -612,18 +623,42 @@ private:
     // Every table valid: device table in page 16 with the NIC translated
     // through a 3-level table (pages 17..19) mapping IOVA 0..64 KiB onto
     // pages 20..31, command buffer in page 0, event log in page 1; the
-    // NIC's rings in pages 8 and 9, the IOMMU enabled.
+    // NIC's rings in pages 8 and 9, the IOMMU enabled. Now and then the
+    // same mapping in guest (v2) tables instead: the GCR3 table in page 2,
+    // four levels in pages 3..6, GTEn set (guest-translation=on).
     void sane_set_up()
     {
+        const bool guest_tables = rnd_.chance(30);
         memset(ram_.virt + 16 * kPage, 0, 4 * kPage);
+        memset(ram_.virt + 2 * kPage, 0, 5 * kPage);
         for (uint16_t devid : {kNicDevid, kNvmeDevid}) {
-            *ram_.word(16, devid * 4) = 1 | 2 | (3ULL << 9) | ram_.phys[17] | (3ULL << 61);
+            if (guest_tables) {
+                const uint64_t gcr3 = ram_.phys[2];
+                *ram_.word(16, devid * 4) =
+                    1 | 2 | DTE_FLAG_GIOV | DTE_FLAG_GV | (3ULL << 61) |
+                    ((gcr3 >> 12) & 7) << DTE_GCR3_SHIFT_A;
+                *ram_.word(16, devid * 4 + 1) =
+                    ((gcr3 >> 15) & 0xffff) << DTE_GCR3_SHIFT_B |
+                    ((gcr3 >> 31) & 0x1fffff) << DTE_GCR3_SHIFT_C;
+            } else {
+                *ram_.word(16, devid * 4) = 1 | 2 | (3ULL << 9) | ram_.phys[17] | (3ULL << 61);
+            }
         }
         *ram_.word(17, 0) = 1 | (2ULL << 9) | ram_.phys[18] | (3ULL << 61);
         *ram_.word(18, 0) = 1 | (1ULL << 9) | ram_.phys[19] | (3ULL << 61);
         for (unsigned i = 0; i < 16; i++) {
             *ram_.word(19, i) = 1 | ram_.phys[20 + i % 12] | (3ULL << 61) |
                                 (rnd_.chance(30) ? 2 : 0);
+        }
+        const uint64_t v2_table = IOMMU_PAGE_PRESENT | IOMMU_PAGE_RW |
+                                  IOMMU_PAGE_USER;
+        *ram_.word(2, 0) = ram_.phys[3] | GCR3_VALID;
+        for (unsigned level = 3; level < 6; level++) {
+            *ram_.word(level, 0) = ram_.phys[level + 1] | v2_table;
+        }
+        for (unsigned i = 0; i < 16; i++) {
+            *ram_.word(6, i) = ram_.phys[20 + i % 12] | v2_table |
+                               (rnd_.chance(30) ? IOMMU_PAGE_ACCESS : 0);
         }
         iommu_.write(MMIO_CONTROL_OFFSET, 8, 0);
         iommu_.write(MMIO_DEV_TABLE_OFFSET, 8, ram_.phys[16]);
@@ -636,7 +671,8 @@ private:
         iommu_.write(IOGUARD_MMIO_CONTROL, 8, rnd_.below(2));
         iommu_.write(MMIO_CONTROL_OFFSET, 8,
                      1ULL << CONTROL_IOMMU_EN | 1ULL << CONTROL_EVT_LOG_EN |
-                     1ULL << CONTROL_CMDBUF_EN | 1ULL << CONTROL_COMWAIT_EN);
+                     1ULL << CONTROL_CMDBUF_EN | 1ULL << CONTROL_COMWAIT_EN |
+                     (guest_tables ? 1ULL << CONTROL_GT_EN : 0));
         nic_.write(NIC_REG_CTRL, 4, NIC_CTRL_RESET);
         nic_.write(NIC_REG_INT_MASK, 4, NIC_INT_ALL);
     }

@@ -52,6 +52,7 @@ def test_disks_through_v2_tables(mode, disks):
     # Every walk read the PASID's GCR3 entry and four v2 levels (a v1 walk
     # of Linux's 3-level tables reads three).
     assert stats["iotlb-misses"] > 1000
+    assert stats["guest-walks"] == stats["iotlb-misses"]
     assert stats["page-walk-levels"] == 5 * stats["iotlb-misses"]
     # Linux invalidates v2 pages with GN=1, PASID 0 (INVALIDATE_IOMMU_PAGES).
     commands = {c["name"]: c["count"] for c in stats["commands"]}
@@ -65,3 +66,4 @@ def test_without_the_property_linux_falls_back_to_v1(disks):
     assert V2_ENABLED not in log
     assert_read_everything(disks, checksums)
     assert stats["faults"] == 0
+    assert stats["guest-walks"] == 0

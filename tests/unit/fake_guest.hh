@@ -244,6 +244,59 @@ struct Driver {
                                    (write ? IOMMU_PTE_IW : 0));
     }
 
+    // Guest translation (guest-translation=on): the DTE Linux's
+    // set_dte_entry writes in v2 mode (V, TV, IR, IW, GV, GIoV, GLX, the
+    // GCR3 table in three pieces; q2 the paging mode) with host tables of
+    // `host_mode` levels at host_root, or none.
+    struct GuestDte {
+        uint64_t q0, q1, q2;
+    };
+    static GuestDte guest_dte(uint64_t gcr3_table, uint16_t domain,
+                              unsigned glx = 0,
+                              unsigned paging = GUEST_PGTABLE_4_LEVEL,
+                              uint64_t host_root = 0, unsigned host_mode = 0)
+    {
+        GuestDte d;
+        d.q0 = DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR | DTE_FLAG_IW |
+               DTE_FLAG_GV | DTE_FLAG_GIOV | uint64_t(glx) << DTE_GLX_SHIFT |
+               ((gcr3_table >> 12) & 0x7) << DTE_GCR3_SHIFT_A |
+               uint64_t(host_mode) << DTE_MODE_SHIFT | host_root;
+        d.q1 = domain | ((gcr3_table >> 15) & 0xffff) << DTE_GCR3_SHIFT_B |
+               ((gcr3_table >> 31) & 0x1fffff) << DTE_GCR3_SHIFT_C;
+        d.q2 = uint64_t(paging) << DTE_GPT_LEVEL_SHIFT;
+        return d;
+    }
+
+    // What Linux's io_pgtable_v2.c writes into every v2 entry.
+    static constexpr uint64_t kV2TableFlags =
+        IOMMU_PAGE_PRESENT | IOMMU_PAGE_RW | IOMMU_PAGE_USER |
+        IOMMU_PAGE_ACCESS;
+    static constexpr uint64_t kV2LeafFlags = kV2TableFlags | IOMMU_PAGE_DIRTY;
+
+    // Maps gva to pa in the `levels`-level v2 tables under root with a
+    // leaf at `leaf_level` (1: 4 KiB, 2: 2 MiB, 3: 1 GiB), table_flags on
+    // the way and leaf_flags at the end. Returns the leaf's address.
+    uint64_t map_v2(uint64_t root, uint64_t gva, uint64_t pa,
+                    uint64_t leaf_flags = kV2LeafFlags,
+                    unsigned leaf_level = 1, unsigned levels = 4,
+                    uint64_t table_flags = kV2TableFlags)
+    {
+        uint64_t table = root;
+        for (unsigned level = levels; level > leaf_level; level--) {
+            const uint64_t index = (gva >> (12 + 9 * (level - 1))) & 0x1ff;
+            uint64_t entry = m.r64(table + index * 8);
+            if (!(entry & IOMMU_PAGE_PRESENT)) {
+                entry = alloc_table() | table_flags;
+                m.w64(table + index * 8, entry);
+            }
+            table = entry & IOMMU_PAGE_ADDR_MASK;
+        }
+        const uint64_t index = (gva >> (12 + 9 * (leaf_level - 1))) & 0x1ff;
+        m.w64(table + index * 8,
+              pa | leaf_flags | (leaf_level > 1 ? IOMMU_PAGE_PSE : 0));
+        return table + index * 8;
+    }
+
     // Returns the guest address of the leaf PTE for iova (4K leaves).
     uint64_t pte_address(uint64_t root, unsigned mode, uint64_t iova)
     {

@@ -13,10 +13,8 @@ namespace {
 constexpr uint16_t kDev = 0x0010;
 constexpr uint16_t kDomain = 9;
 constexpr uint64_t kControlGt = 1ULL << CONTROL_GT_EN;
-// What Linux's io_pgtable_v2.c writes into every entry.
-constexpr uint64_t kTableFlags = IOMMU_PAGE_PRESENT | IOMMU_PAGE_RW |
-                                 IOMMU_PAGE_USER | IOMMU_PAGE_ACCESS;
-constexpr uint64_t kLeafFlags = kTableFlags | IOMMU_PAGE_DIRTY;
+constexpr uint64_t kTableFlags = Driver::kV2TableFlags;
+constexpr uint64_t kLeafFlags = Driver::kV2LeafFlags;
 
 IoguardConfig guest_config()
 {
@@ -25,24 +23,13 @@ IoguardConfig guest_config()
     return c;
 }
 
-// The DTE Linux's set_dte_entry writes in v2 mode: V, TV, Mode 0, IR, IW,
-// GV, GIoV, GLX and the GCR3 table split in three; q2 the paging mode.
-struct GuestDte {
-    uint64_t q0, q1, q2;
-};
+using GuestDte = Driver::GuestDte;
 GuestDte guest_dte(uint64_t gcr3_table, unsigned glx = 0,
                    unsigned paging = GUEST_PGTABLE_4_LEVEL,
                    uint64_t host_root = 0, unsigned host_mode = 0)
 {
-    GuestDte d;
-    d.q0 = DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR | DTE_FLAG_IW |
-           DTE_FLAG_GV | DTE_FLAG_GIOV | uint64_t(glx) << DTE_GLX_SHIFT |
-           ((gcr3_table >> 12) & 0x7) << DTE_GCR3_SHIFT_A |
-           uint64_t(host_mode) << DTE_MODE_SHIFT | host_root;
-    d.q1 = kDomain | ((gcr3_table >> 15) & 0xffff) << DTE_GCR3_SHIFT_B |
-           ((gcr3_table >> 31) & 0x1fffff) << DTE_GCR3_SHIFT_C;
-    d.q2 = uint64_t(paging) << DTE_GPT_LEVEL_SHIFT;
-    return d;
+    return Driver::guest_dte(gcr3_table, kDomain, glx, paging, host_root,
+                             host_mode);
 }
 
 struct GuestTest : ::testing::Test {
@@ -61,28 +48,12 @@ struct GuestTest : ::testing::Test {
         d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
     }
 
-    // Maps gva to pa with a leaf at `leaf_level` (1: 4 KiB, 2: 2 MiB, 3:
-    // 1 GiB) in the levels-level tables under root, as io_pgtable_v2.c
-    // does (table_flags on the way, leaf_flags at the end).
     uint64_t map(uint64_t root, uint64_t gva, uint64_t pa,
                  uint64_t leaf_flags = kLeafFlags, unsigned leaf_level = 1,
                  unsigned levels = 4, uint64_t table_flags = kTableFlags)
     {
-        uint64_t table = root;
-        for (unsigned level = levels; level > leaf_level; level--) {
-            const uint64_t index = (gva >> (12 + 9 * (level - 1))) & 0x1ff;
-            uint64_t entry = m.r64(table + index * 8);
-            if (!(entry & IOMMU_PAGE_PRESENT)) {
-                entry = d.alloc_table() | table_flags;
-                m.w64(table + index * 8, entry);
-            }
-            table = entry & IOMMU_PAGE_ADDR_MASK;
-        }
-        const uint64_t index =
-            (gva >> (12 + 9 * (leaf_level - 1))) & 0x1ff;
-        m.w64(table + index * 8,
-              pa | leaf_flags | (leaf_level > 1 ? IOMMU_PAGE_PSE : 0));
-        return table + index * 8;   // the leaf's address
+        return d.map_v2(root, gva, pa, leaf_flags, leaf_level, levels,
+                        table_flags);
     }
 
     void inv_guest_pages(uint32_t pasid, uint64_t address, bool s)
@@ -121,6 +92,7 @@ TEST_F(GuestTest, PasidZeroTablesTranslateRequestsWithoutAPasid)
     EXPECT_EQ(t.addr_mask, 0xfffu);
     // One GCR3 entry and four v2 entries.
     EXPECT_EQ(d.stats().page_walk_levels, 5u);
+    EXPECT_EQ(d.stats().guest_walks, 1u);
     EXPECT_TRUE(d.events().empty());
     // The second is an IOTLB hit.
     EXPECT_EQ(d.translate(kDev, gva, IOGUARD_PERM_READ).translated_addr,

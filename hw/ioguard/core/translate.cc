@@ -426,6 +426,7 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
         bump(counters, &RequesterCounters::iotlb_hits);
     } else {
         bump(counters, &RequesterCounters::iotlb_misses);
+        bump(counters, &RequesterCounters::guest_walks);
         const GuestWalkResult walk = walk_guest(
             host_, dte,
             GuestAccess{kPasid, iova, write, true,

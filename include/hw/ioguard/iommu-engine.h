@@ -164,6 +164,7 @@ typedef struct IoguardMsi {
     C(iotlb_hits)           /* translations answered from the IOTLB */      \
     C(iotlb_misses)         /* the others: each one page walk */            \
     C(page_walk_levels)     /* page-table entries read by the walks */      \
+    C(guest_walks)          /* of the walks, those of guest (v2) tables */  \
     C(passthrough)          /* translations answered as identity */         \
     C(faults)               /* translations refused */                      \
     C(interrupts_remapped)                                                  \
