@@ -1,5 +1,7 @@
 """Whole-VM DMA benchmark: guest-measured throughput with no IOMMU,
-QEMU's amd-iommu, intel-iommu and ioguard-iommu (lazy, strict, passthrough),
+QEMU's amd-iommu, intel-iommu and ioguard-iommu (lazy, strict, passthrough,
+and lazy with Linux's v2 page tables: guest-translation=on,
+amd_iommu=pgtbl_v2),
 interleaved in one invocation, each reported as a ratio to the no-IOMMU run
 of the same batch (median over the batches).
 
@@ -59,6 +61,8 @@ CONFIGS = {
     "ioguard-lazy": (ivm.ioguard_args(), ""),
     "ioguard-strict": (ivm.ioguard_args(), "iommu.strict=1"),
     "ioguard-pt": (ivm.ioguard_args(), "iommu=pt"),
+    "ioguard-v2": (ivm.ioguard_args("guest-translation=on"),
+                   "amd_iommu=pgtbl_v2"),
 }
 
 

@@ -176,9 +176,11 @@ private:
                                         unsigned perm);
     IoguardTranslation translate_with_faults(uint16_t devid, uint64_t iova,
                                              unsigned perm);
-    // Guest translation (translate.cc): whether dte's untranslated-PASID
-    // requests go through its guest tables, whether its guest fields are
-    // ones this IOMMU cannot use, and such a request's translation.
+    // Guest translation (translate.cc): whether dte's guest fields count
+    // (GV, and guest translation offered and enabled), whether its requests
+    // without a PASID go through its guest tables, whether its guest fields
+    // are ones this IOMMU cannot use, and such a request's translation.
+    bool guest_fields_valid(const DeviceTableEntry &dte) const;
     bool uses_guest_tables(const DeviceTableEntry &dte) const;
     bool guest_fields_illegal(const DeviceTableEntry &dte) const;
     IoguardTranslation translate_guest(uint16_t devid,

@@ -119,19 +119,23 @@ IotlbEntry make_iotlb_entry(const WalkResult &walk,
     return e;
 }
 
+// (GV first: on the DMA path of a DTE without guest tables, one bit test.)
+bool Iommu::guest_fields_valid(const DeviceTableEntry &dte) const
+{
+    return dte.guest_valid() && dte.valid() && dte.translation_valid() &&
+           guest_translation_enabled_.load(std::memory_order_acquire);
+}
+
 bool Iommu::uses_guest_tables(const DeviceTableEntry &dte) const
 {
-    return guest_translation_enabled_.load(std::memory_order_acquire) &&
-           dte.valid() && dte.translation_valid() && dte.guest_valid() &&
-           dte.guest_io_valid();
+    return guest_fields_valid(dte) && dte.guest_io_valid();
 }
 
 // The guest fields of a DTE with GV=1 that this IOMMU cannot use: more
 // GCR3 levels than GLXSup offers, or a reserved guest paging mode.
 bool Iommu::guest_fields_illegal(const DeviceTableEntry &dte) const
 {
-    return guest_translation_enabled_.load(std::memory_order_acquire) &&
-           dte.valid() && dte.translation_valid() && dte.guest_valid() &&
+    return guest_fields_valid(dte) &&
            (dte.gcr3_levels() > ((efr_ >> FEATURE_GLX_SHIFT) & 3) ||
             guest_paging_levels(dte) == 0);
 }
