@@ -55,8 +55,8 @@ public:
         return true;
     }
 
-    // The 8-byte table entry at gpa, and whether the device may write it
-    // (for the Accessed and Dirty bits).
+    // The 8-byte table entry at gpa, and whether the host tables let the
+    // IOMMU write it back (with its Accessed and Dirty bits).
     bool read_entry(uint64_t gpa, uint64_t &value, uint64_t &spa,
                     bool &writable)
     {
