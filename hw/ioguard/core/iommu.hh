@@ -172,6 +172,10 @@ private:
     IoguardTranslation fault(uint16_t devid, uint16_t domain, uint64_t iova,
                              unsigned flags, unsigned perm,
                              FaultReason reason);
+    IoguardTranslation table_not_in_ram(uint16_t devid, uint16_t domain,
+                                        uint64_t iova, uint64_t entry_address,
+                                        unsigned flags, unsigned perm,
+                                        const char *tables);
     IoguardTranslation translate_tables(uint16_t devid, uint64_t iova,
                                         unsigned perm);
     IoguardTranslation translate_with_faults(uint16_t devid, uint64_t iova,

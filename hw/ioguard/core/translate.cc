@@ -217,6 +217,25 @@ IoguardTranslation Iommu::fault(uint16_t devid, uint16_t domain,
     return blocked(iova);
 }
 
+// A table entry on iova's walk (v1, or guest: "page", "guest") is not
+// RAM: PAGE_TAB_HARDWARE_ERROR at the entry's address.
+IoguardTranslation Iommu::table_not_in_ram(uint16_t devid, uint16_t domain,
+                                           uint64_t iova,
+                                           uint64_t entry_address,
+                                           unsigned flags, unsigned perm,
+                                           const char *tables)
+{
+    guest_error("%s table entry at 0x%llx (requester %04x) is not in RAM",
+                tables, (unsigned long long)entry_address, devid);
+    bump(stats_.requester(devid), &RequesterCounters::faults);
+    if (perm != IOGUARD_PERM_NONE) {
+        log_event(Event::page_tab_hardware_error(devid, domain, entry_address,
+                                                 flags),
+                  FaultReason::PageTableNotInRam);
+    }
+    return blocked(iova);
+}
+
 IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
                                     unsigned perm)
 {
@@ -379,16 +398,8 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
                          flags | EVENT_FLAG_PR | EVENT_FLAG_RZ, perm,
                          FaultReason::PageTableReserved);
         case WalkResult::Status::TableReadError:
-            guest_error("page table entry at 0x%llx (requester %04x) is not "
-                        "in RAM", (unsigned long long)walk.error_address,
-                        devid);
-            bump(counters, &RequesterCounters::faults);
-            if (perm != IOGUARD_PERM_NONE) {
-                log_event(Event::page_tab_hardware_error(
-                              devid, domain, walk.error_address, flags),
-                          FaultReason::PageTableNotInRam);
-            }
-            return blocked(iova);
+            return table_not_in_ram(devid, domain, iova, walk.error_address,
+                                    flags, perm, "page");
         }
         entry = make_iotlb_entry(walk, *dte);
         iotlb_.insert(domain, iova, *entry, filled_at);
@@ -466,16 +477,8 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
             return fault(devid, domain, walk.error_address,
                          request_flags(perm), perm, FaultReason::NotPresent);
         case Status::TableReadError:
-            guest_error("guest table entry at 0x%llx (requester %04x) is not "
-                        "in RAM", (unsigned long long)walk.error_address,
-                        devid);
-            bump(counters, &RequesterCounters::faults);
-            if (perm != IOGUARD_PERM_NONE) {
-                log_event(Event::page_tab_hardware_error(
-                              devid, kPasid, walk.error_address, flags),
-                          FaultReason::PageTableNotInRam);
-            }
-            return blocked(iova);
+            return table_not_in_ram(devid, kPasid, iova, walk.error_address,
+                                    flags, perm, "guest");
         }
         IotlbEntry fresh{};
         fresh.page_base = walk.page_base;
