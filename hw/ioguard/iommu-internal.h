@@ -36,6 +36,9 @@ typedef struct IoguardDeviceSpace {
     bool recheck;
     uint64_t recheck_first, recheck_last;
     bool mapped_warned;             /* too many entries for MAP users */
+    /* Where COMPLETE_PPR_REQUEST's answers to its page requests go. */
+    IoguardPageResponseFn *page_response;
+    void *page_response_opaque;
 } IoguardDeviceSpace;
 
 /* The bus number is read at each use: firmware numbers buses after boot. */

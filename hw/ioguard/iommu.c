@@ -242,6 +242,35 @@ static void ioguard_wake_at(void *opaque, uint64_t deadline_ns)
     timer_mod(s->fault_timer, deadline_ns);
 }
 
+typedef struct IoguardPageResponse {
+    uint16_t devid;
+    bool pasid_valid;
+    uint32_t pasid;
+    uint16_t group;
+    unsigned code;
+} IoguardPageResponse;
+
+static void ioguard_respond_to(IoguardDeviceSpace *ds, void *opaque)
+{
+    IoguardPageResponse *r = opaque;
+
+    if (ds->page_response && ioguard_space_devid(ds) == r->devid) {
+        ds->page_response(ds->page_response_opaque, r->pasid_valid, r->pasid,
+                          r->group, r->code);
+    }
+}
+
+/* COMPLETE_PPR_REQUEST: the PRG response goes to the requester's device. */
+static void ioguard_page_response(void *opaque, uint16_t devid,
+                                  bool pasid_valid, uint32_t pasid,
+                                  uint16_t group, unsigned code)
+{
+    IoguardPageResponse r = { devid, pasid_valid, pasid, group, code };
+
+    trace_ioguard_page_response(devid, pasid_valid, pasid, group, code);
+    ioguard_for_each_space(opaque, ioguard_respond_to, &r);
+}
+
 static const IoguardHostOps ioguard_host_ops = {
     .read_ram = ioguard_read_ram,
     .write_ram = ioguard_write_ram,
@@ -256,6 +285,7 @@ static const IoguardHostOps ioguard_host_ops = {
     .wake_at = ioguard_wake_at,
     .iommu_pages_invalidated = ioguard_iommu_pages_invalidated,
     .device_iotlb_invalidated = ioguard_device_iotlb_invalidated,
+    .page_response = ioguard_page_response,
 };
 
 /* ---- MMIO window ---- */
@@ -858,6 +888,25 @@ static void ioguard_ats_used(IOMMUMemoryRegion *iommu_mr, uint64_t iova,
                            generation);
 }
 
+static unsigned ioguard_page_request(IOMMUMemoryRegion *iommu_mr,
+                                     IoguardPageRequest *request,
+                                     IoguardPageResponseFn *respond,
+                                     void *opaque)
+{
+    IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
+                                          translated);
+    unsigned outcome;
+
+    ds->page_response = respond;
+    ds->page_response_opaque = opaque;
+    request->devid = ioguard_space_devid(ds);
+    outcome = ioguard_iommu_page_request(ds->iommu->engine, request);
+    trace_ioguard_page_request(request->devid, request->pasid_valid,
+                               request->pasid, request->address,
+                               request->group, request->last, outcome);
+    return outcome;
+}
+
 static void ioguard_iommu_memory_region_class_init(ObjectClass *klass,
                                                    void *data)
 {
@@ -867,6 +916,7 @@ static void ioguard_iommu_memory_region_class_init(ObjectClass *klass,
 
     ic->ats_generation = ioguard_ats_generation;
     ic->ats_used = ioguard_ats_used;
+    ic->page_request = ioguard_page_request;
 
     imrc->translate = ioguard_translate;
     imrc->notify_flag_changed = ioguard_notify_flag_changed;

@@ -57,6 +57,15 @@ struct FuzzMachine {
     uint64_t commands = 0;
     uint64_t guest_errors = 0;
     uint64_t now = 0;
+    // COMPLETE_PPR_REQUEST's answers to devices.
+    struct PageResponse {
+        uint16_t devid;
+        bool pasid_valid;
+        uint32_t pasid;
+        uint16_t group;
+        unsigned code;
+    };
+    std::vector<PageResponse> page_responses;
 
     explicit FuzzMachine(const IoguardConfig &config)
     {
@@ -71,8 +80,15 @@ struct FuzzMachine {
             [](void *o, const uint32_t *, uint64_t) {
                 static_cast<FuzzMachine *>(o)->commands++;
             },
-            nullptr,
-            nullptr,
+            nullptr,    // fault_recorded
+            nullptr,    // wake_at
+            nullptr,    // iommu_pages_invalidated
+            nullptr,    // device_iotlb_invalidated
+            [](void *o, uint16_t devid, bool pasid_valid, uint32_t pasid,
+               uint16_t group, unsigned code) {
+                static_cast<FuzzMachine *>(o)->page_responses.push_back(
+                    {devid, pasid_valid, pasid, group, code});
+            },
         };
         iommu = ioguard_iommu_new(&ops, this, &config);
     }

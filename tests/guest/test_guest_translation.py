@@ -43,7 +43,7 @@ def test_disks_through_v2_tables(mode, disks):
                                  props=("guest-translation=on",))
     assert_healthy(log)
     assert V2_ENABLED in log
-    assert "PreF GT IA GA" in log, "GT not in Linux's feature line"
+    assert "PreF PPR GT IA GA" in log, "PPR, GT not in Linux's feature line"
     types = gp.parse_console_log(log).domain_types
     assert types is not None and group_type in types, types
     assert_read_everything(disks, checksums)

@@ -53,6 +53,15 @@ struct Machine {
         bool operator==(const DeviceIotlbInvalidated &) const = default;
     };
     std::vector<DeviceIotlbInvalidated> device_iotlb_invalidations;
+    struct PageResponse {
+        uint16_t devid;
+        bool pasid_valid;
+        uint32_t pasid;
+        uint16_t group;
+        unsigned code;
+        bool operator==(const PageResponse &) const = default;
+    };
+    std::vector<PageResponse> page_responses;
     std::vector<uint32_t> commands_seen;            // opcodes
     std::vector<IoguardFaultRecord> records_seen;   // as the host is told
     uint64_t now = 0;
@@ -123,6 +132,12 @@ struct Machine {
         static_cast<Machine *>(o)->device_iotlb_invalidations.push_back(
             {devid, first, last});
     }
+    static void page_response(void *o, uint16_t devid, bool pasid_valid,
+                              uint32_t pasid, uint16_t group, unsigned code)
+    {
+        static_cast<Machine *>(o)->page_responses.push_back(
+            {devid, pasid_valid, pasid, group, code});
+    }
 
     explicit Machine(IoguardConfig config = test_config())
     {
@@ -133,7 +148,8 @@ struct Machine {
                                            now_ns, command_executed,
                                            fault_recorded, wake_at,
                                            iommu_pages_invalidated,
-                                           device_iotlb_invalidated};
+                                           device_iotlb_invalidated,
+                                           page_response};
         iommu = ioguard_iommu_new(&ops, this, &config);
     }
     ~Machine() { ioguard_iommu_free(iommu); }

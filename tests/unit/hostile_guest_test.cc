@@ -16,12 +16,14 @@ constexpr uint64_t kRegisters[] = {
     MMIO_CONTROL_OFFSET,   MMIO_EXCL_BASE_OFFSET, MMIO_EXT_FEATURES,
     MMIO_CMD_HEAD_OFFSET,  MMIO_CMD_TAIL_OFFSET,  MMIO_EVT_HEAD_OFFSET,
     MMIO_EVT_TAIL_OFFSET,  MMIO_STATUS_OFFSET,    MMIO_INTCAPXT_EVT_OFFSET,
-    IOGUARD_MMIO_CONTROL,
+    IOGUARD_MMIO_CONTROL,  MMIO_PPR_LOG_OFFSET,   MMIO_PPR_HEAD_OFFSET,
+    MMIO_PPR_TAIL_OFFSET,  MMIO_INTCAPXT_PPR_OFFSET,
 };
 
 TEST(HostileGuest, RandomRegistersTablesAndDmaForManySeeds)
 {
     IoguardStats total{};
+    unsigned page_requests_logged = 0;
     for (uint32_t seed = 1; seed <= 20; seed++) {
         std::mt19937_64 rng(seed);
         // The prefetcher on, so that random PTEs with the STREAMING bit
@@ -29,6 +31,8 @@ TEST(HostileGuest, RandomRegistersTablesAndDmaForManySeeds)
         IoguardConfig config = test_config();
         config.prefetch_depth = 64;
         config.latency_model = true;
+        // Every other seed with guest translation and page requests.
+        config.guest_translation = seed % 2 == 0;
         Machine m(config);
         // Words that look like table entries and commands, and garbage:
         // the tables and rings the registers point at are made of them.
@@ -56,7 +60,8 @@ TEST(HostileGuest, RandomRegistersTablesAndDmaForManySeeds)
         auto write_dte = [&] {
             const uint64_t a = rng() % (4u << 20) & ~31ULL;
             m.w64(a, (rng() & 0x3ff000) | DTE_FLAG_V | DTE_FLAG_TV |
-                         (rng() % 7) << 9 | DTE_FLAG_IR | DTE_FLAG_IW);
+                         (rng() % 7) << 9 | DTE_FLAG_IR | DTE_FLAG_IW |
+                         (rng() % 2 ? DTE_FLAG_PPR : 0));
             m.w64(a + 8, rng() & 0xffff);
             m.w64(a + 16, (rng() % 2) ? 0 : (rng() & 0x3fffc0) | DTE_IRQ_IV |
                                                (rng() % 12) << 1 |
@@ -73,7 +78,7 @@ TEST(HostileGuest, RandomRegistersTablesAndDmaForManySeeds)
         };
         for (int step = 0; step < 3000; step++) {
             const unsigned size = 1u << (rng() % 4);
-            switch (rng() % 6) {
+            switch (rng() % 7) {
             case 0: {
                 const uint64_t reg = kRegisters[rng() % std::size(kRegisters)];
                 uint64_t v = rng();
@@ -85,8 +90,14 @@ TEST(HostileGuest, RandomRegistersTablesAndDmaForManySeeds)
                         v |= 1ULL << CONTROL_CMDBUF_EN |
                              1ULL << CONTROL_EVT_LOG_EN;
                     }
+                    if (rng() % 2) {
+                        v |= 1ULL << CONTROL_PPR_EN |
+                             1ULL << CONTROL_PPRLOG_EN;
+                    }
                 } else if (reg != MMIO_CMD_TAIL_OFFSET &&
-                           reg != MMIO_STATUS_OFFSET) {
+                           reg != MMIO_STATUS_OFFSET &&
+                           reg != MMIO_PPR_HEAD_OFFSET &&
+                           reg != MMIO_PPR_TAIL_OFFSET) {
                     // A base: an address, a length, and random low bits.
                     v = (addr() & ~0xfffULL) | (v & 0xfff) | (v >> 60) << 56;
                 }
@@ -124,11 +135,30 @@ TEST(HostileGuest, RandomRegistersTablesAndDmaForManySeeds)
             case 5:
                 m.now += rng() % 2000000;
                 break;
+            case 6: {
+                IoguardPageRequest r{};
+                r.devid = rng() & 0x3ff;
+                r.pasid_valid = rng() % 2;
+                r.pasid = uint32_t(rng()) >> (rng() % 32);
+                r.address = rng();
+                r.perm = rng() % 4;
+                r.exec = rng() % 2;
+                r.privileged = rng() % 2;
+                r.group = uint16_t(rng());
+                r.last = rng() % 2;
+                const unsigned outcome =
+                    ioguard_iommu_page_request(m.iommu, &r);
+                ASSERT_LE(outcome, unsigned(IOGUARD_PAGE_REQUEST_FAILED));
+                page_requests_logged += outcome == IOGUARD_PAGE_REQUEST_LOGGED;
+                break;
+            }
             }
         }
         // Head and tail stay pure offsets inside their rings.
         EXPECT_EQ(m.mmio_read(MMIO_CMD_HEAD_OFFSET) & ~0x7fff0ULL, 0u) << seed;
         EXPECT_EQ(m.mmio_read(MMIO_EVT_TAIL_OFFSET) & ~0x7fff0ULL, 0u) << seed;
+        EXPECT_EQ(m.mmio_read(MMIO_PPR_TAIL_OFFSET) & ~0x7fff0ULL, 0u) << seed;
+        EXPECT_EQ(m.mmio_read(MMIO_PPR_HEAD_OFFSET) & ~0x7fff0ULL, 0u) << seed;
         EXPECT_EQ(m.mmio_read(MMIO_EXT_FEATURES), ioguard_iommu_efr(m.iommu));
         IoguardStats s;
         ioguard_iommu_get_stats(m.iommu, &s);
@@ -144,6 +174,7 @@ TEST(HostileGuest, RandomRegistersTablesAndDmaForManySeeds)
     EXPECT_GT(total.page_walks, 100u);
     EXPECT_GT(total.faults, 100u);
     EXPECT_GT(total.interrupts_blocked, 10u);
+    EXPECT_GT(page_requests_logged, 10u);
 }
 
 } // namespace

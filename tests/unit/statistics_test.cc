@@ -203,7 +203,7 @@ TEST(CounterLists, EachCounterReadsBackAndClears)
             return s.model.*f;
         });
     }
-    EXPECT_EQ(plain.size() + prefetch.size() + model.size(), 19u);
+    EXPECT_EQ(plain.size() + prefetch.size() + model.size(), 21u);
 }
 
 } // namespace

@@ -79,8 +79,13 @@ Iommu::CommandResult Iommu::execute_command(const uint32_t cmd[4],
         return CommandResult::Done;
     case CMD_PREFETCH_IOMMU_PAGES:
         return prefetch_iommu_pages(cmd, addr);
+    case CMD_COMPLETE_PPR:
+        if (config_.guest_translation) {    // PPRSup
+            return complete_ppr_request(cmd, addr);
+        }
+        [[fallthrough]];
     default:
-        // COMPLETE_PPR (PPRSup=0) and undefined opcodes are illegal here.
+        // COMPLETE_PPR without PPRSup, and undefined opcodes.
         guest_error("illegal command opcode 0x%x at 0x%llx", opcode,
                     (unsigned long long)addr);
         log_event_locked(Event::illegal_command_error(addr),

@@ -37,6 +37,8 @@ struct DeviceTableEntry {
     bool read_allowed() const { return raw[0] & DTE_FLAG_IR; }   // IR
     bool write_allowed() const { return raw[0] & DTE_FLAG_IW; }  // IW
     uint16_t domain_id() const { return raw[1] & DTE_DOMID_MASK; }
+    // The device's page requests go to the PPR log (PPR).
+    bool ppr_enabled() const { return raw[0] & DTE_FLAG_PPR; }
 
     // Guest translation (q0, q1, q2), honoured only while the IOMMU offers
     // and enables it (GTSup, GTEn): PASID -> GCR3 table -> v2 tables.

@@ -89,6 +89,14 @@ public:
             ops_.device_iotlb_invalidated(opaque_, devid, first, last);
         }
     }
+    void page_response(uint16_t devid, bool pasid_valid, uint32_t pasid,
+                       uint16_t group, unsigned code) override
+    {
+        if (ops_.page_response) {
+            ops_.page_response(opaque_, devid, pasid_valid, pasid, group,
+                               code);
+        }
+    }
 
 private:
     const IoguardHostOps ops_;
@@ -172,6 +180,12 @@ void ioguard_iommu_translate(IoguardIommu *iommu, uint16_t devid,
     // just written as 8-byte stores, as one 16-byte load, which stalls on
     // store forwarding (about 5 ns of the IOTLB hit).
     new (out) IoguardTranslation(iommu->iommu.translate(devid, iova, perm));
+}
+
+unsigned ioguard_iommu_page_request(IoguardIommu *iommu,
+                                    const IoguardPageRequest *request)
+{
+    return iommu->iommu.page_request(*request);
 }
 
 bool ioguard_iommu_remap_msi(IoguardIommu *iommu, uint16_t devid,

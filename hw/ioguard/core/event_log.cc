@@ -54,43 +54,18 @@ Event Event::illegal_command_error(uint64_t command_addr)
     return make(EVENT_TYPE_ILL_CMD, 0, 0, 0, command_addr);
 }
 
+Event Event::invalid_ppr_request(uint16_t devid, uint32_t pasid, uint16_t tag,
+                                 uint64_t address)
+{
+    Event ev = make(EVENT_TYPE_INV_PPR_REQ, devid, 0, 0, address);
+    ev.dw[0] |= (pasid & 0xffff) << 16;
+    ev.dw[1] |= ((pasid >> 16) & 0xf) << 10 | (tag & 0x3ff);
+    return ev;
+}
+
 Event Event::command_hardware_error(uint64_t addr, unsigned flags)
 {
     return make(EVENT_TYPE_CMD_HARD_ERR, 0, 0, flags, addr);
-}
-
-uint64_t EventLog::size_bytes() const
-{
-    unsigned len = bits(base_register, 59, 56);
-    if (len < 8) {
-        len = 8;    // 0000b..0111b are reserved; the smallest log is 256 entries
-    }
-    return (uint64_t{1} << len) * IOGUARD_EVENT_SIZE;
-}
-
-uint64_t EventLog::base() const
-{
-    return base_register & IOGUARD_BASE_ADDR_MASK;
-}
-
-EventLog::Outcome EventLog::append(Host &host, const Event &ev)
-{
-    const uint64_t size = size_bytes();
-    const uint64_t slot = tail % size;
-    if ((slot + IOGUARD_EVENT_SIZE) % size == head % size) {
-        return Outcome::Overflow;
-    }
-    uint8_t buf[IOGUARD_EVENT_SIZE];
-    for (int i = 0; i < 4; i++) {
-        store_le32(buf + 4 * i, ev.dw[i]);
-    }
-    // The whole entry lands in memory before the tail moves: Linux reads a
-    // zero type as "not written yet".
-    if (!host.write_ram(base() + slot, buf, sizeof(buf))) {
-        return Outcome::WriteError;
-    }
-    tail = (slot + IOGUARD_EVENT_SIZE) % size;
-    return Outcome::Logged;
 }
 
 } // namespace ioguard

@@ -1,10 +1,8 @@
-// The event log: a ring of 16-byte entries in guest memory that the IOMMU
-// fills (tail) and the driver drains (head), plus the events themselves.
+// The events the IOMMU writes to its event log (a LogBuffer), and why.
 #pragma once
 
 #include <cstdint>
 
-#include "host.hh"
 #include "hw/ioguard/iommu-engine.h"
 
 namespace ioguard {
@@ -29,6 +27,10 @@ struct Event {
                                          uint64_t entry_addr, unsigned flags);
     static Event illegal_command_error(uint64_t command_addr);
     static Event command_hardware_error(uint64_t addr, unsigned flags);
+    // A page request the IOMMU cannot log: software answers it with
+    // COMPLETE_PPR_REQUEST (RX=0). The PASID and tag as in the PPR log.
+    static Event invalid_ppr_request(uint16_t devid, uint32_t pasid,
+                                     uint16_t tag, uint64_t address);
 };
 
 // Why the core generated an event (or the verifier a finding): in more
@@ -54,6 +56,7 @@ enum class FaultReason : unsigned {
     StaleTranslation = IOGUARD_FAULT_STALE_TRANSLATION,
     Injected = IOGUARD_FAULT_INJECTED,
     AtsUseAfterInvalidation = IOGUARD_FAULT_ATS_USE_AFTER_INVALIDATION,
+    InvalidPageRequest = IOGUARD_FAULT_INVALID_PAGE_REQUEST,
 };
 
 // What became of a record's event (IOGUARD_DELIVERY_*).
@@ -65,23 +68,6 @@ enum class Delivery : unsigned {
     LogNotInRam = IOGUARD_DELIVERY_LOG_NOT_IN_RAM,
     NotReported = IOGUARD_DELIVERY_NOT_REPORTED,
     Injected = IOGUARD_DELIVERY_INJECTED,
-};
-
-class EventLog {
-public:
-    enum class Outcome { Logged, Overflow, WriteError };
-
-    // Register state, owned here and exposed through the MMIO file.
-    uint64_t base_register = 0;   // MMIO 0x10
-    uint64_t head = 0;            // MMIO 0x2010, byte offset
-    uint64_t tail = 0;            // MMIO 0x2018, byte offset
-
-    uint64_t size_bytes() const;
-    uint64_t base() const;
-
-    // Appends ev if the log is running and not full; on overflow it stops
-    // (EventLogRun=0) until the driver re-enables it.
-    Outcome append(Host &host, const Event &ev);
 };
 
 } // namespace ioguard

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "event_log.hh"
+#include "host.hh"
 #include "observers.hh"
 #include "hw/ioguard/iommu-engine.h"
 

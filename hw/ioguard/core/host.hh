@@ -41,6 +41,12 @@ public:
     {
         (void)devid, (void)first, (void)last;
     }
+    // COMPLETE_PPR_REQUEST: the PRG response the IOMMU sends devid.
+    virtual void page_response(uint16_t devid, bool pasid_valid,
+                               uint32_t pasid, uint16_t group, unsigned code)
+    {
+        (void)devid, (void)pasid_valid, (void)pasid, (void)group, (void)code;
+    }
 };
 
 } // namespace ioguard

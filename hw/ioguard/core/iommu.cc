@@ -26,9 +26,12 @@ uint64_t make_efr(const Config &c)
     if (c.guest_translation) {
         // 4- and 5-level v2 tables, GCR3 tables of up to 2 levels (18
         // PASID bits), 16-bit PASIDs (Linux BUG()s above 16), and GIoV.
+        // The PPR log and EPHSup: Linux 6.12 enables PRI and SVA only
+        // with GT, PPRSup and EPHSup (amd_iommu_gt_ppr_supported).
         efr |= FEATURE_GT | FEATURE_GATS_5_LEVELS |
                uint64_t{1} << FEATURE_GLX_SHIFT |
-               uint64_t{15} << FEATURE_PASMAX_SHIFT | FEATURE_GIOSUP;
+               uint64_t{15} << FEATURE_PASMAX_SHIFT | FEATURE_GIOSUP |
+               FEATURE_PPR | FEATURE_EPHSUP;
     }
     return efr;
 }
@@ -57,10 +60,10 @@ void Iommu::reset()
     dev_table_base_ = cmd_base_ = cmd_head_ = cmd_tail_ = 0;
     control_ = status_ = 0;
     excl_base_ = excl_limit_ = 0;
-    ppr_base_ = ppr_head_ = ppr_tail_ = 0;
     ga_log_base_ = ga_log_tail_addr_ = ga_head_ = ga_tail_ = 0;
     intcapxt_ = {};
-    event_log_ = EventLog{};
+    event_log_ = LogBuffer{};
+    ppr_log_ = LogBuffer{};
     last_dma_event_ = Event{};
     enabled_ = false;
     ga_enabled_ = false;
@@ -143,7 +146,7 @@ uint64_t Iommu::read_register(uint64_t offset)
     case MMIO_EXCL_BASE_OFFSET: return excl_base_;
     case MMIO_EXCL_LIMIT_OFFSET: return excl_limit_;
     case MMIO_EXT_FEATURES: return efr_;
-    case MMIO_PPR_LOG_OFFSET: return ppr_base_;
+    case MMIO_PPR_LOG_OFFSET: return ppr_log_.base_register;
     case MMIO_GA_LOG_BASE_OFFSET: return ga_log_base_;
     case MMIO_GA_LOG_TAIL_OFFSET: return ga_log_tail_addr_;
     case MMIO_INTCAPXT_EVT_OFFSET: return intcapxt_[0];
@@ -155,8 +158,8 @@ uint64_t Iommu::read_register(uint64_t offset)
     case MMIO_EVT_HEAD_OFFSET: return event_log_.head;
     case MMIO_EVT_TAIL_OFFSET: return event_log_.tail;
     case MMIO_STATUS_OFFSET: return status_;
-    case MMIO_PPR_HEAD_OFFSET: return ppr_head_;
-    case MMIO_PPR_TAIL_OFFSET: return ppr_tail_;
+    case MMIO_PPR_HEAD_OFFSET: return ppr_log_.head;
+    case MMIO_PPR_TAIL_OFFSET: return ppr_log_.tail;
     case MMIO_GA_HEAD_OFFSET: return ga_head_;
     case MMIO_GA_TAIL_OFFSET: return ga_tail_;
     case IOGUARD_MMIO_ID: return IOGUARD_ID_VALUE;
@@ -183,9 +186,7 @@ void Iommu::write_register(uint64_t offset, uint64_t value, uint64_t written)
         cmd_head_ = cmd_tail_ = 0;
         break;
     case MMIO_EVT_BUF_OFFSET:
-        event_log_.base_register = value & (IOGUARD_BASE_ADDR_MASK |
-                                            (0xfULL << 56));
-        event_log_.head = event_log_.tail = 0;
+        event_log_.set_base(value);
         break;
     case MMIO_CONTROL_OFFSET:
         write_control(value);
@@ -199,7 +200,7 @@ void Iommu::write_register(uint64_t offset, uint64_t value, uint64_t written)
         }
         break;
     case MMIO_EXCL_LIMIT_OFFSET: excl_limit_ = value; break;
-    case MMIO_PPR_LOG_OFFSET: ppr_base_ = value; break;
+    case MMIO_PPR_LOG_OFFSET: ppr_log_.set_base(value); break;
     case MMIO_GA_LOG_BASE_OFFSET: ga_log_base_ = value; break;
     case MMIO_GA_LOG_TAIL_OFFSET: ga_log_tail_addr_ = value; break;
     case MMIO_INTCAPXT_EVT_OFFSET: intcapxt_[0] = value; break;
@@ -213,18 +214,16 @@ void Iommu::write_register(uint64_t offset, uint64_t value, uint64_t written)
         process_commands();
         break;
     case MMIO_EVT_HEAD_OFFSET:
-        event_log_.head = value & IOGUARD_RING_PTR_MASK &
-                          (event_log_.size_bytes() - 1);
+        event_log_.set_head(value);
         break;
     case MMIO_EVT_TAIL_OFFSET:
-        event_log_.tail = value & IOGUARD_RING_PTR_MASK &
-                          (event_log_.size_bytes() - 1);
+        event_log_.set_tail(value);
         break;
     case MMIO_STATUS_OFFSET:
         status_ &= ~(value & written & kStatusW1C);
         break;
-    case MMIO_PPR_HEAD_OFFSET: ppr_head_ = value & IOGUARD_RING_PTR_MASK; break;
-    case MMIO_PPR_TAIL_OFFSET: ppr_tail_ = value & IOGUARD_RING_PTR_MASK; break;
+    case MMIO_PPR_HEAD_OFFSET: ppr_log_.set_head(value); break;
+    case MMIO_PPR_TAIL_OFFSET: ppr_log_.set_tail(value); break;
     case MMIO_GA_HEAD_OFFSET: ga_head_ = value & IOGUARD_RING_PTR_MASK; break;
     case MMIO_GA_TAIL_OFFSET: ga_tail_ = value & IOGUARD_RING_PTR_MASK; break;
     case IOGUARD_MMIO_CONTROL:
@@ -267,6 +266,11 @@ void Iommu::write_control(uint64_t value)
     } else if (fell(CONTROL_EVT_LOG_EN)) {
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
     }
+    if (rose(CONTROL_PPRLOG_EN)) {
+        status_ |= MMIO_STATUS_PPR_RUN_MASK;
+    } else if (fell(CONTROL_PPRLOG_EN)) {
+        status_ &= ~uint64_t{MMIO_STATUS_PPR_RUN_MASK};
+    }
     if (rose(CONTROL_CMDBUF_EN)) {
         status_ |= MMIO_STATUS_CMDBUF_RUN_MASK;
     } else if (fell(CONTROL_CMDBUF_EN)) {
@@ -278,16 +282,17 @@ void Iommu::write_control(uint64_t value)
 }
 
 // The IOMMU's own interrupt: its PCI function's MSI, or in x2APIC mode
-// (IntCapXTEn) the message INTCAPXT (event log) describes: DM in bit 2,
-// destination 31:8 and 63:56, vector 39:32, fixed and edge-triggered.
-void Iommu::raise_interrupt_locked(uint32_t status_bit)
+// (IntCapXTEn) the message the log's INTCAPXT register describes: DM in
+// bit 2, destination 31:8 and 63:56, vector 39:32, fixed and
+// edge-triggered.
+void Iommu::raise_interrupt_locked(uint32_t status_bit, XtInterrupt which)
 {
     status_ |= status_bit;
     if (!test(control_, CONTROL_INTCAPXT_EN)) {
         host_.raise_interrupt();
         return;
     }
-    const uint64_t xt = intcapxt_[0];
+    const uint64_t xt = intcapxt_[unsigned(which)];
     const uint32_t dest = uint32_t(bits(xt, 31, 8) | bits(xt, 63, 56) << 24);
     const uint64_t address = IOGUARD_MSI_ADDR_FIRST |
                              uint64_t(dest & 0xff) << 12 | (xt & 4) |
@@ -331,22 +336,22 @@ void Iommu::log_event_locked(const Event &ev, FaultReason reason)
         return;
     }
     // A rule's overflow: the log reports it exactly as if it were full.
-    const EventLog::Outcome outcome =
-        fired ? EventLog::Outcome::Overflow : event_log_.append(host_, ev);
+    const LogBuffer::Outcome outcome =
+        fired ? LogBuffer::Outcome::Overflow : event_log_.append(host_, ev.dw);
     event_generated(ev, reason,
                     fired                                    ? Delivery::Injected
-                    : outcome == EventLog::Outcome::Logged   ? Delivery::Logged
-                    : outcome == EventLog::Outcome::Overflow ? Delivery::LogFull
+                    : outcome == LogBuffer::Outcome::Logged   ? Delivery::Logged
+                    : outcome == LogBuffer::Outcome::Overflow ? Delivery::LogFull
                                                  : Delivery::LogNotInRam);
     switch (outcome) {
-    case EventLog::Outcome::Logged:
+    case LogBuffer::Outcome::Logged:
         if (test(control_, CONTROL_EVT_INT_EN)) {
             raise_interrupt_locked(MMIO_STATUS_EVT_INT_MASK);
         } else {
             status_ |= MMIO_STATUS_EVT_INT_MASK;
         }
         break;
-    case EventLog::Outcome::Overflow:
+    case LogBuffer::Outcome::Overflow:
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
         if (test(control_, CONTROL_EVT_INT_EN)) {
             raise_interrupt_locked(MMIO_STATUS_EVT_OVERFLOW_MASK);
@@ -354,7 +359,7 @@ void Iommu::log_event_locked(const Event &ev, FaultReason reason)
             status_ |= MMIO_STATUS_EVT_OVERFLOW_MASK;
         }
         break;
-    case EventLog::Outcome::WriteError:
+    case LogBuffer::Outcome::WriteError:
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
         guest_error("event log at 0x%llx is not in RAM: event log stopped",
                     (unsigned long long)event_log_.base());

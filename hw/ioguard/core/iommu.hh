@@ -26,6 +26,7 @@
 #include "host.hh"
 #include "hw/ioguard/iommu-engine.h"
 #include "iotlb.hh"
+#include "log_buffer.hh"
 #include "mapping_walker.hh"
 #include "page_directory_cache.hh"
 #include "page_walker.hh"
@@ -78,6 +79,8 @@ public:
     IoguardTranslation translate(uint16_t devid, uint64_t iova,
                                  unsigned perm);
     bool remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out);
+    // IOGUARD_PAGE_REQUEST_* (page_requests.cc)
+    unsigned page_request(const IoguardPageRequest &request);
     bool dma_is_identity(uint16_t devid);
     // The domain of devid's translated DMA, if its DMA is translated.
     std::optional<uint16_t> translating_domain(uint16_t devid);
@@ -139,6 +142,10 @@ private:
     void invalidate_interrupt_table(uint16_t devid);
     void invalidate_iommu_all();
     CommandResult prefetch_iommu_pages(const uint32_t cmd[4], uint64_t addr);
+    // Page requests (page_requests.cc)
+    CommandResult complete_ppr_request(const uint32_t cmd[4], uint64_t addr);
+    // Whether a page request is one software can be asked about.
+    bool page_request_valid(const IoguardPageRequest &request);
 
     // Events (iommu.cc)
     // DMA path: takes lock_, coalesces.
@@ -147,7 +154,11 @@ private:
     void log_event_locked(const Event &ev, FaultReason reason);
     void event_generated(const Event &ev, FaultReason reason,
                          Delivery delivery);
-    void raise_interrupt_locked(uint32_t status_bit);
+    // Sets status_bit and interrupts; in x2APIC mode with the message of
+    // the log's INTCAPXT register (0: event log, 1: PPR log).
+    enum class XtInterrupt { EventLog = 0, PprLog = 1 };
+    void raise_interrupt_locked(uint32_t status_bit,
+                                XtInterrupt xt = XtInterrupt::EventLog);
     void guest_error(const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
     // Translation (translate.cc)
@@ -233,10 +244,10 @@ private:
     uint64_t control_ = 0;
     uint64_t status_ = 0;
     uint64_t excl_base_ = 0, excl_limit_ = 0;
-    uint64_t ppr_base_ = 0, ppr_head_ = 0, ppr_tail_ = 0;
     uint64_t ga_log_base_ = 0, ga_log_tail_addr_ = 0, ga_head_ = 0, ga_tail_ = 0;
     std::array<uint64_t, 3> intcapxt_{};
-    EventLog event_log_;
+    LogBuffer event_log_;
+    LogBuffer ppr_log_;
     FaultRecords fault_records_;
     Event last_dma_event_;
     uint64_t last_dma_event_ns_ = 0;

@@ -24,7 +24,8 @@ std::vector<uint8_t> Iommu::save_state()
     out.put(kIommuStateVersion);
     for (uint64_t v :
          {dev_table_base_, cmd_base_, cmd_head_, cmd_tail_, control_, status_,
-          excl_base_, excl_limit_, ppr_base_, ppr_head_, ppr_tail_,
+          excl_base_, excl_limit_, ppr_log_.base_register, ppr_log_.head,
+          ppr_log_.tail,
           ga_log_base_, ga_log_tail_addr_, ga_head_, ga_tail_, intcapxt_[0],
           intcapxt_[1], intcapxt_[2], event_log_.base_register,
           event_log_.head, event_log_.tail, uint64_t(guest_streaming_.load())}) {
@@ -94,23 +95,21 @@ bool Iommu::load_state(const uint8_t *data, size_t size)
     status_ = r[5];
     excl_base_ = r[6];
     excl_limit_ = r[7];
-    ppr_base_ = r[8];
-    ppr_head_ = r[9];
-    ppr_tail_ = r[10];
     ga_log_base_ = r[11];
     ga_log_tail_addr_ = r[12];
     ga_head_ = r[13];
     ga_tail_ = r[14];
     intcapxt_ = {r[15], r[16], r[17]};
-    event_log_.base_register = r[18];
-    // Pointers inside the rings they belong to, as a register write would
+    // Pointers inside the rings they belong to, as register writes would
     // leave them: a hostile stream cannot point them elsewhere.
+    event_log_.set_base(r[18]);
+    event_log_.set_head(r[19]);
+    event_log_.set_tail(r[20]);
+    ppr_log_.set_base(r[8]);
+    ppr_log_.set_head(r[9]);
+    ppr_log_.set_tail(r[10]);
     cmd_head_ = r[2] & IOGUARD_RING_PTR_MASK & (command_buffer_size() - 1);
     cmd_tail_ = r[3] & IOGUARD_RING_PTR_MASK & (command_buffer_size() - 1);
-    event_log_.head = r[19] & IOGUARD_RING_PTR_MASK &
-                      (event_log_.size_bytes() - 1);
-    event_log_.tail = r[20] & IOGUARD_RING_PTR_MASK &
-                      (event_log_.size_bytes() - 1);
     guest_streaming_ = r[21] != 0;
     enabled_ = test(control_, CONTROL_IOMMU_EN);
     ga_enabled_ = test(control_, CONTROL_GA_EN);

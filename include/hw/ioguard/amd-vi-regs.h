@@ -82,6 +82,7 @@
 #define CONTROL_GA_EN                   17
 #define CONTROL_GALOG_EN                28
 #define CONTROL_GAINT_EN                29
+#define CONTROL_EPH_EN                  45
 #define CONTROL_XT_EN                   50
 #define CONTROL_INTCAPXT_EN             51
 #define CONTROL_IRTCACHEDIS             59
@@ -94,6 +95,7 @@
 #define MMIO_STATUS_CMDBUF_RUN_MASK     (1u << 4)
 #define MMIO_STATUS_PPR_OVERFLOW_MASK   (1u << 5)
 #define MMIO_STATUS_PPR_INT_MASK        (1u << 6)
+#define MMIO_STATUS_PPR_RUN_MASK        (1u << 7)
 #define MMIO_STATUS_GALOG_RUN_MASK      (1u << 8)
 #define MMIO_STATUS_GALOG_OVERFLOW_MASK (1u << 9)
 #define MMIO_STATUS_GALOG_INT_MASK      (1u << 10)
@@ -115,6 +117,7 @@
 #define FEATURE_GLX_SHIFT               14    /* GCR3 table levels - 1 */
 #define FEATURE_PASMAX_SHIFT            32    /* PASID bits - 1 */
 #define FEATURE_GIOSUP                  (1ULL << 48)
+#define FEATURE_EPHSUP                  (1ULL << 50)
 
 /* Commands: opcode in dw1 bits 31:28 */
 #define CMD_COMPL_WAIT                  0x01
@@ -137,6 +140,10 @@
 #define CMD_PREFETCH_SIZE_MASK          0x01          /* dw2: S */
 #define CMD_PREFETCH_GN_MASK            0x04          /* dw2: GN (PASID) */
 #define CMD_PREFETCH_INVAL_MASK         0x10          /* dw2: Inval */
+/* COMPLETE_PPR_REQUEST: DeviceID dw0 15:0, PASID dw1 19:0 (GN in dw2),
+ * PRG index dw3 8:0, response code dw3 15:12 */
+#define CMD_COMPLETE_PPR_GN_MASK        0x04
+#define CMD_COMPLETE_PPR_STATUS_SHIFT   12
 #define CMD_PREFETCH_DW0_RESERVED       0x00ff0000u
 #define CMD_PREFETCH_DW2_RESERVED       0x00000feau
 #define IOGUARD_CMD_SIZE                16
@@ -148,6 +155,7 @@
 #define EVENT_TYPE_PAGE_TAB_ERR         0x4
 #define EVENT_TYPE_ILL_CMD              0x5
 #define EVENT_TYPE_CMD_HARD_ERR         0x6
+#define EVENT_TYPE_INV_PPR_REQ          0x9
 #define EVENT_FLAG_GN                   (1u << 0)
 #define EVENT_FLAG_NX                   (1u << 1)
 #define EVENT_FLAG_US                   (1u << 2)
@@ -159,12 +167,25 @@
 #define EVENT_FLAG_TR                   (1u << 8)
 #define IOGUARD_EVENT_SIZE              16
 
+/* PPR log entries (PAGE_SERVICE_REQUEST), as two little-endian qwords:
+ * q0 DeviceID 15:0, PASID[15:0] 31:16, tag 41:32 (bit 41: last of its
+ * group), PASID[19:16] 45:42, flags 59:48, type 63:60; q1 the address. */
+#define PPR_REQ_FAULT                   0x1
+#define PPR_FLAG_EXEC                   0x002
+#define PPR_FLAG_READ                   0x004
+#define PPR_FLAG_WRITE                  0x020
+#define PPR_FLAG_US                     0x040
+#define PPR_FLAG_GN                     0x100
+#define PPR_TAG_LAST                    0x200
+#define PPR_LOG_ENTRY_SIZE              16
+
 /* Device table entry: 4 quadwords q0..q3 */
 #define DTE_ENTRY_SIZE                  32
 #define DTE_FLAG_V                      (1ULL << 0)
 #define DTE_FLAG_TV                     (1ULL << 1)
 #define DTE_MODE_SHIFT                  9
 #define DTE_MODE_MASK                   0x7ULL
+#define DTE_FLAG_PPR                    (1ULL << 52)   /* page requests are logged */
 #define DTE_FLAG_GIOV                   (1ULL << 54)   /* untagged DMA: PASID 0 */
 #define DTE_FLAG_GV                     (1ULL << 55)   /* the GCR3 table is valid */
 #define DTE_GLX_SHIFT                   56             /* GCR3 table levels - 1 */

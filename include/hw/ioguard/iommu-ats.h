@@ -9,8 +9,19 @@
 #define HW_IOGUARD_IOMMU_ATS_H
 
 #include "exec/memory.h"
+#include "hw/ioguard/iommu-engine.h"
 
 #define TYPE_IOGUARD_IOMMU_MEMORY_REGION "ioguard-iommu-memory-region"
+
+/*
+ * The PRG response to a device's page request: COMPLETE_PPR_REQUEST's
+ * answer (code: IOGUARD_PRG_*, or another 4-bit code software wrote).
+ * Called from the IOMMU's command processing with the engine's lock held:
+ * a device retries its DMA later (a bottom half), not from here.
+ */
+typedef void IoguardPageResponseFn(void *opaque, bool pasid_valid,
+                                   uint32_t pasid, uint16_t group,
+                                   unsigned code);
 
 /*
  * A requester's IOMMU region, and what a device with ATS (a translation
@@ -24,6 +35,16 @@ typedef struct IoguardIommuMemoryRegionClass {
     uint64_t (*ats_generation)(IOMMUMemoryRegion *iommu_mr);
     void (*ats_used)(IOMMUMemoryRegion *iommu_mr, uint64_t iova,
                      uint64_t target, bool write, uint64_t generation);
+    /*
+     * PCIe PRI (QEMU 10.0's PCIIOMMUOps has none): the device asks for a
+     * page its translation request was refused. request->devid is the
+     * region's requester whatever it says. A logged request is answered
+     * later through respond(opaque, ...), the last function the device
+     * gave. Returns IOGUARD_PAGE_REQUEST_*.
+     */
+    unsigned (*page_request)(IOMMUMemoryRegion *iommu_mr,
+                             IoguardPageRequest *request,
+                             IoguardPageResponseFn *respond, void *opaque);
 } IoguardIommuMemoryRegionClass;
 
 #endif

@@ -91,6 +91,16 @@ typedef struct IoguardHostOps {
      */
     void (*device_iotlb_invalidated)(void *opaque, uint16_t devid,
                                      uint64_t first, uint64_t last);
+    /*
+     * Optional (for hosts whose devices make page requests: PCIe PRI):
+     * COMPLETE_PPR_REQUEST's answer to devid's page request group, which
+     * the IOMMU sends the device as a PRG response (code: IOGUARD_PRG_*,
+     * or whatever 4-bit code software wrote). Called with the engine's
+     * lock held: it may not call back into the engine (a device retries
+     * its DMA later, not from here).
+     */
+    void (*page_response)(void *opaque, uint16_t devid, bool pasid_valid,
+                          uint32_t pasid, uint16_t group, unsigned code);
 } IoguardHostOps;
 
 typedef struct IoguardConfig {
@@ -99,7 +109,8 @@ typedef struct IoguardConfig {
     bool xtsup;     /* XTSup: x2APIC destinations */
     /*
      * GTSup, GIOSup: guest translation (GCR3 tables, v2 page tables) for
-     * requests without a PASID, through DTE.GIoV (Linux's pgtbl_v2)
+     * requests without a PASID, through DTE.GIoV (Linux's pgtbl_v2);
+     * PPRSup, EPHSup: the PPR log and COMPLETE_PPR_REQUEST
      */
     bool guest_translation;
     bool stats;     /* count per requester (off: the counters stay 0) */
@@ -165,6 +176,8 @@ typedef struct IoguardMsi {
     C(iotlb_misses)         /* the others: each one page walk */            \
     C(page_walk_levels)     /* page-table entries read by the walks */      \
     C(guest_walks)          /* of the walks, those of guest (v2) tables */  \
+    C(page_requests)        /* PCIe page requests (PRI) the device made */  \
+    C(page_responses)       /* COMPLETE_PPR_REQUEST commands naming it */   \
     C(passthrough)          /* translations answered as identity */         \
     C(faults)               /* translations refused */                      \
     C(interrupts_remapped)                                                  \
@@ -257,6 +270,43 @@ uint64_t ioguard_iommu_efr(const IoguardIommu *iommu);
 void ioguard_iommu_translate(IoguardIommu *iommu, uint16_t devid,
                              uint64_t iova, unsigned perm,
                              IoguardTranslation *out);
+
+/*
+ * A PCIe page request (PRI): the device could not translate address (ATS
+ * said no) and asks software to make the page present.
+ */
+typedef struct IoguardPageRequest {
+    uint16_t devid;
+    bool pasid_valid;       /* the request carries a PASID (GN) */
+    uint32_t pasid;
+    uint64_t address;       /* bits 11:0 are ignored */
+    unsigned perm;          /* IOGUARD_PERM_READ and/or _WRITE */
+    bool exec;
+    bool privileged;        /* a supervisor request (US=0) */
+    uint16_t group;         /* page request group index, 9 bits */
+    bool last;              /* the last request of its group */
+} IoguardPageRequest;
+
+/* PRG response codes (PCIe): what COMPLETE_PPR_REQUEST's status means. */
+#define IOGUARD_PRG_SUCCESS             0x0
+#define IOGUARD_PRG_INVALID_REQUEST     0x1
+#define IOGUARD_PRG_FAILURE             0xf
+
+/* What became of a page request. */
+enum {
+    /* in the PPR log: software answers with COMPLETE_PPR_REQUEST */
+    IOGUARD_PAGE_REQUEST_LOGGED,
+    /* refused with an INVALID_PPR_REQUEST event: software answers it */
+    IOGUARD_PAGE_REQUEST_INVALID,
+    /*
+     * nobody will answer: no PPR support or the IOMMU off, the PPR log
+     * off, full (PPROverflow) or not in RAM. The device takes it as a
+     * Response Failure.
+     */
+    IOGUARD_PAGE_REQUEST_FAILED,
+};
+unsigned ioguard_iommu_page_request(IoguardIommu *iommu,
+                                    const IoguardPageRequest *request);
 
 /*
  * Remap an MSI write (address in 0xfee00000..0xfeefffff) made by devid.
@@ -382,6 +432,9 @@ enum {
      * INVALIDATE_IOTLB_PAGES for it that covered the IOVA, and the tables
      * no longer map it so (ioguard_iommu_ats_used) */
     IOGUARD_FAULT_ATS_USE_AFTER_INVALIDATION,
+    /* a page request the IOMMU could not log for software: PPREn or the
+     * DTE's PPR bit clear, no valid DTE, a PASID beyond PASmax */
+    IOGUARD_FAULT_INVALID_PAGE_REQUEST,
     IOGUARD_FAULT_REASONS
 };
 
