@@ -75,7 +75,7 @@ void write_guest_dte(FuzzMachine &m, FuzzedDataProvider &in, uint16_t devid)
 
 uint64_t guest_address(FuzzedDataProvider &in)
 {
-    switch (in.ConsumeIntegralInRange(0, 3)) {
+    switch (in.ConsumeIntegralInRange(0, 4)) {
     case 0:     // low pages
         return in.ConsumeIntegralInRange<uint64_t>(0, 4095) << 12 |
                in.ConsumeIntegralInRange<uint64_t>(0, 4095);
@@ -87,6 +87,10 @@ uint64_t guest_address(FuzzedDataProvider &in)
         }
         return gva;
     }
+    case 2:     // a process's high half: sign-extended, small indices
+        return ~uint64_t{0} << 47 |
+               in.ConsumeIntegralInRange<uint64_t>(0, 3) << 39 |
+               in.ConsumeIntegralInRange<uint64_t>(0, 4095) << 12;
     default:
         return in.ConsumeIntegral<uint64_t>();
     }
@@ -127,6 +131,33 @@ void check_granted_guest(const FuzzMachine &m, uint16_t devid, uint64_t gva,
                "devid %04x gva %llx: engine grants %u at 0x%llx, the guest "
                "tables do not", devid, (unsigned long long)gva, t.perm,
                (unsigned long long)address);
+}
+
+// The engine granted t to a request with a PASID prefix: only a DTE with
+// guest tables (GV; GIoV does not matter) may take it, and the PASID's
+// tables must grant at least as much, at the same address.
+void check_granted_pasid(const FuzzMachine &m, uint16_t devid, uint32_t pasid,
+                         bool privileged, uint64_t gva, unsigned requested,
+                         const IoguardTranslation &t, bool gt_on)
+{
+    if (t.perm == IOGUARD_PERM_NONE) {
+        return;
+    }
+    const GuestDteFields dte = guest_dte_of(m, devid);
+    FUZZ_CHECK(gt_on && dte.guest_valid(),
+               "devid %04x PASID %x: granted %u without guest tables", devid,
+               pasid, t.perm);
+    const uint64_t address = t.translated_addr | (gva & t.addr_mask);
+    const auto g = reference_guest_translate(m, devid, gva, pasid, !privileged);
+    FUZZ_CHECK(g && g->address == address &&
+                   (!(t.perm & IOGUARD_PERM_READ) || g->read) &&
+                   (!(t.perm & IOGUARD_PERM_WRITE) || g->write) &&
+                   (requested == IOGUARD_PERM_NONE ||
+                    (t.perm & requested) == requested),
+               "devid %04x PASID %x%s gva %llx: engine grants %u at 0x%llx, "
+               "the guest tables do not", devid, pasid,
+               privileged ? " (supervisor)" : "", (unsigned long long)gva,
+               t.perm, (unsigned long long)address);
 }
 
 // Every word the translation changed: only A and D set, never cleared,
@@ -190,8 +221,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         memcpy(before.data(), m.ram, kRamSize);
         const uint64_t reads = m.ram_reads, writes = m.ram_writes;
+        // Half the requests with a PASID prefix: small PASIDs (the GCR3
+        // table's first entries), any 16 bits, or beyond.
+        const bool with_pasid = in.ConsumeBool();
+        uint32_t pasid = 0;
+        bool privileged = false;
+        if (with_pasid) {
+            pasid = in.ConsumeBool() ? in.ConsumeIntegralInRange<uint32_t>(0, 3)
+                                     : in.ConsumeIntegral<uint32_t>() >>
+                                           in.ConsumeIntegralInRange(0, 31);
+            privileged = in.ConsumeBool();
+        }
         IoguardTranslation t;
-        ioguard_iommu_translate(m.iommu, devid, gva, perm, &t);
+        if (with_pasid) {
+            ioguard_iommu_translate_pasid(m.iommu, devid, pasid, privileged,
+                                          gva, perm, &t);
+        } else {
+            ioguard_iommu_translate(m.iommu, devid, gva, perm, &t);
+        }
         FUZZ_CHECK(m.ram_reads - reads <= kMaxReadsPerTranslation,
                    "%llu RAM reads for one translation",
                    (unsigned long long)(m.ram_reads - reads));
@@ -199,7 +246,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_writes(before, m, perm == IOGUARD_PERM_WRITE &&
                                         (t.perm & IOGUARD_PERM_WRITE));
         }
-        check_granted_guest(m, devid, gva, perm, t, gt_on);
+        if (with_pasid) {
+            check_granted_pasid(m, devid, pasid, privileged, gva, perm, t,
+                                gt_on);
+        } else {
+            check_granted_guest(m, devid, gva, perm, t, gt_on);
+        }
     }
     return 0;
 }

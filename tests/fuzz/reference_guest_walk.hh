@@ -69,24 +69,36 @@ inline std::optional<uint64_t> guest_entry(const FuzzMachine &m, uint64_t q0,
     return m.r64(g->address);
 }
 
-// What the guest tables of PASID 0 grant a user request for gva (a DTE
-// with GV and GIoV, guest translation on). GLXSup is 1: two GCR3 levels.
+// What the guest tables of a PASID grant a request for gva (a DTE with GV,
+// guest translation on; requests without a PASID: PASID 0 through GIoV,
+// user requests). GLXSup is 1: two GCR3 levels; PASmax 15: 16-bit PASIDs.
 inline std::optional<Grant> reference_guest_translate(const FuzzMachine &m,
                                                       uint16_t devid,
-                                                      uint64_t gva)
+                                                      uint64_t gva,
+                                                      uint32_t pasid = 0,
+                                                      bool user_request = true)
 {
     const GuestDteFields dte = guest_dte_of(m, devid);
     if (dte.gcr3_levels() > 1 || dte.paging_mode() > 1) {
         return std::nullopt;        // an illegal DTE
     }
     const unsigned levels = dte.paging_mode() == 1 ? 5 : 4;
-    if (gva >> (12 + 9 * levels)) {
+    const unsigned width = 12 + 9 * levels;
+    if (pasid == 0 && gva >> width) {
         return std::nullopt;        // PASID 0: no sign extension
     }
-    // The GCR3 table: PASID 0 is entry 0 of each level.
+    if (pasid != 0 && gva >> (width - 1) != 0 &&
+        gva >> (width - 1) != ~uint64_t{0} >> (width - 1)) {
+        return std::nullopt;        // other PASIDs: canonical addresses
+    }
+    if (pasid > 0xffff || pasid >> (9 * (dte.gcr3_levels() + 1))) {
+        return std::nullopt;        // beyond PASmax, or the GCR3 levels
+    }
+    // The GCR3 table: 9 bits of the PASID per level.
     uint64_t table = dte.gcr3_root();
     for (int level = int(dte.gcr3_levels()); level >= 0; level--) {
-        const auto e = guest_entry(m, dte.q0, table);
+        const auto e = guest_entry(m, dte.q0,
+                                   table + ((pasid >> (9 * level)) & 511) * 8);
         if (!e || !(*e & 1) || (*e >> 52) != 0) {
             return std::nullopt;
         }
@@ -120,8 +132,8 @@ inline std::optional<Grant> reference_guest_translate(const FuzzMachine &m,
         }
         table = *e & kAddressBits;
     }
-    if (!user) {
-        return std::nullopt;        // requests without a PASID are user's
+    if (user_request && !user) {
+        return std::nullopt;        // U/S keeps user requests out
     }
     const auto host = host_grant(m, dte.q0, gpa);
     if (!host) {

@@ -426,3 +426,123 @@ TEST_F(GuestTest, TheMonitorSeesGuestTranslatedDmaAndItsPages)
 }
 
 } // namespace
+
+// Requests with a PASID prefix (SVA): each PASID's own tables, U/S as the
+// prefix asks, exact GN invalidation, and refusal without guest tables.
+struct PasidTest : GuestTest {
+    static constexpr uint32_t kPasid = 5;
+    uint64_t cr3_of_pasid = 0;
+
+    void SetUp() override
+    {
+        GuestTest::SetUp();
+        cr3_of_pasid = d.alloc_table();
+        m.w64(gcr3_table + kPasid * 8, cr3_of_pasid | GCR3_VALID);
+    }
+    IoguardTranslation translate(uint32_t pasid, uint64_t gva, unsigned perm,
+                                 bool privileged = false)
+    {
+        IoguardTranslation t;
+        ioguard_iommu_translate_pasid(m.iommu, kDev, pasid, privileged, gva,
+                                      perm, &t);
+        m.now += 10000000;
+        return t;
+    }
+};
+
+TEST_F(PasidTest, EachPasidHasItsOwnTables)
+{
+    // A process's address (sign-extended, above the canonical hole) in
+    // PASID 5; the same address in PASID 0 is not mapped.
+    const uint64_t gva = 0xffff800000042000ULL;
+    map(cr3_of_pasid, gva, 0x555000);
+    const auto t = translate(kPasid, gva | 0x10, IOGUARD_PERM_WRITE);
+    EXPECT_EQ(t.perm, unsigned(IOGUARD_PERM_RW));
+    EXPECT_EQ(t.translated_addr, 0x555000u);
+    map(cr3, 0x42000, 0x666000);
+    EXPECT_EQ(translate(0, 0x42000, IOGUARD_PERM_READ).translated_addr,
+              0x666000u);
+    EXPECT_EQ(translate(kPasid, 0x42000, IOGUARD_PERM_READ).perm, 0u);
+    const auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].type, unsigned(EVENT_TYPE_IO_FAULT));
+    EXPECT_EQ(ev[0].domain, kPasid) << "the PASID, in place of the domain";
+    EXPECT_EQ(ev[0].flags & (EVENT_FLAG_GN | EVENT_FLAG_US),
+              unsigned(EVENT_FLAG_GN | EVENT_FLAG_US));
+}
+
+// A supervisor request may use a page U/S keeps from user requests; the
+// IOTLB entry it leaves must not let a user request of the same PASID in.
+TEST_F(PasidTest, SupervisorEntriesDoNotServeUserRequests)
+{
+    map(cr3_of_pasid, 0x9000, 0x999000, kLeafFlags & ~IOMMU_PAGE_USER);
+    EXPECT_EQ(translate(kPasid, 0x9000, IOGUARD_PERM_READ, true).perm,
+              unsigned(IOGUARD_PERM_RW));
+    EXPECT_EQ(translate(kPasid, 0x9000, IOGUARD_PERM_READ, false).perm, 0u);
+    const auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].flags & (EVENT_FLAG_PE | EVENT_FLAG_US | EVENT_FLAG_GN),
+              unsigned(EVENT_FLAG_PE | EVENT_FLAG_US | EVENT_FLAG_GN));
+    // And a supervisor request still hits.
+    const uint64_t hits = d.stats().iotlb_hits;
+    EXPECT_EQ(translate(kPasid, 0x9000, IOGUARD_PERM_READ, true).perm,
+              unsigned(IOGUARD_PERM_RW));
+    EXPECT_EQ(d.stats().iotlb_hits, hits + 1);
+}
+
+TEST_F(PasidTest, GnInvalidationOfOnePasidLeavesTheOther)
+{
+    constexpr uint32_t kOther = 6;
+    const uint64_t other_cr3 = d.alloc_table();
+    m.w64(gcr3_table + kOther * 8, other_cr3 | GCR3_VALID);
+    const uint64_t leaf5 = map(cr3_of_pasid, 0x3000, 0x333000);
+    const uint64_t leaf6 = map(other_cr3, 0x3000, 0x444000);
+    EXPECT_EQ(translate(kPasid, 0x3000, IOGUARD_PERM_READ).translated_addr,
+              0x333000u);
+    EXPECT_EQ(translate(kOther, 0x3000, IOGUARD_PERM_READ).translated_addr,
+              0x444000u);
+    // Both remapped; only PASID 5 invalidated: PASID 6 keeps its cached
+    // (stale) page until it is invalidated too.
+    m.w64(leaf5, 0x335000 | kLeafFlags);
+    m.w64(leaf6, 0x445000 | kLeafFlags);
+    inv_guest_pages(kPasid, 0x3000, false);
+    EXPECT_EQ(translate(kPasid, 0x3000, IOGUARD_PERM_READ).translated_addr,
+              0x335000u);
+    EXPECT_EQ(translate(kOther, 0x3000, IOGUARD_PERM_READ).translated_addr,
+              0x444000u);
+    inv_guest_pages(kOther, 0x3000, false);
+    EXPECT_EQ(translate(kOther, 0x3000, IOGUARD_PERM_READ).translated_addr,
+              0x445000u);
+}
+
+TEST_F(PasidTest, WithoutGuestTablesAPasidIsAnInvalidDeviceRequest)
+{
+    d.set_dte(kDev, DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR | DTE_FLAG_IW);
+    d.inv_dte(kDev);
+    EXPECT_EQ(translate(kPasid, 0x1000, IOGUARD_PERM_READ).perm, 0u);
+    // Beyond 16 bits, even with guest tables.
+    const GuestDte dte = guest_dte(gcr3_table);
+    d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+    d.inv_dte(kDev);
+    EXPECT_EQ(translate(0x10005, 0x2000, IOGUARD_PERM_WRITE).perm, 0u);
+    const auto ev = d.events();
+    ASSERT_EQ(ev.size(), 2u);
+    EXPECT_EQ(ev[0].type, unsigned(EVENT_TYPE_INV_DEV_REQ));
+    EXPECT_EQ(ev[0].domain, kPasid);
+    EXPECT_EQ(ev[0].address, 0x1000u);
+    EXPECT_EQ(ev[1].type, unsigned(EVENT_TYPE_INV_DEV_REQ));
+    EXPECT_EQ(ev[1].flags & EVENT_FLAG_RW, unsigned(EVENT_FLAG_RW));
+    ASSERT_EQ(m.records_seen.size(), 2u);
+    EXPECT_EQ(m.records_seen[0].reason,
+              unsigned(IOGUARD_FAULT_INVALID_DEVICE_REQUEST));
+    EXPECT_FALSE(m.guest_errors.empty());
+}
+
+TEST_F(PasidTest, IommuOffPassesRequestsWithAPasid)
+{
+    m.mmio_write(MMIO_CONTROL_OFFSET, 0);
+    const auto t = translate(kPasid, 0x1234000, IOGUARD_PERM_WRITE);
+    // Identity, in 1 GiB pieces.
+    EXPECT_EQ(t.translated_addr | (0x1234000 & t.addr_mask), 0x1234000u);
+    EXPECT_EQ(t.perm, unsigned(IOGUARD_PERM_RW));
+}

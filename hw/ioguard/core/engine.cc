@@ -182,6 +182,14 @@ void ioguard_iommu_translate(IoguardIommu *iommu, uint16_t devid,
     new (out) IoguardTranslation(iommu->iommu.translate(devid, iova, perm));
 }
 
+void ioguard_iommu_translate_pasid(IoguardIommu *iommu, uint16_t devid,
+                                   uint32_t pasid, bool privileged,
+                                   uint64_t iova, unsigned perm,
+                                   IoguardTranslation *out)
+{
+    *out = iommu->iommu.translate_pasid(devid, pasid, privileged, iova, perm);
+}
+
 unsigned ioguard_iommu_page_request(IoguardIommu *iommu,
                                     const IoguardPageRequest *request)
 {

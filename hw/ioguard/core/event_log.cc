@@ -54,6 +54,15 @@ Event Event::illegal_command_error(uint64_t command_addr)
     return make(EVENT_TYPE_ILL_CMD, 0, 0, 0, command_addr);
 }
 
+Event Event::invalid_device_request(uint16_t devid, uint32_t pasid,
+                                    uint64_t address, unsigned flags)
+{
+    Event ev = make(EVENT_TYPE_INV_DEV_REQ, devid, uint16_t(pasid), flags,
+                    address);
+    ev.dw[0] |= ((pasid >> 16) & 0xf) << 16;
+    return ev;
+}
+
 Event Event::invalid_ppr_request(uint16_t devid, uint32_t pasid, uint16_t tag,
                                  uint64_t address)
 {

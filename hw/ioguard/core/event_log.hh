@@ -29,6 +29,10 @@ struct Event {
     static Event command_hardware_error(uint64_t addr, unsigned flags);
     // A page request the IOMMU cannot log: software answers it with
     // COMPLETE_PPR_REQUEST (RX=0). The PASID and tag as in the PPR log.
+    // A request the IOMMU cannot take: one with a PASID for a DTE without
+    // guest tables. The PASID where other events have the domain.
+    static Event invalid_device_request(uint16_t devid, uint32_t pasid,
+                                        uint64_t address, unsigned flags);
     static Event invalid_ppr_request(uint16_t devid, uint32_t pasid,
                                      uint16_t tag, uint64_t address);
 };
@@ -57,6 +61,7 @@ enum class FaultReason : unsigned {
     Injected = IOGUARD_FAULT_INJECTED,
     AtsUseAfterInvalidation = IOGUARD_FAULT_ATS_USE_AFTER_INVALIDATION,
     InvalidPageRequest = IOGUARD_FAULT_INVALID_PAGE_REQUEST,
+    InvalidDeviceRequest = IOGUARD_FAULT_INVALID_DEVICE_REQUEST,
 };
 
 // What became of a record's event (IOGUARD_DELIVERY_*).

@@ -262,6 +262,7 @@ GuestWalkResult walk_guest(Host &host, const DeviceTableEntry &dte,
     r.read = read;
     r.write = write;
     r.dirty = visited[nvisited - 1].value & IOMMU_PAGE_DIRTY;
+    r.user = user;
     return r;
 }
 

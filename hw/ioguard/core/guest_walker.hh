@@ -22,7 +22,9 @@ struct GuestAccess {
     uint32_t pasid;
     uint64_t address;   // guest virtual
     bool write;
-    bool user;          // requests without a PASID prefix are user requests
+    // Requests without a PASID prefix are user requests; with one, the
+    // prefix says (Privileged Mode Requested: supervisor).
+    bool user;
     // False for a look that moves no data (QEMU's probes, the verifier,
     // the monitor): the Accessed and Dirty bits stay as they are.
     bool sets_accessed = true;
@@ -51,6 +53,7 @@ struct GuestWalkResult {
     bool read = false;
     bool write = false;
     bool dirty = false;
+    bool user = false;          // U/S along the walk lets user requests in
     unsigned entries_read = 0;  // GCR3, v2 and host entries
     // TableReadError: the system address of the entry; HostFault: the
     // guest physical address the host tables refused.

@@ -49,6 +49,9 @@ struct Config {
     FaultInjector *faults = nullptr;    // not owned; null: no fault rules
 };
 
+// With guest translation: 16-bit PASIDs (PASmax=15).
+constexpr uint32_t kMaxPasid = 0xffff;
+
 // The IOVA range a command's Address and S bit name (dw2, dw3).
 struct IovaRange {
     uint64_t first;
@@ -78,6 +81,10 @@ public:
 
     IoguardTranslation translate(uint16_t devid, uint64_t iova,
                                  unsigned perm);
+    // A request with a PASID prefix (translate.cc).
+    IoguardTranslation translate_pasid(uint16_t devid, uint32_t pasid,
+                                       bool privileged, uint64_t iova,
+                                       unsigned perm);
     bool remap_msi(uint16_t devid, const IoguardMsi &in, IoguardMsi &out);
     // IOGUARD_PAGE_REQUEST_* (page_requests.cc)
     unsigned page_request(const IoguardPageRequest &request);
@@ -198,10 +205,14 @@ private:
     bool guest_fields_valid(const DeviceTableEntry &dte) const;
     bool uses_guest_tables(const DeviceTableEntry &dte) const;
     bool guest_fields_illegal(const DeviceTableEntry &dte) const;
+    struct GuestRequest {
+        uint32_t pasid;
+        bool user;
+    };
     IoguardTranslation translate_guest(uint16_t devid,
                                        const DeviceTableEntry &dte,
-                                       uint64_t iova, unsigned perm,
-                                       uint64_t filled_at);
+                                       GuestRequest request, uint64_t iova,
+                                       unsigned perm, uint64_t filled_at);
 
     // Fault injection (fault_injection.cc)
     // Whether a rule fires at this point of site (hit.now_ns is filled in).

@@ -13,6 +13,7 @@ extern "C" const char *ioguard_event_name(unsigned type)
     case EVENT_TYPE_PAGE_TAB_ERR: return "page-tab-hardware-error";
     case EVENT_TYPE_ILL_CMD: return "illegal-command-error";
     case EVENT_TYPE_CMD_HARD_ERR: return "command-hardware-error";
+    case EVENT_TYPE_INV_DEV_REQ: return "invalid-device-request";
     case EVENT_TYPE_INV_PPR_REQ: return "invalid-ppr-request";
     default: return nullptr;
     }
@@ -61,6 +62,8 @@ extern "C" const char *ioguard_fault_reason_name(unsigned reason)
     case IOGUARD_FAULT_ATS_USE_AFTER_INVALIDATION:
         return "ats-use-after-invalidation";
     case IOGUARD_FAULT_INVALID_PAGE_REQUEST: return "invalid-page-request";
+    case IOGUARD_FAULT_INVALID_DEVICE_REQUEST:
+        return "invalid-device-request";
     case IOGUARD_FAULT_STALE_TRANSLATION: return "stale-translation";
     case IOGUARD_FAULT_INJECTED: return "injected";
     default: return nullptr;

@@ -11,9 +11,6 @@ namespace ioguard {
 
 namespace {
 
-// 16-bit PASIDs (PASmax=15).
-constexpr uint32_t kMaxPasid = 0xffff;
-
 // The PPR log entry (amd-vi-regs.h: PPR_*), as four little-endian dwords.
 void ppr_log_entry(const IoguardPageRequest &r, uint16_t tag,
                    uint32_t entry[4])

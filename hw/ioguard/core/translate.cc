@@ -338,7 +338,8 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
         return blocked(iova);
     }
     if (uses_guest_tables(*dte)) {
-        return translate_guest(devid, *dte, iova, perm, filled_at);
+        return translate_guest(devid, *dte, GuestRequest{0, true}, iova, perm,
+                               filled_at);
     }
     const uint16_t domain = dte->domain_id();
     if (!dte->translation_valid() || dte->mode() == 0) {
@@ -421,30 +422,35 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
                               perm_of(entry->read, entry->write)};
 }
 
-// A request without a PASID through the guest tables of PASID 0 (DTE.GIoV:
-// Linux's amd_iommu=pgtbl_v2). Its events carry GN and the PASID in place
-// of the domain, as the spec's event formats have it.
+// A request through a PASID's guest tables: one with a PASID prefix, or
+// one without through PASID 0's (DTE.GIoV: Linux's amd_iommu=pgtbl_v2).
+// Its events carry GN and the PASID in place of the domain, as the spec's
+// event formats have it.
 IoguardTranslation Iommu::translate_guest(uint16_t devid,
                                           const DeviceTableEntry &dte,
-                                          uint64_t iova, unsigned perm,
-                                          uint64_t filled_at)
+                                          GuestRequest request, uint64_t iova,
+                                          unsigned perm, uint64_t filled_at)
 {
-    constexpr uint32_t kPasid = 0;
+    const uint32_t kPasid = request.pasid;
     RequesterCounters *counters = stats_.requester(devid);
     const uint16_t domain = dte.domain_id();
     const bool write = perm & IOGUARD_PERM_WRITE;
-    const unsigned flags = request_flags(perm) | EVENT_FLAG_GN | EVENT_FLAG_US;
+    const unsigned flags = request_flags(perm) | EVENT_FLAG_GN |
+                           (request.user ? EVENT_FLAG_US : 0);
 
     std::optional<IotlbEntry> entry = iotlb_.lookup(domain, iova, kPasid);
     unsigned walk_entries = 0;
-    if (entry && !(write && !entry->dirty)) {
+    // A write through a clean leaf, or a user request through an entry a
+    // supervisor request made that U/S forbids it, walks again.
+    if (entry && !(write && !entry->dirty) &&
+        !(request.user && entry->supervisor_only)) {
         bump(counters, &RequesterCounters::iotlb_hits);
     } else {
         bump(counters, &RequesterCounters::iotlb_misses);
         bump(counters, &RequesterCounters::guest_walks);
         const GuestWalkResult walk = walk_guest(
             host_, dte,
-            GuestAccess{kPasid, iova, write, true,
+            GuestAccess{kPasid, iova, write, request.user,
                         perm != IOGUARD_PERM_NONE});
         walk_entries = walk.entries_read;
         bump(counters, &RequesterCounters::page_walk_levels,
@@ -486,6 +492,7 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
         fresh.read = walk.read;
         fresh.write = walk.write;
         fresh.dirty = walk.dirty;
+        fresh.supervisor_only = !walk.user;
         entry = fresh;
         iotlb_.insert(domain, iova, fresh, filled_at, kPasid);
     }
@@ -505,6 +512,54 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
     return IoguardTranslation{entry->page_base,
                               (uint64_t{1} << entry->page_shift) - 1,
                               perm_of(entry->read, entry->write)};
+}
+
+// A request with a PASID prefix (a PASID-capable device: SVA). It goes
+// through the PASID's guest tables; a DTE without them (GV clear, guest
+// translation not enabled) cannot take it: INVALID_DEVICE_REQUEST.
+IoguardTranslation Iommu::translate_pasid(uint16_t devid, uint32_t pasid,
+                                          bool privileged, uint64_t iova,
+                                          unsigned perm)
+{
+    RequesterCounters *counters = stats_.requester(devid);
+    const unsigned flags = request_flags(perm) | EVENT_FLAG_GN |
+                           (privileged ? 0 : EVENT_FLAG_US);
+    if (!enabled_.load(std::memory_order_acquire)) {
+        bump(counters, &RequesterCounters::passthrough);
+        return identity(iova, IOGUARD_PERM_RW);
+    }
+    const uint64_t filled_at = iotlb_.epoch();
+    const auto dte = fetch_dte(devid, iova, flags);
+    if (!dte) {
+        bump(counters, &RequesterCounters::faults);
+        bump(counters, &RequesterCounters::refused_by_dte);
+        return blocked(iova);
+    }
+    if (!dte->valid()) {
+        bump(counters, &RequesterCounters::passthrough);
+        return identity(iova, IOGUARD_PERM_RW);
+    }
+    if (dte->illegal() || guest_fields_illegal(*dte) ||
+        !guest_fields_valid(*dte) || pasid > kMaxPasid) {
+        bump(counters, &RequesterCounters::faults);
+        bump(counters, &RequesterCounters::refused_by_dte);
+        if (perm != IOGUARD_PERM_NONE) {
+            const bool illegal = dte->illegal() || guest_fields_illegal(*dte);
+            guest_error("requester %04x made a request with PASID 0x%x, "
+                        "which its device table entry %s", devid, pasid,
+                        illegal ? "(reserved bits set) cannot take"
+                                : "has no guest tables for");
+            log_event(illegal ? Event::illegal_dev_table_entry(
+                                    devid, iova, flags | EVENT_FLAG_RZ)
+                              : Event::invalid_device_request(devid, pasid,
+                                                              iova, flags),
+                      illegal ? FaultReason::IllegalDeviceTableEntry
+                              : FaultReason::InvalidDeviceRequest);
+        }
+        return blocked(iova);
+    }
+    return translate_guest(devid, *dte, GuestRequest{pasid, !privileged},
+                           iova, perm, filled_at);
 }
 
 } // namespace ioguard

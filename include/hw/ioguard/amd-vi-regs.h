@@ -155,6 +155,7 @@
 #define EVENT_TYPE_PAGE_TAB_ERR         0x4
 #define EVENT_TYPE_ILL_CMD              0x5
 #define EVENT_TYPE_CMD_HARD_ERR         0x6
+#define EVENT_TYPE_INV_DEV_REQ          0x8
 #define EVENT_TYPE_INV_PPR_REQ          0x9
 #define EVENT_FLAG_GN                   (1u << 0)
 #define EVENT_FLAG_NX                   (1u << 1)

@@ -272,6 +272,18 @@ void ioguard_iommu_translate(IoguardIommu *iommu, uint16_t devid,
                              IoguardTranslation *out);
 
 /*
+ * Translate one access of a request with a PASID prefix (PCIe PASID: a
+ * device with shared virtual addressing), through the PASID's guest
+ * tables; privileged: the prefix asks for supervisor access. A DTE
+ * without guest tables refuses it (INVALID_DEVICE_REQUEST). As
+ * ioguard_iommu_translate otherwise.
+ */
+void ioguard_iommu_translate_pasid(IoguardIommu *iommu, uint16_t devid,
+                                   uint32_t pasid, bool privileged,
+                                   uint64_t iova, unsigned perm,
+                                   IoguardTranslation *out);
+
+/*
  * A PCIe page request (PRI): the device could not translate address (ATS
  * said no) and asks software to make the page present.
  */
@@ -435,6 +447,9 @@ enum {
     /* a page request the IOMMU could not log for software: PPREn or the
      * DTE's PPR bit clear, no valid DTE, a PASID beyond PASmax */
     IOGUARD_FAULT_INVALID_PAGE_REQUEST,
+    /* a request with a PASID the DTE has no guest tables for (GV clear,
+     * GTEn clear) or beyond 16 bits */
+    IOGUARD_FAULT_INVALID_DEVICE_REQUEST,
     IOGUARD_FAULT_REASONS
 };
 
