@@ -888,6 +888,29 @@ static void ioguard_ats_used(IOMMUMemoryRegion *iommu_mr, uint64_t iova,
                            generation);
 }
 
+static IOMMUTLBEntry ioguard_translate_pasid(IOMMUMemoryRegion *iommu_mr,
+                                             uint32_t pasid, bool privileged,
+                                             hwaddr addr, bool write)
+{
+    IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
+                                          translated);
+    uint16_t devid = ioguard_space_devid(ds);
+    IoguardTranslation t;
+
+    ioguard_iommu_translate_pasid(ds->iommu->engine, devid, pasid, privileged,
+                                  addr, write ? IOGUARD_PERM_WRITE :
+                                                IOGUARD_PERM_READ, &t);
+    trace_ioguard_translate_pasid(devid, pasid, privileged, addr, write,
+                                  t.translated_addr, t.addr_mask, t.perm);
+    return (IOMMUTLBEntry) {
+        .target_as = &address_space_memory,
+        .iova = addr & ~t.addr_mask,
+        .translated_addr = t.translated_addr,
+        .addr_mask = t.addr_mask,
+        .perm = t.perm,
+    };
+}
+
 static unsigned ioguard_page_request(IOMMUMemoryRegion *iommu_mr,
                                      IoguardPageRequest *request,
                                      IoguardPageResponseFn *respond,
@@ -916,6 +939,7 @@ static void ioguard_iommu_memory_region_class_init(ObjectClass *klass,
 
     ic->ats_generation = ioguard_ats_generation;
     ic->ats_used = ioguard_ats_used;
+    ic->translate_pasid = ioguard_translate_pasid;
     ic->page_request = ioguard_page_request;
 
     imrc->translate = ioguard_translate;

@@ -7,7 +7,9 @@
  * translation request: address_space_get_iotlb_entry, which the IOMMU
  * answers from its tables, refusing and logging what they do not allow)
  * and keeps it. A hit goes straight to memory, as a translated request
- * does. The IOMMU's device-IOTLB invalidations (INVALIDATE_IOTLB_PAGES,
+ * does. With a PASID prefix (pri=on, nic-pri.c) the request goes to
+ * ioguard-iommu's PASID translation, and the entry is the PASID's. The
+ * IOMMU's device-IOTLB invalidations (INVALIDATE_IOTLB_PAGES,
  * delivered through QEMU's DEVIOTLB_UNMAP notifier) drop what they cover;
  * so does the guest turning ATS off, and a reset.
  *
@@ -48,12 +50,13 @@ void nic_atc_flush(IoguardNicState *s)
     memset(s->atc, 0, sizeof(s->atc));
 }
 
-static NicAtcEntry *nic_atc_lookup(IoguardNicState *s, uint64_t addr)
+static NicAtcEntry *nic_atc_lookup(IoguardNicState *s, uint64_t addr,
+                                   uint32_t pasid)
 {
     for (int i = 0; i < NIC_ATC_ENTRIES; i++) {
         NicAtcEntry *e = &s->atc[i];
 
-        if (e->valid && (addr & ~e->mask) == e->iova) {
+        if (e->valid && (addr & ~e->mask) == e->iova && e->pasid == pasid) {
             return e;
         }
     }
@@ -62,7 +65,7 @@ static NicAtcEntry *nic_atc_lookup(IoguardNicState *s, uint64_t addr)
 
 /* The least recently used entry (or a free one) gets t. */
 static NicAtcEntry *nic_atc_insert(IoguardNicState *s, const IOMMUTLBEntry *t,
-                                   unsigned perm)
+                                   unsigned perm, uint32_t pasid)
 {
     NicAtcEntry *victim = &s->atc[0];
 
@@ -86,8 +89,49 @@ static NicAtcEntry *nic_atc_insert(IoguardNicState *s, const IOMMUTLBEntry *t,
         .perm = perm,
         .generation = s->atc_verifier ?
             s->atc_verifier->ats_generation(s->atc_verified_mr) : 0,
+        .pasid = pasid,
     };
     return victim;
+}
+
+IOMMUMemoryRegion *nic_ioguard_region(IoguardNicState *s,
+                                      const IoguardIommuMemoryRegionClass **k)
+{
+    AddressSpace *as = pci_device_iommu_address_space(PCI_DEVICE(s));
+    MemoryRegion *sub;
+
+    QTAILQ_FOREACH(sub, &as->root->subregions, subregions_link) {
+        ObjectClass *oc = object_class_dynamic_cast(
+            object_get_class(OBJECT(sub)), TYPE_IOGUARD_IOMMU_MEMORY_REGION);
+
+        if (oc) {
+            *k = (const IoguardIommuMemoryRegionClass *)oc;
+            return IOMMU_MEMORY_REGION(sub);
+        }
+    }
+    return NULL;
+}
+
+/* An ATS translation request, with the PASID prefix if pasid has one. */
+static IOMMUTLBEntry nic_ats_translate(IoguardNicState *s, uint64_t addr,
+                                      bool write, uint32_t pasid)
+{
+    const IoguardIommuMemoryRegionClass *k;
+    IOMMUMemoryRegion *mr;
+
+    if (!(pasid & NIC_TE_PASID_VALID)) {
+        return address_space_get_iotlb_entry(
+            pci_get_address_space(PCI_DEVICE(s)), addr, write,
+            MEMTXATTRS_UNSPECIFIED);
+    }
+    mr = nic_ioguard_region(s, &k);
+    if (!mr) {
+        qemu_log_mask(LOG_GUEST_ERROR, "ioguard-nic: a request with a PASID, "
+                      "but no ioguard-iommu translates this device\n");
+        return (IOMMUTLBEntry) { .perm = IOMMU_NONE };
+    }
+    return k->translate_pasid(mr, pasid & NIC_TE_PASID_MASK,
+                              pasid & NIC_TE_PASID_PRIVILEGED, addr, write);
 }
 
 /*
@@ -96,24 +140,23 @@ static NicAtcEntry *nic_atc_insert(IoguardNicState *s, const IOMMUTLBEntry *t,
  * reports it as a DMA error, as for a refused untranslated one.
  */
 MemTxResult nic_ats_dma(IoguardNicState *s, uint64_t addr, void *buf,
-                        uint32_t len, DMADirection dir)
+                        uint32_t len, DMADirection dir, uint32_t pasid)
 {
     bool write = dir == DMA_DIRECTION_FROM_DEVICE;
     unsigned need = write ? IOMMU_WO : IOMMU_RO;
-    NicAtcEntry *e = nic_atc_lookup(s, addr);
+    NicAtcEntry *e = nic_atc_lookup(s, addr, pasid);
 
     if (e && (e->perm & need)) {
         s->atc_hits++;
-        if (s->atc_verifier) {
+        /* (The verifier knows the tables of requests without a PASID.) */
+        if (s->atc_verifier && !(pasid & NIC_TE_PASID_VALID)) {
             s->atc_verifier->ats_used(s->atc_verified_mr, addr,
                                       e->target + (addr & e->mask), write,
                                       e->generation);
         }
     } else {
         /* The IOMMU checks one access per request: what it checked is kept. */
-        IOMMUTLBEntry t = address_space_get_iotlb_entry(
-            pci_get_address_space(PCI_DEVICE(s)), addr, write,
-            MEMTXATTRS_UNSPECIFIED);
+        IOMMUTLBEntry t = nic_ats_translate(s, addr, write, pasid);
 
         s->atc_misses++;
         trace_ioguard_nic_ats_request(addr, write, t.translated_addr,
@@ -128,7 +171,7 @@ MemTxResult nic_ats_dma(IoguardNicState *s, uint64_t addr, void *buf,
             if (e) {
                 e->valid = false;
             }
-            e = nic_atc_insert(s, &t, need);
+            e = nic_atc_insert(s, &t, need, pasid);
         }
     }
     e->last_use = ++s->atc_clock;
@@ -136,7 +179,11 @@ MemTxResult nic_ats_dma(IoguardNicState *s, uint64_t addr, void *buf,
                          MEMTXATTRS_UNSPECIFIED);
 }
 
-/* INVALIDATE_IOTLB_PAGES, as QEMU's device-IOTLB notifier delivers it. */
+/*
+ * INVALIDATE_IOTLB_PAGES, as QEMU's device-IOTLB notifier delivers it. It
+ * does not say the PASID: the range goes from every PASID's entries,
+ * which drops at least what was asked.
+ */
 static void nic_atc_invalidate(IOMMUNotifier *n, IOMMUTLBEntry *iotlb)
 {
     NicAtcNotifier *an = container_of(n, NicAtcNotifier, n);

@@ -41,6 +41,7 @@ typedef struct NicAtcEntry {
     unsigned perm;          /* the accesses the IOMMU checked: IOMMU_RO|WO */
     uint64_t last_use;
     uint64_t generation;    /* the IOMMU's device-IOTLB invalidations then */
+    uint32_t pasid;         /* NIC_TE_PASID_* of the request it answered */
 } NicAtcEntry;
 
 typedef struct NicAtcNotifier NicAtcNotifier;
@@ -72,6 +73,7 @@ struct IoguardNicState {
 
     uint32_t te_src, te_dst, te_len, te_pattern;
     uint32_t te_op, te_status, te_crc, te_done_len, te_err_addr;
+    uint32_t te_pasid;          /* NIC_TE_PASID_* (pri=on) */
 
     QEMUBH *tx_bh;
     QEMUBH *te_bh;
@@ -98,6 +100,15 @@ struct IoguardNicState {
      * hears of each use of a kept translation */
     IOMMUMemoryRegion *atc_verified_mr;
     const struct IoguardIommuMemoryRegionClass *atc_verifier;
+
+    /* PASID and PRI (nic-pri.c): the test engine's page request */
+    bool pri;                   /* property: PASID and PRI capabilities */
+    uint16_t pasid_cap, pri_cap;    /* their offsets in config space */
+    bool pri_pending;           /* a page request waits for its answer */
+    uint16_t pri_group;         /* its page request group index */
+    unsigned pri_tries;         /* page requests of the running operation */
+    bool pri_refused;           /* the answer was not success */
+    uint64_t page_requests, page_responses;             /* QOM, read-only */
 };
 
 /* nic.c: interrupts, device errors and DMA, for the test engine too. */
@@ -117,6 +128,10 @@ void nic_guest_error(IoguardNicState *s, uint32_t code, uint32_t addr,
 bool nic_dma(IoguardNicState *s, unsigned site, uint64_t addr,
              void *buf, uint32_t len, DMADirection dir,
              uint32_t *fail_addr);
+/* The same, with a PASID prefix if pasid has NIC_TE_PASID_VALID. */
+bool nic_dma_pasid(IoguardNicState *s, unsigned site, uint64_t addr,
+                   void *buf, uint32_t len, DMADirection dir, uint32_t pasid,
+                   uint32_t *fail_addr);
 
 /* nic-test-engine.c: the DMA test engine (NIC_REG_TE_*). */
 
@@ -141,10 +156,34 @@ void nic_ats_exit(IoguardNicState *s);
 bool nic_ats_enabled(IoguardNicState *s);
 /* One DMA chunk (within a 4 KiB page) through the device IOTLB. */
 MemTxResult nic_ats_dma(IoguardNicState *s, uint64_t addr, void *buf,
-                        uint32_t len, DMADirection dir);
+                        uint32_t len, DMADirection dir, uint32_t pasid);
+/*
+ * ioguard-iommu's region for the NIC, enabled or not (it stays in the
+ * device's address space while its DMA is identity), and its class; NULL
+ * if another IOMMU, or none, translates it.
+ */
+IOMMUMemoryRegion *nic_ioguard_region(
+    IoguardNicState *s, const struct IoguardIommuMemoryRegionClass **k);
 /* Empties the device IOTLB (reset). */
 void nic_atc_flush(IoguardNicState *s);
 /* After a configuration write: ATS turned on or off empties it too. */
 void nic_ats_config_written(IoguardNicState *s, uint32_t address, int len);
+
+/* nic-pri.c: PASID and PRI (pri=on). */
+
+/* Adds the PASID and PRI capabilities after ATS's. */
+bool nic_pri_realize(IoguardNicState *s, Error **errp);
+/* Whether the guest enabled PASIDs (the prefix may be sent). */
+bool nic_pasid_enabled(IoguardNicState *s);
+/*
+ * The test engine's translation of addr (write or not) was refused: sends
+ * a page request if PRI is enabled and the operation has tries left. True
+ * if the engine is to wait for the answer (nic_te_bh runs again then).
+ */
+bool nic_pri_request(IoguardNicState *s, uint64_t addr, bool write);
+/* After a configuration write: PRI enabled, reset, status bits. */
+void nic_pri_config_written(IoguardNicState *s, uint32_t address, int len);
+/* Device reset: no request outstanding, PRI stopped. */
+void nic_pri_reset(IoguardNicState *s);
 
 #endif

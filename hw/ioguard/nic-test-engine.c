@@ -7,7 +7,9 @@
  *
  * The operation runs in a bottom half, NIC_BH_DMA_BUDGET bytes per run,
  * from TE_DONE_LEN and TE_CRC on: those registers are all of its state,
- * so it migrates with them (nic.c's VMState).
+ * so it migrates with them (nic.c's VMState). With pri=on, TE_PASID puts
+ * a PASID on its requests, and a refused translation may become a page
+ * request the engine waits for (nic-pri.c).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -19,15 +21,33 @@
 #include "nic-internal.h"
 #include "trace.h"
 
-static void nic_te_finish(IoguardNicState *s, bool ok, uint32_t fail)
+/* code: NIC_ERR_NONE, or why it stopped at fail. */
+static void nic_te_finish(IoguardNicState *s, uint32_t code, uint32_t fail)
 {
+    bool ok = code == NIC_ERR_NONE;
+
     s->te_status = NIC_TE_STATUS_DONE | (ok ? 0 : NIC_TE_STATUS_ERROR);
     if (!ok) {
         s->te_err_addr = fail;
-        nic_error(s, NIC_ERR_TE_DMA, fail);
+        nic_error(s, code, fail);
     }
     trace_ioguard_nic_te_done(s->te_op, s->te_done_len, ok, s->te_crc);
     nic_raise(s, NIC_INT_TEST_DONE);
+}
+
+/*
+ * A refused access of the operation: a page request to wait for (true), or
+ * the end of the operation.
+ */
+static bool nic_te_refused(IoguardNicState *s, uint32_t fail, bool write)
+{
+    if (nic_pri_request(s, fail, write)) {
+        s->te_status |= NIC_TE_STATUS_PAGE_WAIT;
+        s->te_err_addr = fail;
+        return true;
+    }
+    nic_te_finish(s, NIC_ERR_TE_DMA, fail);
+    return false;
 }
 
 /* Runs (the next NIC_BH_DMA_BUDGET bytes of) the test engine's operation. */
@@ -43,6 +63,17 @@ void nic_te_bh(void *opaque)
 
     if (!(s->te_status & NIC_TE_STATUS_BUSY)) {
         return;                 /* reset while queued */
+    }
+    if (s->te_status & NIC_TE_STATUS_PAGE_WAIT) {
+        if (s->pri_pending) {
+            return;             /* the answer has not come */
+        }
+        s->te_status &= ~NIC_TE_STATUS_PAGE_WAIT;
+        if (s->pri_refused) {
+            nic_te_finish(s, NIC_ERR_TE_PAGE, s->te_err_addr);
+            return;
+        }
+        s->te_err_addr = 0;     /* granted: the access again */
     }
     if (s->te_op == NIC_TE_OP_WRITE) {
         memset(s->te_chunk, s->te_pattern & 0xff, sizeof(s->te_chunk));
@@ -63,27 +94,30 @@ void nic_te_bh(void *opaque)
             n = MIN(n, NIC_DMA_CHUNK - (dst & (NIC_DMA_CHUNK - 1)));
         }
         if (reads) {
-            if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DMA, src, s->te_chunk, n,
-                         DMA_DIRECTION_TO_DEVICE, &fail)) {
-                nic_te_finish(s, false, fail);
+            if (!nic_dma_pasid(s, IOGUARD_FAULT_SITE_NIC_DMA, src,
+                               s->te_chunk, n, DMA_DIRECTION_TO_DEVICE,
+                               s->te_pasid, &fail)) {
+                nic_te_refused(s, fail, false);
                 return;
             }
             crc = crc32(crc, s->te_chunk, n);
-            s->te_crc = crc;
             src += n;
         }
         if (writes) {
-            if (!nic_dma(s, IOGUARD_FAULT_SITE_NIC_DMA, dst, s->te_chunk, n,
-                         DMA_DIRECTION_FROM_DEVICE, &fail)) {
-                nic_te_finish(s, false, fail);
+            if (!nic_dma_pasid(s, IOGUARD_FAULT_SITE_NIC_DMA, dst,
+                               s->te_chunk, n, DMA_DIRECTION_FROM_DEVICE,
+                               s->te_pasid, &fail)) {
+                /* (A retry reads the chunk again: TE_CRC counts it once.) */
+                nic_te_refused(s, fail, true);
                 return;
             }
             dst += n;
         }
+        s->te_crc = crc;
         s->te_done_len += n;
         left -= n;
     }
-    nic_te_finish(s, true, 0);
+    nic_te_finish(s, NIC_ERR_NONE, 0);
 }
 
 static void nic_te_start(IoguardNicState *s, uint32_t op)
@@ -101,6 +135,17 @@ static void nic_te_start(IoguardNicState *s, uint32_t op)
     s->te_crc = 0;
     s->te_done_len = 0;
     s->te_err_addr = 0;
+    s->pri_tries = 0;
+    s->pri_refused = false;
+    if ((s->te_pasid & NIC_TE_PASID_VALID) &&
+        !(nic_pasid_enabled(s) && nic_ats_enabled(s))) {
+        s->te_status = NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR;
+        nic_guest_error(s, NIC_ERR_TE_ARGS, s->te_src,
+                        "test engine command with a PASID, but PASIDs or "
+                        "ATS are not enabled");
+        nic_raise(s, NIC_INT_TEST_DONE);
+        return;
+    }
     if (op < NIC_TE_OP_READ || op > NIC_TE_OP_COPY || len == 0 ||
         len > NIC_TE_MAX_LEN || !range_ok) {
         s->te_status = NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR;
@@ -127,6 +172,7 @@ uint32_t nic_te_read(IoguardNicState *s, hwaddr addr)
     case NIC_REG_TE_CRC: return s->te_crc;
     case NIC_REG_TE_DONE_LEN: return s->te_done_len;
     case NIC_REG_TE_ERR_ADDR: return s->te_err_addr;
+    case NIC_REG_TE_PASID: return s->te_pasid;
     default: return 0;          /* TE_CMD is write-only */
     }
 }
@@ -146,6 +192,11 @@ void nic_te_write(IoguardNicState *s, hwaddr addr, uint32_t val)
         s->te_dst = val;
     } else if (addr == NIC_REG_TE_LEN) {
         s->te_len = val;
+    } else if (addr == NIC_REG_TE_PASID) {
+        /* Without PASID and PRI capabilities, there is no such register. */
+        s->te_pasid = s->pri ? val & (NIC_TE_PASID_VALID |
+                                      NIC_TE_PASID_PRIVILEGED |
+                                      NIC_TE_PASID_MASK) : 0;
     } else {
         s->te_pattern = val;
     }
@@ -156,4 +207,5 @@ void nic_te_reset(IoguardNicState *s)
     s->te_src = s->te_dst = s->te_len = s->te_pattern = 0;
     s->te_op = s->te_status = s->te_crc = s->te_done_len = 0;
     s->te_err_addr = 0;
+    s->te_pasid = 0;
 }

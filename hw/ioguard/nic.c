@@ -112,6 +112,13 @@ bool nic_dma(IoguardNicState *s, unsigned site, uint64_t addr,
              void *buf, uint32_t len, DMADirection dir,
              uint32_t *fail_addr)
 {
+    return nic_dma_pasid(s, site, addr, buf, len, dir, 0, fail_addr);
+}
+
+bool nic_dma_pasid(IoguardNicState *s, unsigned site, uint64_t addr,
+                   void *buf, uint32_t len, DMADirection dir, uint32_t pasid,
+                   uint32_t *fail_addr)
+{
     uint8_t *p = buf;
 
     while (len) {
@@ -128,8 +135,9 @@ bool nic_dma(IoguardNicState *s, unsigned site, uint64_t addr,
             *fail_addr = addr;      /* as if the IOMMU refused it */
             return false;
         }
+        /* (A PASID prefix comes with ATS: nic_te_start checked.) */
         r = nic_ats_enabled(s) ?
-            nic_ats_dma(s, addr, p, n, dir) :
+            nic_ats_dma(s, addr, p, n, dir, pasid) :
             pci_dma_rw(PCI_DEVICE(s), addr, p, n, dir, MEMTXATTRS_UNSPECIFIED);
         if (r != MEMTX_OK) {
             *fail_addr = addr;
@@ -591,7 +599,7 @@ static uint64_t nic_mmio_read(void *opaque, hwaddr addr, unsigned size)
     case NIC_REG_RX_PACKETS: val = s->rx_packets; break;
     case NIC_REG_RX_DROPPED: val = s->rx_dropped; break;
     case NIC_REG_DMA_ERRORS: val = s->dma_errors; break;
-    case NIC_REG_TE_SRC ... NIC_REG_TE_ERR_ADDR:
+    case NIC_REG_TE_SRC ... NIC_REG_TE_PASID:
         val = nic_te_read(s, addr);
         break;
     default:
@@ -646,6 +654,7 @@ static void nic_mmio_write(void *opaque, hwaddr addr, uint64_t val64,
         nic_write_ring(s, &s->rx, addr - NIC_REG_RX_RING_BASE, val);
         break;
     case NIC_REG_TE_SRC ... NIC_REG_TE_CMD:
+    case NIC_REG_TE_PASID:
         nic_te_write(s, addr, val);
         break;
     default:
@@ -748,7 +757,8 @@ static void nic_realize(PCIDevice *pdev, Error **errp)
         return;
     }
     s->link_up_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, nic_link_up_timer, s);
-    if (!nic_ats_realize(s, errp)) {
+    if (!nic_ats_realize(s, errp) || !nic_pri_realize(s, errp)) {
+        nic_ats_exit(s);        /* (its listener, if it got that far) */
         ioguard_fault_device_free(s->faults);
         timer_free(s->link_up_timer);
         qemu_bh_delete(s->tx_bh);
@@ -783,6 +793,7 @@ static void nic_reset(DeviceState *dev)
 {
     nic_reset_state(IOGUARD_NIC(dev));
     nic_atc_flush(IOGUARD_NIC(dev));
+    nic_pri_reset(IOGUARD_NIC(dev));
 }
 
 static void nic_write_config(PCIDevice *pdev, uint32_t address, uint32_t val,
@@ -790,6 +801,7 @@ static void nic_write_config(PCIDevice *pdev, uint32_t address, uint32_t val,
 {
     pci_default_write_config(pdev, address, val, len);
     nic_ats_config_written(IOGUARD_NIC(pdev), address, len);
+    nic_pri_config_written(IOGUARD_NIC(pdev), address, len);
 }
 
 /* ats=on behind a PCIe port: a PCIe endpoint, which is decided before the
@@ -817,6 +829,11 @@ static void nic_instance_init(Object *obj)
                                    OBJ_PROP_FLAG_READ);
     object_property_add_uint64_ptr(obj, "atc-invalidations",
                                    &s->atc_invalidations, OBJ_PROP_FLAG_READ);
+    /* And its page requests (pri=on) and the answers they got. */
+    object_property_add_uint64_ptr(obj, "page-requests", &s->page_requests,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "page-responses", &s->page_responses,
+                                   OBJ_PROP_FLAG_READ);
 }
 
 static const Property nic_properties[] = {
@@ -825,6 +842,7 @@ static const Property nic_properties[] = {
     DEFINE_PROP_STRING("fault-rules", IoguardNicState, fault_rules),
     DEFINE_PROP_UINT64("fault-seed", IoguardNicState, fault_seed, 0),
     DEFINE_PROP_BOOL("ats", IoguardNicState, ats, false),
+    DEFINE_PROP_BOOL("pri", IoguardNicState, pri, false),
 };
 
 /*
@@ -912,6 +930,23 @@ static int nic_post_load(void *opaque, int version_id)
     return 0;
 }
 
+/* TE_PASID (pri=on), when it holds anything. */
+static bool nic_te_pasid_needed(void *opaque)
+{
+    return IOGUARD_NIC(opaque)->te_pasid != 0;
+}
+
+static const VMStateDescription nic_te_pasid_vmstate = {
+    .name = TYPE_IOGUARD_NIC "/te-pasid",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = nic_te_pasid_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(te_pasid, IoguardNicState),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
 static const VMStateDescription nic_vmstate = {
     .name = TYPE_IOGUARD_NIC,
     .version_id = 1,
@@ -948,6 +983,10 @@ static const VMStateDescription nic_vmstate = {
         VMSTATE_VBUFFER_ALLOC_UINT32(saved_faults, IoguardNicState, 1, NULL,
                                      saved_faults_size),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription * const []) {
+        &nic_te_pasid_vmstate,
+        NULL
     }
 };
 

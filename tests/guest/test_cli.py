@@ -51,6 +51,12 @@ def test_nic_ats_needs_a_pcie_bus():
     assert "ioguard-nic: ats=on needs a PCI Express bus" in r.stderr, r.stderr
 
 
+def test_nic_pri_needs_ats():
+    r = start([], "-device", "ioguard-nic,addr=0x5,pri=on")
+    assert r.returncode != 0
+    assert "ioguard-nic: pri=on needs ats=on" in r.stderr, r.stderr
+
+
 def test_more_than_255_cpus_need_xtsup():
     r = start([], "-smp", "1,maxcpus=288", "-accel", "tcg")
     assert r.returncode != 0

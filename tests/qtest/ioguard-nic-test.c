@@ -40,8 +40,11 @@ typedef struct Nic {
     uint32_t tx_tail, rx_tail;
 } Nic;
 
-/* iommu: put ioguard-iommu in the machine, before the NIC as it must be. */
-static void nic_start_full(Nic *n, bool iommu, const char *extra,
+/*
+ * iommu: ioguard-iommu's properties (NULL: no IOMMU), which comes before
+ * the NIC as it must.
+ */
+static void nic_start_full(Nic *n, const char *iommu, const char *extra,
                            bool with_socket)
 {
     const char *fw = g_getenv("IOGUARD_FIRMWARE");
@@ -55,10 +58,11 @@ static void nic_start_full(Nic *n, bool iommu, const char *extra,
     } else {
         netdev = g_strdup("-netdev hubport,hubid=0,id=n0");
     }
-    n->qts = qtest_initf("%s%s -M q35 -m 256M -nodefaults %s %s "
+    n->qts = qtest_initf("%s%s -M q35 -m 256M -nodefaults %s%s %s "
                          "-device ioguard-nic,addr=0x5,netdev=n0,mac=" NIC_MAC
                          "%s", fw ? "-L " : "", fw ? fw : "",
-                         iommu ? "-device ioguard-iommu" : "", netdev, extra);
+                         iommu ? "-device ioguard-iommu," : "",
+                         iommu ? iommu : "", netdev, extra);
     if (with_socket) {
         close(pair[1]);
     }
@@ -72,7 +76,7 @@ static void nic_start_full(Nic *n, bool iommu, const char *extra,
 
 static void nic_start(Nic *n, const char *extra, bool with_socket)
 {
-    nic_start_full(n, false, extra, with_socket);
+    nic_start_full(n, NULL, extra, with_socket);
 }
 
 static void nic_stop(Nic *n)
@@ -633,7 +637,7 @@ static void test_behind_iommu(void)
     uint32_t ev[4];
     Nic n;
 
-    nic_start_full(&n, true, "", false);
+    nic_start_full(&n, "", "", false);
     /* DTE: valid, translation valid, no read, no write. */
     qtest_memset(n.qts, DEV_TABLE, 0, 0x200000);
     qtest_writeq(n.qts, DEV_TABLE + devid * 32, DTE_FLAG_V | DTE_FLAG_TV);
@@ -661,6 +665,213 @@ static void test_behind_iommu(void)
     g_assert_true((le32_to_cpu(ev[1]) >> 16) & EVENT_FLAG_RW);
     g_assert_cmphex(le32_to_cpu(ev[2]), ==, TE_BUF);
     g_assert_cmphex(le32_to_cpu(ev[3]), ==, 0);
+    nic_stop(&n);
+}
+
+/* ---- PASID and PRI (pri=on): shared virtual addressing ---- */
+
+/* q35's MMCONFIG, for the capabilities in extended configuration space. */
+#define ECAM_BASE       0xb0000000ULL
+#define NIC_ECAM        (ECAM_BASE + (NIC_DEVFN << 12))
+#define NIC_ATS_CAP     0x100
+#define NIC_PASID_CAP   0x108
+#define NIC_PRI_CAP     0x110
+/* The guest's tables: a GCR3 table, PASID 5's v2 tables, a PPR log. */
+#define GCR3_TABLE      0x1400000ULL
+#define V2_L4           0x1401000
+#define V2_L3           0x1402000
+#define V2_L2           0x1403000
+#define V2_L1           0x1404000
+#define PPR_LOG         0x1410000       /* 256 entries */
+#define SVA_PASID       5
+#define SVA_GVA         0x10000000u     /* a process's buffer */
+#define SVA_DATA        0x500000        /* where its pages are */
+/* PRG response codes (PCIe) */
+#define PRG_SUCCESS     0x0
+#define PRG_INVALID     0x1
+#define PRG_FAILURE     0xf
+#define V2_FLAGS        (IOMMU_PAGE_PRESENT | IOMMU_PAGE_RW | \
+                         IOMMU_PAGE_USER | IOMMU_PAGE_ACCESS)
+
+static void sva_map(Nic *n, uint32_t gva, uint64_t gpa)
+{
+    qtest_writeq(n->qts, V2_L1 + ((gva >> 12) & 0x1ff) * 8,
+                 gpa | V2_FLAGS | IOMMU_PAGE_DIRTY);
+}
+
+/* The test engine reads len bytes at gva; waits until done or waiting. */
+static uint32_t te_read_start(Nic *n, uint32_t gva, uint32_t len)
+{
+    uint32_t status = 0;
+
+    wr(n, NIC_REG_TE_SRC, gva);
+    wr(n, NIC_REG_TE_LEN, len);
+    wr(n, NIC_REG_TE_CMD, NIC_TE_OP_READ);
+    for (int i = 0; i < 5000; i++) {
+        status = rd(n, NIC_REG_TE_STATUS);
+        if (!(status & NIC_TE_STATUS_BUSY) ||
+            (status & NIC_TE_STATUS_PAGE_WAIT)) {
+            break;
+        }
+        g_usleep(1000);
+    }
+    return status;
+}
+
+static uint32_t te_wait_done(Nic *n)
+{
+    for (int i = 0; i < 5000 && (rd(n, NIC_REG_TE_STATUS) &
+                                 NIC_TE_STATUS_BUSY); i++) {
+        g_usleep(1000);
+    }
+    return rd(n, NIC_REG_TE_STATUS);
+}
+
+/* The PPR log entry at index i, as two quadwords. */
+static void ppr_entry(Nic *n, int i, uint64_t *q0, uint64_t *q1)
+{
+    *q0 = qtest_readq(n->qts, PPR_LOG + i * 16);
+    *q1 = qtest_readq(n->qts, PPR_LOG + i * 16 + 8);
+}
+
+/*
+ * A process's buffer through PASID 5's v2 tables: present pages are read;
+ * a missing one becomes a page request in the PPR log (checked field by
+ * field), the engine waits, software maps the page and answers with
+ * COMPLETE_PPR_REQUEST, the engine retries and the data arrives; a page
+ * software refuses stops the engine with te-page; a malformed GCR3 entry
+ * is an IO_PAGE_FAULT with RZ.
+ */
+static void test_sva_page_request(void)
+{
+    uint16_t devid = NIC_DEVFN;
+    uint8_t data[4096];
+    uint64_t q0, q1;
+    IoguardIommu m;
+    Event ev[8];
+    QPCIDevice *mch;
+    Nic n;
+
+    nic_start_full(&n, "guest-translation=on,device-iotlb=on",
+                   ",ats=on,pri=on", false);
+    mch = qpci_device_find(n.pcibus, 0);
+    qpci_config_writel(mch, 0x64, 0);
+    qpci_config_writel(mch, 0x60, ECAM_BASE | 1);    /* PCIEXBAR, 256 MiB */
+    g_free(mch);
+
+    /* The capabilities Linux looks for, as it enables them. */
+    g_assert_cmphex(qtest_readw(n.qts, NIC_ECAM + NIC_PASID_CAP), ==,
+                    PCI_EXT_CAP_ID_PASID);
+    g_assert_cmphex(qtest_readw(n.qts, NIC_ECAM + NIC_PASID_CAP +
+                                PCI_PASID_CAP), ==,
+                    PCI_PASID_CAP_PRIV | 20 << 8);
+    g_assert_cmphex(qtest_readw(n.qts, NIC_ECAM + NIC_PRI_CAP), ==,
+                    PCI_EXT_CAP_ID_PRI);
+    g_assert_cmphex(qtest_readw(n.qts, NIC_ECAM + NIC_PRI_CAP +
+                                PCI_PRI_STATUS), ==,
+                    PCI_PRI_STATUS_STOPPED | PCI_PRI_STATUS_PASID);
+    qtest_writew(n.qts, NIC_ECAM + NIC_ATS_CAP + PCI_ATS_CTRL,
+                 PCI_ATS_CTRL_ENABLE);
+    qtest_writew(n.qts, NIC_ECAM + NIC_PASID_CAP + PCI_PASID_CTRL,
+                 PCI_PASID_CTRL_ENABLE);
+    qtest_writel(n.qts, NIC_ECAM + NIC_PRI_CAP + PCI_PRI_ALLOC_REQ, 32);
+    qtest_writew(n.qts, NIC_ECAM + NIC_PRI_CAP + PCI_PRI_CTRL,
+                 PCI_PRI_CTRL_ENABLE);
+    g_assert_cmphex(qtest_readw(n.qts, NIC_ECAM + NIC_PRI_CAP +
+                                PCI_PRI_STATUS), ==, PCI_PRI_STATUS_PASID);
+
+    /* The IOMMU: GTEn, the PPR log, a DTE with GV, PPR and the GCR3 table
+     * (Mode 0: requests without a PASID pass, as Linux sets up SVA). */
+    iommu_enable(&m, n.qts);
+    iommu_reg_write(&m, MMIO_PPR_LOG_OFFSET, PPR_LOG | 8ULL << 56);
+    iommu_reg_write(&m, MMIO_CONTROL_OFFSET,
+                    iommu_reg_read(&m, MMIO_CONTROL_OFFSET) |
+                    1ULL << CONTROL_GT_EN | 1ULL << CONTROL_PPR_EN |
+                    1ULL << CONTROL_PPRLOG_EN);
+    qtest_writeq(n.qts, GCR3_TABLE + SVA_PASID * 8, V2_L4 | GCR3_VALID);
+    qtest_writeq(n.qts, V2_L4, V2_L3 | V2_FLAGS);
+    qtest_writeq(n.qts, V2_L3, V2_L2 | V2_FLAGS);
+    qtest_writeq(n.qts, V2_L2 + ((SVA_GVA >> 21) & 0x1ff) * 8,
+                 V2_L1 | V2_FLAGS);
+    iommu_set_dte(&m, devid, DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_IR |
+                  DTE_FLAG_IW | DTE_FLAG_GV | DTE_FLAG_PPR |
+                  ((GCR3_TABLE >> 12) & 7) << DTE_GCR3_SHIFT_A,
+                  DOMAIN | ((GCR3_TABLE >> 15) & 0xffff) << DTE_GCR3_SHIFT_B);
+    for (int i = 0; i < sizeof(data); i++) {
+        data[i] = i * 7 + 3;
+    }
+    qtest_memwrite(n.qts, SVA_DATA, data, sizeof(data));
+    qtest_memwrite(n.qts, SVA_DATA + 0x1000, data, sizeof(data));
+    wr(&n, NIC_REG_TE_PASID, NIC_TE_PASID_VALID | SVA_PASID);
+
+    /* A present page. */
+    sva_map(&n, SVA_GVA, SVA_DATA);
+    g_assert_cmphex(te_read_start(&n, SVA_GVA, 4096), ==,
+                    NIC_TE_STATUS_DONE);
+    g_assert_cmphex(rd(&n, NIC_REG_TE_CRC), ==, crc32_of(data, 4096));
+
+    /* A missing one: the page request, exactly. */
+    g_assert_cmphex(te_read_start(&n, SVA_GVA + 0x1000, 4096), ==,
+                    NIC_TE_STATUS_BUSY | NIC_TE_STATUS_PAGE_WAIT);
+    g_assert_cmphex(qtest_readl(n.qts, IOGUARD_MMIO_BASE +
+                                MMIO_PPR_TAIL_OFFSET), ==, 16);
+    ppr_entry(&n, 0, &q0, &q1);
+    g_assert_cmphex(q0, ==, (uint64_t)PPR_REQ_FAULT << 60 |
+                    (uint64_t)(PPR_FLAG_GN | PPR_FLAG_READ | PPR_FLAG_US)
+                        << 48 |
+                    (uint64_t)(PPR_TAG_LAST | 1) << 32 | SVA_PASID << 16 |
+                    devid);
+    g_assert_cmphex(q1, ==, SVA_GVA + 0x1000);
+    /* The refused translation request, in the event log. */
+    g_assert_cmpint(iommu_read_events(&m, ev, 8), ==, 1);
+    g_assert_cmphex(ev[0].dw[0], ==, devid);
+    g_assert_cmphex(ev[0].dw[1], ==, EVENT_TYPE_IO_FAULT << 28 |
+                    (EVENT_FLAG_GN | EVENT_FLAG_US) << 16 | SVA_PASID);
+    g_assert_cmphex(ev[0].dw[2], ==, SVA_GVA + 0x1000);
+
+    /* Software makes the page present and answers: the data arrives. */
+    sva_map(&n, SVA_GVA + 0x1000, SVA_DATA + 0x1000);
+    iommu_queue_command(&m, devid, CMD_COMPLETE_PPR << 28 | SVA_PASID,
+                        CMD_COMPLETE_PPR_GN_MASK,
+                        1 | PRG_SUCCESS << 12);
+    iommu_completion_wait(&m);
+    g_assert_cmphex(te_wait_done(&n), ==, NIC_TE_STATUS_DONE);
+    g_assert_cmphex(rd(&n, NIC_REG_TE_CRC), ==, crc32_of(data, 4096));
+
+    /* A page software will not give: te-page. */
+    g_assert_cmphex(te_read_start(&n, SVA_GVA + 0x2000, 4096), ==,
+                    NIC_TE_STATUS_BUSY | NIC_TE_STATUS_PAGE_WAIT);
+    ppr_entry(&n, 1, &q0, &q1);
+    g_assert_cmphex((q0 >> 32) & 0x3ff, ==, PPR_TAG_LAST | 2);
+    iommu_queue_command(&m, devid, CMD_COMPLETE_PPR << 28 | SVA_PASID,
+                        CMD_COMPLETE_PPR_GN_MASK,
+                        2 | PRG_INVALID << 12);
+    iommu_completion_wait(&m);
+    g_assert_cmphex(te_wait_done(&n), ==,
+                    NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR);
+    assert_error(&n, NIC_ERR_TE_PAGE, SVA_GVA + 0x2000);
+    g_assert_cmpint(iommu_read_events(&m, ev, 8), ==, 1);
+
+    /* A malformed GCR3 entry (reserved bits): IO_PAGE_FAULT with RZ. */
+    qtest_writeq(n.qts, GCR3_TABLE + 6 * 8, V2_L4 | GCR3_VALID | 1ULL << 60);
+    wr(&n, NIC_REG_TE_PASID, NIC_TE_PASID_VALID | 6);
+    g_assert_cmphex(te_read_start(&n, SVA_GVA, 4096), ==,
+                    NIC_TE_STATUS_BUSY | NIC_TE_STATUS_PAGE_WAIT);
+    g_assert_cmpint(iommu_read_events(&m, ev, 8), ==, 1);
+    g_assert_cmphex(ev[0].dw[1], ==, EVENT_TYPE_IO_FAULT << 28 |
+                    (EVENT_FLAG_GN | EVENT_FLAG_US | EVENT_FLAG_PR |
+                     EVENT_FLAG_RZ) << 16 | 6);
+    g_assert_cmphex(ev[0].dw[2], ==, SVA_GVA);
+    /* Answered with a Response Failure: PRI stops (status RF). */
+    iommu_queue_command(&m, devid, CMD_COMPLETE_PPR << 28 | 6,
+                        CMD_COMPLETE_PPR_GN_MASK,
+                        3 | PRG_FAILURE << 12);
+    iommu_completion_wait(&m);
+    g_assert_cmphex(te_wait_done(&n), ==,
+                    NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR);
+    g_assert_cmphex(qtest_readw(n.qts, NIC_ECAM + NIC_PRI_CAP +
+                                PCI_PRI_STATUS), ==,
+                    PCI_PRI_STATUS_PASID | PCI_PRI_STATUS_RF);
     nic_stop(&n);
 }
 
@@ -860,6 +1071,7 @@ int main(int argc, char **argv)
     qtest_add_func("/ioguard-nic/hostile-rings", test_hostile_rings);
     qtest_add_func("/ioguard-nic/no-sg", test_no_sg);
     qtest_add_func("/ioguard-nic/behind-iommu", test_behind_iommu);
+    qtest_add_func("/ioguard-nic/sva-page-request", test_sva_page_request);
     qtest_add_func("/ioguard-nic/faults/dma", test_fault_dma);
     qtest_add_func("/ioguard-nic/faults/link", test_fault_link);
     qtest_add_func("/ioguard-nic/migration", test_migration);

@@ -36,6 +36,14 @@ typedef struct IoguardIommuMemoryRegionClass {
     void (*ats_used)(IOMMUMemoryRegion *iommu_mr, uint64_t iova,
                      uint64_t target, bool write, uint64_t generation);
     /*
+     * An ATS translation request with a PASID prefix (QEMU 10.0's memory
+     * core has no PASIDs): the PASID's guest tables answer, refusing and
+     * logging what they do not allow (perm IOMMU_NONE).
+     */
+    IOMMUTLBEntry (*translate_pasid)(IOMMUMemoryRegion *iommu_mr,
+                                     uint32_t pasid, bool privileged,
+                                     hwaddr addr, bool write);
+    /*
      * PCIe PRI (QEMU 10.0's PCIIOMMUOps has none): the device asks for a
      * page its translation request was refused. request->devid is the
      * region's requester whatever it says. A logged request is answered

@@ -69,6 +69,8 @@
 #define NIC_REG_TE_CRC                  0x98  /* RO: CRC-32 (zlib's) of the bytes read */
 #define NIC_REG_TE_DONE_LEN             0x9c  /* RO: bytes completed before any error */
 #define NIC_REG_TE_ERR_ADDR             0xa0  /* RO: the DMA address that failed */
+/* RW: with pri=on, the PASID prefix of the engine's requests (NIC_TE_PASID_*) */
+#define NIC_REG_TE_PASID                0xa4
 
 #define IOGUARD_NIC_ID                  0x10a10001u /* device 10a1, register map version 1 */
 
@@ -111,6 +113,7 @@
 #define NIC_ERR_NO_SG                   7  /* a multi-descriptor packet without NIC_CAP_SG */
 #define NIC_ERR_TE_ARGS                 8  /* test engine: bad op, length or range */
 #define NIC_ERR_TE_DMA                  9  /* test engine DMA refused */
+#define NIC_ERR_TE_PAGE                 10 /* its page request was not granted */
 
 /* Names for logs: static const char *const names[] = NIC_ERR_NAMES; */
 #define NIC_ERR_NAMES {                                 \
@@ -124,6 +127,7 @@
     [NIC_ERR_NO_SG] = "no-sg",                          \
     [NIC_ERR_TE_ARGS] = "te-args",                      \
     [NIC_ERR_TE_DMA] = "te-dma",                        \
+    [NIC_ERR_TE_PAGE] = "te-page",                      \
 }
 
 /* TE_CMD */
@@ -135,7 +139,17 @@
 #define NIC_TE_STATUS_BUSY              (1u << 0)
 #define NIC_TE_STATUS_DONE              (1u << 1)
 #define NIC_TE_STATUS_ERROR             (1u << 2)
+#define NIC_TE_STATUS_PAGE_WAIT         (1u << 3)  /* waiting for a page request's answer */
 
+/*
+ * TE_PASID (pri=on, with the PASID and ATS capabilities enabled): the
+ * engine's requests carry a PASID prefix, and a translation the IOMMU
+ * refuses becomes a page request (PRI, if enabled); the engine waits for
+ * its answer (TE_STATUS PAGE_WAIT) and retries, or stops with te-page.
+ */
+#define NIC_TE_PASID_MASK               0xfffffu   /* bits 19:0 */
+#define NIC_TE_PASID_PRIVILEGED         (1u << 30) /* supervisor requests */
+#define NIC_TE_PASID_VALID              (1u << 31) /* requests carry the PASID */
 /* Limits */
 #define NIC_RING_MAX_SIZE               4096
 #define NIC_MAX_FRAGS                   16
