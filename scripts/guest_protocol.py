@@ -40,6 +40,8 @@ PARAMETERS = {
                         "IOGUARD-WAIT N and wait for a link flap"),
     "dmatest": (r"\S+", "CMD,...: test-engine commands, ':' for spaces "
                         "(IOGUARD-DMATEST)"),
+    "sva": (r"1", "1: shared virtual addressing through the NIC's test "
+                  "engine, from a process (IOGUARD-SVA)"),
     "profile": (r"\S+", "FUNC,...: time these functions during the benches "
                         "(IOGUARD-PROFILE)"),
     "bench": (r"\S+", "DISK:BLOCK:TOTAL[:random|:write],...: "

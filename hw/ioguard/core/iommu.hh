@@ -208,6 +208,10 @@ private:
     struct GuestRequest {
         uint32_t pasid;
         bool user;
+        // An ATS translation request: a page the tables do not give is
+        // answered "not present" (R=W=0; the device may ask for it with a
+        // page request), without an event. Malformed tables still are.
+        bool translation_request = false;
     };
     IoguardTranslation translate_guest(uint16_t devid,
                                        const DeviceTableEntry &dte,

@@ -437,6 +437,9 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
     const bool write = perm & IOGUARD_PERM_WRITE;
     const unsigned flags = request_flags(perm) | EVENT_FLAG_GN |
                            (request.user ? EVENT_FLAG_US : 0);
+    // (fault() logs nothing for PERM_NONE.)
+    const unsigned page_fault_perm =
+        request.translation_request ? IOGUARD_PERM_NONE : perm;
 
     std::optional<IotlbEntry> entry = iotlb_.lookup(domain, iova, kPasid);
     unsigned walk_entries = 0;
@@ -461,10 +464,10 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
             break;
         case Status::Gcr3NotPresent:
         case Status::NotPresent:
-            return fault(devid, kPasid, iova, flags, perm,
+            return fault(devid, kPasid, iova, flags, page_fault_perm,
                          FaultReason::NotPresent);
         case Status::OutOfRange:
-            return fault(devid, kPasid, iova, flags, perm,
+            return fault(devid, kPasid, iova, flags, page_fault_perm,
                          FaultReason::OutOfRange);
         case Status::Reserved:
             guest_error("guest tables of requester %04x (PASID %u) have a "
@@ -475,8 +478,8 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
                          FaultReason::PageTableReserved);
         case Status::NoAccess:
             return fault(devid, kPasid, iova,
-                         flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
-                         FaultReason::Permission);
+                         flags | EVENT_FLAG_PR | EVENT_FLAG_PE,
+                         page_fault_perm, FaultReason::Permission);
         case Status::HostFault:
             // The host tables refused a guest physical address on the way:
             // a host (GN=0) fault at that address.
@@ -498,7 +501,7 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
     }
     if (!allowed(perm, entry->read, entry->write)) {
         return fault(devid, kPasid, iova,
-                     flags | EVENT_FLAG_PR | EVENT_FLAG_PE, perm,
+                     flags | EVENT_FLAG_PR | EVENT_FLAG_PE, page_fault_perm,
                      FaultReason::Permission);
     }
     if (!translation_observers_.empty()) {
@@ -514,9 +517,12 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
                               perm_of(entry->read, entry->write)};
 }
 
-// A request with a PASID prefix (a PASID-capable device: SVA). It goes
-// through the PASID's guest tables; a DTE without them (GV clear, guest
-// translation not enabled) cannot take it: INVALID_DEVICE_REQUEST.
+// An ATS translation request with a PASID prefix (a PASID-capable device:
+// SVA). It goes through the PASID's guest tables; a DTE without them (GV
+// clear, guest translation not enabled) cannot take it:
+// INVALID_DEVICE_REQUEST. A page they do not give is "not present", no
+// event: the device asks for it with a page request (as PCIe ATS has it,
+// and as the RISC-V IOMMU specification says in so many words).
 IoguardTranslation Iommu::translate_pasid(uint16_t devid, uint32_t pasid,
                                           bool privileged, uint64_t iova,
                                           unsigned perm)
@@ -558,8 +564,9 @@ IoguardTranslation Iommu::translate_pasid(uint16_t devid, uint32_t pasid,
         }
         return blocked(iova);
     }
-    return translate_guest(devid, *dte, GuestRequest{pasid, !privileged},
-                           iova, perm, filled_at);
+    return translate_guest(devid, *dte,
+                           GuestRequest{pasid, !privileged, true}, iova, perm,
+                           filled_at);
 }
 
 } // namespace ioguard

@@ -272,11 +272,12 @@ void ioguard_iommu_translate(IoguardIommu *iommu, uint16_t devid,
                              IoguardTranslation *out);
 
 /*
- * Translate one access of a request with a PASID prefix (PCIe PASID: a
- * device with shared virtual addressing), through the PASID's guest
- * tables; privileged: the prefix asks for supervisor access. A DTE
- * without guest tables refuses it (INVALID_DEVICE_REQUEST). As
- * ioguard_iommu_translate otherwise.
+ * An ATS translation request with a PASID prefix (PCIe PASID: a device
+ * with shared virtual addressing), through the PASID's guest tables;
+ * privileged: the prefix asks for supervisor access. A page the tables do
+ * not give comes back with perm NONE and no event (the device may send a
+ * page request); malformed tables are events, and a DTE without guest
+ * tables refuses it with INVALID_DEVICE_REQUEST.
  */
 void ioguard_iommu_translate_pasid(IoguardIommu *iommu, uint16_t devid,
                                    uint32_t pasid, bool privileged,

@@ -107,6 +107,7 @@ struct ioguard_nic {
 	struct completion te_done;
 	u32 te_err_code;                /* the TE_* error the IRQ handler saw */
 	char te_result[192];
+	bool sva;                       /* IOPF and SVA enabled: sva-read/-write */
 	struct dentry *debugfs;
 
 	struct ioguard_napi_stats nstats;
@@ -135,5 +136,9 @@ void ioguard_reset(struct ioguard_nic *nic, const char *why);
 
 /* ioguard_nic_dma_test.c: debugfs's <pci device>/dma_test */
 extern const struct file_operations ioguard_dma_test_fops;
+/* Shared virtual addressing for the test engine (PASID, PRI), if the
+ * device and the IOMMU offer it. */
+void ioguard_sva_enable(struct ioguard_nic *nic);
+void ioguard_sva_disable(struct ioguard_nic *nic);
 
 #endif

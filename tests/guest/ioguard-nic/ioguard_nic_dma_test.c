@@ -18,6 +18,8 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/rtnetlink.h>
+#include <linux/sched/mm.h>
+#include <linux/workqueue.h>
 #include <linux/scatterlist.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
@@ -55,7 +57,15 @@ struct ioguard_te_result {
  *                                    second=ok|error code=N same_data=0|1
  *   sg PAGES                 sg pages=N segments=M crc_ok=0|1 first_iova=..
  *   ring-stop tx|rx          ring-stop tx|rx: recovery scheduled
- * Addresses are the device's raw 32-bit DMA addresses. ring-stop disables a
+ *   sva-read ADDR LEN        ok op=sva-read len=N crc=0x........ pasid=P
+ *   sva-write ADDR LEN PATTERN
+ *                            ok op=sva-write len=N crc=0x00000000 pasid=P
+ *                            (error ... pasid=P, as above)
+ * Addresses are the device's raw 32-bit DMA addresses, except for sva-*:
+ * there they are the writing process's own (virtual) addresses, which the
+ * device reaches through the process's PASID (shared virtual addressing),
+ * its pages made present by page requests as it touches them (code 10,
+ * te-page, when the process has no such page). ring-stop disables a
  * ring behind the driver's back, as the device does when it cannot reach a
  * descriptor, so that the recovery path can be tested without an IOMMU
  * fault-injection rule.
@@ -139,6 +149,223 @@ static void ioguard_te_raw(struct ioguard_nic *nic, u32 op, u32 src, u32 dst,
 	else
 		snprintf(nic->te_result, sizeof(nic->te_result),
 			 "ok op=%s len=%u crc=0x%08x", name, res.done, res.crc);
+}
+
+/*
+ * Shared virtual addressing: the engine's requests carry the PASID of the
+ * writing process's address space, bound for this one command. A page it
+ * touches that is not present is a page request (PRI), which the IOMMU
+ * driver's I/O page fault handler answers after faulting the page in.
+ */
+void ioguard_sva_enable(struct ioguard_nic *nic)
+{
+	int err;
+
+	if (!pci_find_ext_capability(nic->pdev, PCI_EXT_CAP_ID_PASID))
+		return;
+	err = iommu_dev_enable_feature(nic->dev, IOMMU_DEV_FEAT_IOPF);
+	if (err) {
+		dev_info(nic->dev, "no shared virtual addressing: IOPF: %d\n",
+			 err);
+		return;
+	}
+	err = iommu_dev_enable_feature(nic->dev, IOMMU_DEV_FEAT_SVA);
+	if (err) {
+		iommu_dev_disable_feature(nic->dev, IOMMU_DEV_FEAT_IOPF);
+		dev_info(nic->dev, "no shared virtual addressing: SVA: %d\n",
+			 err);
+		return;
+	}
+	nic->sva = true;
+	dev_info(nic->dev, "shared virtual addressing: PASID %s, PRI %s\n",
+		 nic->pdev->pasid_enabled ? "on" : "off",
+		 nic->pdev->pri_enabled ? "on" : "off");
+}
+
+void ioguard_sva_disable(struct ioguard_nic *nic)
+{
+	if (!nic->sva)
+		return;
+	iommu_dev_disable_feature(nic->dev, IOMMU_DEV_FEAT_SVA);
+	iommu_dev_disable_feature(nic->dev, IOMMU_DEV_FEAT_IOPF);
+	nic->sva = false;
+}
+
+/*
+ * The bond of the writing process's address space to the device for one
+ * command: iommu_sva_bind_device()'s, or, where the kernel refuses SVA as
+ * a whole (x86 kernels since the 2025 stable fix "iommu: disable SVA when
+ * CONFIG_X86 is set" say -EOPNOTSUPP, Debian's 6.12 among them), the same
+ * steps done here: a global PASID, the IOMMU driver's own SVA domain for
+ * the mm (amd_iommu_domain_alloc_sva: its GCR3 entry and mmu notifier),
+ * attached at the PASID, and an I/O page fault handler that faults pages
+ * in as the core's iommu_sva_handle_mm() does. Everything the IOMMU sees
+ * is what Linux's AMD driver does for SVA.
+ */
+struct ioguard_sva_bond {
+	struct iommu_sva *kernel;       /* iommu_sva_bind_device()'s */
+	struct iommu_domain *domain;    /* else ours */
+	struct iommu_attach_handle handle;
+	ioasid_t pasid;
+};
+
+/* As iommu_sva_handle_mm(): fault the page in for the device. */
+static enum iommu_page_response_code
+ioguard_sva_fault_in(const struct iommu_fault *fault, struct mm_struct *mm)
+{
+	const struct iommu_fault_page_request *prm = &fault->prm;
+	enum iommu_page_response_code status = IOMMU_PAGE_RESP_INVALID;
+	unsigned int fault_flags = FAULT_FLAG_REMOTE, access = 0;
+	struct vm_area_struct *vma;
+	vm_fault_t ret;
+
+	if (!(prm->flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) ||
+	    !mmget_not_zero(mm))
+		return status;
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, prm->addr);
+	if (!vma)
+		goto out;               /* nothing there: refused */
+	if (prm->perm & IOMMU_FAULT_PERM_READ)
+		access |= VM_READ;
+	if (prm->perm & IOMMU_FAULT_PERM_WRITE) {
+		access |= VM_WRITE;
+		fault_flags |= FAULT_FLAG_WRITE;
+	}
+	if (prm->perm & IOMMU_FAULT_PERM_EXEC) {
+		access |= VM_EXEC;
+		fault_flags |= FAULT_FLAG_INSTRUCTION;
+	}
+	if (!(prm->perm & IOMMU_FAULT_PERM_PRIV))
+		fault_flags |= FAULT_FLAG_USER;
+	if (access & ~vma->vm_flags)
+		goto out;
+	ret = handle_mm_fault(vma, prm->addr, fault_flags, NULL);
+	status = ret & VM_FAULT_ERROR ? IOMMU_PAGE_RESP_INVALID :
+					IOMMU_PAGE_RESP_SUCCESS;
+out:
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return status;
+}
+
+static void ioguard_sva_fault_work(struct work_struct *work)
+{
+	struct iopf_group *group = container_of(work, struct iopf_group, work);
+	enum iommu_page_response_code status = IOMMU_PAGE_RESP_SUCCESS;
+	struct iopf_fault *iopf;
+
+	list_for_each_entry(iopf, &group->faults, list) {
+		if (status != IOMMU_PAGE_RESP_SUCCESS)
+			break;
+		status = ioguard_sva_fault_in(&iopf->fault,
+					      group->attach_handle->domain->mm);
+	}
+	iopf_group_response(group, status);
+	iopf_free_group(group);
+}
+
+static int ioguard_sva_iopf_handler(struct iopf_group *group)
+{
+	INIT_WORK(&group->work, ioguard_sva_fault_work);
+	return queue_work(system_unbound_wq, &group->work) ? 0 : -EBUSY;
+}
+
+static int ioguard_sva_bind(struct ioguard_nic *nic, struct ioguard_sva_bond *b)
+{
+	struct device *dev = nic->dev;
+	const struct iommu_ops *ops = dev->iommu->iommu_dev->ops;
+	struct iommu_domain *domain;
+	int err;
+
+	memset(b, 0, sizeof(*b));
+	b->kernel = iommu_sva_bind_device(dev, current->mm);
+	if (!IS_ERR(b->kernel)) {
+		b->pasid = iommu_sva_get_pasid(b->kernel);
+		return 0;
+	}
+	err = PTR_ERR(b->kernel);
+	b->kernel = NULL;
+	if (err != -EOPNOTSUPP || !ops->domain_alloc_sva)
+		return err;
+
+	b->pasid = iommu_alloc_global_pasid(dev);
+	if (b->pasid == IOMMU_PASID_INVALID)
+		return -ENOSPC;
+	domain = ops->domain_alloc_sva(dev, current->mm);
+	if (IS_ERR(domain)) {
+		err = PTR_ERR(domain);
+		goto free_pasid;
+	}
+	/* As the core's iommu_sva_domain_alloc(). */
+	domain->type = IOMMU_DOMAIN_SVA;
+	mmgrab(current->mm);
+	domain->mm = current->mm;
+	domain->owner = ops;
+	domain->iopf_handler = ioguard_sva_iopf_handler;
+	err = iommu_attach_device_pasid(domain, dev, b->pasid, &b->handle);
+	if (err) {
+		iommu_domain_free(domain);
+		goto free_pasid;
+	}
+	b->domain = domain;
+	return 0;
+free_pasid:
+	iommu_free_global_pasid(b->pasid);
+	return err;
+}
+
+static void ioguard_sva_unbind(struct ioguard_nic *nic,
+			       struct ioguard_sva_bond *b)
+{
+	if (b->kernel) {
+		iommu_sva_unbind_device(b->kernel);
+		return;
+	}
+	iommu_detach_device_pasid(b->domain, nic->dev, b->pasid);
+	iommu_domain_free(b->domain);
+	iommu_free_global_pasid(b->pasid);
+}
+
+static void ioguard_te_sva(struct ioguard_nic *nic, u32 op, u32 addr, u32 len,
+			   u32 pattern)
+{
+	const char *name = op == NIC_TE_OP_READ ? "sva-read" : "sva-write";
+	struct ioguard_te_result res;
+	struct ioguard_sva_bond bond;
+	const char *by;
+	int err;
+
+	if (!nic->sva) {
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error op=%s: no shared virtual addressing", name);
+		return;
+	}
+	err = ioguard_sva_bind(nic, &bond);
+	if (err) {
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error op=%s: bind %d", name, err);
+		return;
+	}
+	by = bond.kernel ? "kernel" : "driver";
+	ioguard_wr(nic, NIC_REG_TE_PASID, NIC_TE_PASID_VALID | bond.pasid);
+	err = ioguard_te_run(nic, op, op == NIC_TE_OP_READ ? addr : 0,
+			     op == NIC_TE_OP_WRITE ? addr : 0, len, pattern,
+			     &res);
+	ioguard_wr(nic, NIC_REG_TE_PASID, 0);
+	ioguard_sva_unbind(nic, &bond);
+	if (err)
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error op=%s timeout pasid=%u bind=%s", name,
+			 bond.pasid, by);
+	else if (res.status & NIC_TE_STATUS_ERROR)
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "error op=%s code=%u addr=0x%08x done=%u pasid=%u bind=%s",
+			 name, res.code, res.err_addr, res.done, bond.pasid, by);
+	else
+		snprintf(nic->te_result, sizeof(nic->te_result),
+			 "ok op=%s len=%u crc=0x%08x pasid=%u bind=%s", name,
+			 res.done, res.crc, bond.pasid, by);
 }
 
 static bool ioguard_mem_is(const u8 *p, u8 val, size_t len)
@@ -508,6 +735,10 @@ static ssize_t ioguard_dma_test_write(struct file *file,
 		ioguard_te_overrun(nic);
 	else if (n == 0 && !strcmp(cmd, "after-unmap"))
 		ioguard_te_after_unmap(nic);
+	else if (n == 2 && !strcmp(cmd, "sva-read"))
+		ioguard_te_sva(nic, NIC_TE_OP_READ, a[0], a[1], 0);
+	else if (n == 3 && !strcmp(cmd, "sva-write"))
+		ioguard_te_sva(nic, NIC_TE_OP_WRITE, a[0], a[1], a[2]);
 	else if (n == 1 && !strcmp(cmd, "sg") && a[0] >= 1 &&
 		 a[0] <= IOGUARD_SG_MAX_PAGES)
 		ioguard_te_sg(nic, a[0]);
@@ -516,7 +747,7 @@ static ssize_t ioguard_dma_test_write(struct file *file,
 out:
 	if (n < 0)
 		snprintf(nic->te_result, sizeof(nic->te_result),
-			 "error usage: read ADDR LEN | write ADDR LEN PATTERN | copy SRC DST LEN | overrun | after-unmap | sg PAGES(1..%d) | ring-stop tx|rx",
+			 "error usage: read ADDR LEN | write ADDR LEN PATTERN | copy SRC DST LEN | overrun | after-unmap | sg PAGES(1..%d) | ring-stop tx|rx | sva-read ADDR LEN | sva-write ADDR LEN PATTERN",
 			 IOGUARD_SG_MAX_PAGES);
 	mutex_unlock(&nic->te_lock);
 	return n < 0 ? -EINVAL : count;

@@ -824,7 +824,8 @@ static void ioguard_capture_error(struct ioguard_nic *nic)
 		u32 addr = ioguard_rd(nic, NIC_REG_ERR_ADDR);
 
 		ioguard_wr(nic, NIC_REG_STATUS, NIC_STATUS_ERROR);
-		if (code == NIC_ERR_TE_ARGS || code == NIC_ERR_TE_DMA)
+		if (code == NIC_ERR_TE_ARGS || code == NIC_ERR_TE_DMA ||
+		    code == NIC_ERR_TE_PAGE)
 			WRITE_ONCE(nic->te_err_code, code);
 		spin_lock(&nic->err_lock);
 		if (nic->errq_len < IOGUARD_ERRQ_LEN)
@@ -1520,6 +1521,7 @@ static int ioguard_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 						  ioguard_debugfs_root);
 		debugfs_create_file("dma_test", 0600, nic->debugfs, nic,
 				    &ioguard_dma_test_fops);
+		ioguard_sva_enable(nic);
 	}
 
 	netdev_info(netdev, "ioguard-nic at %s: MAC %pM, %s, %s, rings %u/%u\n",
@@ -1556,6 +1558,7 @@ static void ioguard_remove(struct pci_dev *pdev)
 
 	/* Waits for a test-engine command in progress. */
 	debugfs_remove_recursive(nic->debugfs);
+	ioguard_sva_disable(nic);
 	unregister_netdev(nic->netdev);
 	ioguard_irq_update(nic, ~0u, 0);
 	free_irq(pci_irq_vector(pdev, 0), nic);
