@@ -930,6 +930,18 @@ static unsigned ioguard_page_request(IOMMUMemoryRegion *iommu_mr,
     return outcome;
 }
 
+static void ioguard_forget_page_responder(IOMMUMemoryRegion *iommu_mr,
+                                          void *opaque)
+{
+    IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
+                                          translated);
+
+    if (ds->page_response_opaque == opaque) {
+        ds->page_response = NULL;
+        ds->page_response_opaque = NULL;
+    }
+}
+
 static void ioguard_iommu_memory_region_class_init(ObjectClass *klass,
                                                    void *data)
 {
@@ -941,6 +953,7 @@ static void ioguard_iommu_memory_region_class_init(ObjectClass *klass,
     ic->ats_used = ioguard_ats_used;
     ic->translate_pasid = ioguard_translate_pasid;
     ic->page_request = ioguard_page_request;
+    ic->forget_page_responder = ioguard_forget_page_responder;
 
     imrc->translate = ioguard_translate;
     imrc->notify_flag_changed = ioguard_notify_flag_changed;

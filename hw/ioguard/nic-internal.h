@@ -183,6 +183,8 @@ bool nic_pasid_enabled(IoguardNicState *s);
 bool nic_pri_request(IoguardNicState *s, uint64_t addr, bool write);
 /* After a configuration write: PRI enabled, reset, status bits. */
 void nic_pri_config_written(IoguardNicState *s, uint32_t address, int len);
+/* Unrealize: the IOMMU forgets where our answers went. */
+void nic_pri_exit(IoguardNicState *s);
 /* Device reset: no request outstanding, PRI stopped. */
 void nic_pri_reset(IoguardNicState *s);
 

@@ -108,6 +108,22 @@ bool nic_pri_realize(IoguardNicState *s, Error **errp)
     return true;
 }
 
+void nic_pri_exit(IoguardNicState *s)
+{
+    const IoguardIommuMemoryRegionClass *k;
+    IOMMUMemoryRegion *mr;
+
+    if (!s->pri_cap) {
+        return;
+    }
+    /* (The IOMMU keeps its spaces: a later COMPLETE_PPR_REQUEST for our
+     * requester ID must not reach a device that is gone.) */
+    mr = nic_ioguard_region(s, &k);
+    if (mr) {
+        k->forget_page_responder(mr, s);
+    }
+}
+
 void nic_pri_reset(IoguardNicState *s)
 {
     s->pri_pending = false;

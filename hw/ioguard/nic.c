@@ -779,6 +779,7 @@ static void nic_exit(PCIDevice *pdev)
 {
     IoguardNicState *s = IOGUARD_NIC(pdev);
 
+    nic_pri_exit(s);
     nic_ats_exit(s);
     qemu_bh_delete(s->tx_bh);
     qemu_bh_delete(s->te_bh);

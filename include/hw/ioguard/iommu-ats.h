@@ -53,6 +53,8 @@ typedef struct IoguardIommuMemoryRegionClass {
     unsigned (*page_request)(IOMMUMemoryRegion *iommu_mr,
                              IoguardPageRequest *request,
                              IoguardPageResponseFn *respond, void *opaque);
+    /* The device goes (unrealized): no answer may reach opaque after. */
+    void (*forget_page_responder)(IOMMUMemoryRegion *iommu_mr, void *opaque);
 } IoguardIommuMemoryRegionClass;
 
 #endif
