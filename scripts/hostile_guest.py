@@ -115,14 +115,16 @@ def run_seed(seed, ops, workdir, timeout=600):
     workdir = os.path.join(str(workdir), f"seed-{seed}")
     errors_log = os.path.join(workdir, "guest-errors.log")
     # ATS on both sides, so that the NIC's own translation cache and the
-    # device-IOTLB invalidations are attacked too.
+    # device-IOTLB invalidations are attacked too; the NIC's PASIDs and
+    # page requests (pri=on) go to the IOMMU's guest tables and PPR log.
     vm = ivm.Vm(ivm.ioguard_args("device-iotlb=on", "guest-translation=on"), [],
                 # devkmsg=on: progress lines go to the kernel's log, which
                 # would otherwise let through 10 per 5 seconds
                 append=f"{gp.kernel_params(hostile=(seed, ops))} "
                        "amd_iommu=off iomem=relaxed printk.devkmsg=on",
                 memory="512M", smp=1, workdir=workdir,
-                extra_args=[*ivm.nic("user,id=n0", NIC_ADDR, ("ats=on",)),
+                extra_args=[*ivm.nic("user,id=n0", NIC_ADDR,
+                                     ("ats=on", "pri=on")),
                             *DISKS,
                             "-d", "guest_errors", "-D", errors_log])
     result = Result(seed, ops, workdir=workdir)

@@ -263,6 +263,8 @@ public:
         iommu_msi_ = find_capability(iommu_config_, kPciCapMsi);
         nic_msi_ = find_capability(nic_config_, kPciCapMsi);
         nic_ats_ = find_ext_capability(nic_config_, kPciExtCapAts);
+        nic_pasid_ = find_ext_capability(nic_config_, kPciExtCapPasid);
+        nic_pri_ = find_ext_capability(nic_config_, kPciExtCapPri);
         ram_end_ = uint64_t(sysconf(_SC_PHYS_PAGES)) * kPage;
         if (ram_end_ > (kDmaHole & ((1u << 30) - 1))) {
             fprintf(stderr, "ioguard-hostile: wants a guest with under 576 MiB of RAM\n");
@@ -506,6 +508,7 @@ private:
             NIC_REG_TX_RING_BASE, NIC_REG_TX_RING_SIZE, NIC_REG_TX_TAIL,
             NIC_REG_RX_RING_BASE, NIC_REG_RX_RING_SIZE, NIC_REG_RX_TAIL,
             NIC_REG_TE_SRC, NIC_REG_TE_DST, NIC_REG_TE_LEN, NIC_REG_TE_PATTERN, NIC_REG_TE_CMD,
+            NIC_REG_TE_PASID,
         };
         if (rnd_.chance(15)) {
             nic_.write(rnd_.below(IOGUARD_NIC_MMIO_SIZE), width(), rnd_.next());
@@ -527,6 +530,12 @@ private:
             break;
         case NIC_REG_TE_CMD:
             v = rnd_.below(5);
+            break;
+        case NIC_REG_TE_PASID:
+            // A small PASID (Linux's are), valid or not, user or not.
+            v = (rnd_.chance(70) ? NIC_TE_PASID_VALID : 0) |
+                (rnd_.chance(30) ? NIC_TE_PASID_PRIVILEGED : 0) |
+                (rnd_.chance(80) ? rnd_.below(8) : rnd_.next() & NIC_TE_PASID_MASK);
             break;
         default:
             v = rnd_.next();
@@ -601,6 +610,14 @@ private:
             off = nic_ats_ + 4;     // capability | control << 16
             v = uint32_t((rnd_.chance(80) ? 0x8000u : 0) |
                          rnd_.below(32)) << 16;
+        } else if (!iommu && nic_pasid_ && rnd_.chance(20)) {
+            // PASIDs and PRI on (mostly), off, reset; PRI's status bits
+            // written to clear, any number of requests allowed.
+            switch (rnd_.below(3)) {
+            case 0: off = nic_pasid_ + 4; v = uint32_t(rnd_.below(8)) << 16; break;
+            case 1: off = nic_pri_ + 4; v = uint32_t(rnd_.next()); break;
+            default: off = nic_pri_ + 12; v = uint32_t(rnd_.next()); break;
+            }
         } else if (msi) {
             switch (rnd_.below(4)) {
             case 0: off = msi; v = uint32_t(rnd_.below(2)) << 16; break;   // MSI enable
@@ -850,7 +867,10 @@ private:
     unsigned nvme_tail_[2] = {};
     int nic_config_ = -1, iommu_config_ = -1;
     uint16_t nic_ats_ = 0;
+    uint16_t nic_pasid_ = 0, nic_pri_ = 0;     // ioguard-nic with pri=on
     static constexpr uint16_t kPciExtCapAts = 0x000f;
+    static constexpr uint16_t kPciExtCapPri = 0x0013;
+    static constexpr uint16_t kPciExtCapPasid = 0x001b;
     uint8_t iommu_cap_ = 0, iommu_msi_ = 0, nic_msi_ = 0;
     uint64_t ram_end_ = 0;
 };
