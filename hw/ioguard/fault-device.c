@@ -250,7 +250,9 @@ static IoguardFiredFaultInfo *fired_fault_info(const IoguardFiredFault *f)
         site == IOGUARD_FAULT_SITE_PAGE_WALK ||
         site == IOGUARD_FAULT_SITE_DTE_FETCH ||
         site == IOGUARD_FAULT_SITE_INTERRUPT ||
-        site == IOGUARD_FAULT_SITE_DEVICE_IOTLB) {
+        site == IOGUARD_FAULT_SITE_DEVICE_IOTLB ||
+        site == IOGUARD_FAULT_SITE_PAGE_REQUEST ||
+        site == IOGUARD_FAULT_SITE_PAGE_RESPONSE) {
         info->requester = g_strdup_printf("%02x:%02x.%x",
                                           PCI_BUS_NUM(f->hit.requester),
                                           PCI_SLOT(f->hit.requester),

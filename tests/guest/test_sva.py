@@ -77,3 +77,35 @@ def gp_requester(stats, bdf):
         if r["requester"] == bdf:
             return r
     raise AssertionError(f"no requester {bdf} in {stats['requesters']}")
+
+
+def test_page_response_turned_into_a_failure():
+    """A fault rule turns software's first answer into a Response Failure:
+    the engine stops with te-page at the first page it asked for, PRI's RF
+    bit stops its page requests, and what follows fails as plain refused
+    DMA (te-dma) until PRI is reset. Linux logs no IOMMU error."""
+    work = WORK / "sva-fault"
+    work.mkdir(parents=True, exist_ok=True)
+    rules = work / "page-response.rules"
+    rules.write_text("site=page-response,requester=00:05.0,when=once,"
+                     "action=fault\n")
+    vm = ivm.Vm(ivm.ioguard_args("guest-translation=on", "device-iotlb=on",
+                                 f"fault-rules={rules}"),
+                [], append=gp.kernel_params(sva=True), workdir=work,
+                extra_args=NIC)
+    with vm:
+        finished = vm.wait_for("IOGUARD-DONE", timeout=900)
+        [rules_info] = vm.cmd("query-ioguard-fault-rules", device="iommu")
+        requests = nic_counter(vm, "page-requests")
+    assert finished, f"guest did not finish, see {vm.serial}"
+    log = vm.log()
+    lines = {m.group(1): m.group(0) for m in
+             re.finditer(r"IOGUARD-SVA (\S+) .*", log)}
+    assert " ok " in lines["present"], lines
+    assert "code=10 addr=0x20000000" in lines["faulted-read"], lines
+    assert "code=9" in lines["faulted-write"], lines
+    assert "code=9" in lines["refused"], lines
+    assert requests == 1, requests
+    assert "Event logged" not in log
+    [rule] = rules_info["rules"]
+    assert rule["fired"] == 1, rules_info

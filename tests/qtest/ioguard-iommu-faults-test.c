@@ -262,7 +262,8 @@ static void test_fault_qmp_errors(void)
                      "rule 'site=nic-link,action=link-flap': site=nic-link "
                      "is not on this device (it has translate, page-walk, "
                      "dte-fetch, command, completion-wait, event-log, "
-                     "interrupt, notifier, device-iotlb)");
+                     "interrupt, notifier, device-iotlb, page-request, "
+                     "page-response)");
     assert_qmp_error(&f, qtest_qmp(f.qts, "{'execute': 'ioguard-fault-add', "
                      "'arguments': {'device': 'edu0', "
                      "'rule': 'site=translate,action=fault'}}"),

@@ -1,10 +1,12 @@
 // Page requests (PCIe PRI): the PPR log's entries as Linux's ppr.c decodes
 // them, its states (off, stopped, full, not in RAM), its interrupt, the
 // INVALID_PPR_REQUEST event for requests software cannot be asked about,
-// and COMPLETE_PPR_REQUEST's answer to the device.
+// COMPLETE_PPR_REQUEST's answer to the device, and the fault rules of the
+// page-request and page-response sites.
 #include <gtest/gtest.h>
 
 #include "fake_guest.hh"
+#include "hw/ioguard/fault-inject.h"
 
 using namespace ioguard_test;
 
@@ -29,10 +31,11 @@ uint64_t ppr_pasid(uint64_t x)
     return ((x >> 42) & 0xf) << 16 | ((x >> 16) & 0xffff);
 }
 
-IoguardConfig ppr_config()
+IoguardConfig ppr_config(IoguardFaults *faults = nullptr)
 {
     IoguardConfig c = test_config();
     c.guest_translation = true;
+    c.faults = faults;
     return c;
 }
 
@@ -354,6 +357,100 @@ TEST_F(PageRequestTest, SnapshotKeepsThePprLog)
     EXPECT_EQ(other.mmio_read(MMIO_PPR_TAIL_OFFSET), 16u);
     EXPECT_TRUE(other.mmio_read(MMIO_STATUS_OFFSET) &
                 MMIO_STATUS_PPR_RUN_MASK);
+}
+
+struct Faults {
+    IoguardFaults *f = ioguard_faults_new(1);
+    ~Faults() { ioguard_faults_free(f); }
+};
+
+struct PageRequestFaultTest : ::testing::Test {
+    Faults faults;
+    Machine mf{ppr_config(faults.f)};
+    Driver df{mf};
+
+    void SetUp() override
+    {
+        df.enable();
+        df.set_dte(kDev, DTE_FLAG_V | DTE_FLAG_TV | DTE_FLAG_PPR);
+        mf.mmio_write(MMIO_PPR_LOG_OFFSET, kPprLog | 9ULL << 56);
+        mf.mmio_write(MMIO_CONTROL_OFFSET, kBaseControl | kPprControl);
+    }
+    void add(const std::string &rule)
+    {
+        char error[256] = "";
+        EXPECT_NE(ioguard_faults_add(faults.f, rule.c_str(), mf.now, ~0u,
+                                     error, sizeof(error)),
+                  0u)
+            << rule << ": " << error;
+        ioguard_iommu_faults_changed(mf.iommu);
+    }
+    unsigned send(const IoguardPageRequest &r)
+    {
+        return ioguard_iommu_page_request(mf.iommu, &r);
+    }
+    void answer(uint16_t group)
+    {
+        df.queue(kDev, uint32_t(CMD_COMPLETE_PPR) << 28 | 5,
+                 CMD_INV_IOMMU_PAGES_GN_MASK, group);
+        ASSERT_TRUE(df.completion_wait());
+    }
+};
+
+TEST_F(PageRequestFaultTest, RequestsDroppedFailedOrOverflowing)
+{
+    add("site=page-request,when=nth:1,action=drop");
+    add("site=page-request,access=write,when=once,action=fault");
+    add("site=page-request,range=0x9000-0x9fff,action=overflow");
+    // Lost: the device believes it logged and waits; nothing is there.
+    EXPECT_EQ(send(request(0x7000)), unsigned(IOGUARD_PAGE_REQUEST_LOGGED));
+    EXPECT_EQ(mf.mmio_read(MMIO_PPR_TAIL_OFFSET), 0u);
+    // A Response Failure at once for the first write.
+    IoguardPageRequest w = request(0x8000);
+    w.perm = IOGUARD_PERM_WRITE;
+    EXPECT_EQ(send(w), unsigned(IOGUARD_PAGE_REQUEST_FAILED));
+    EXPECT_EQ(mf.mmio_read(MMIO_PPR_TAIL_OFFSET), 0u);
+    // An ordinary one is logged.
+    EXPECT_EQ(send(request(0x7000)), unsigned(IOGUARD_PAGE_REQUEST_LOGGED));
+    EXPECT_EQ(mf.mmio_read(MMIO_PPR_TAIL_OFFSET), 16u);
+    // The log "full": PPROverflow, stopped until the driver restarts it.
+    EXPECT_EQ(send(request(0x9000)), unsigned(IOGUARD_PAGE_REQUEST_FAILED));
+    const uint64_t status = mf.mmio_read(MMIO_STATUS_OFFSET, 4);
+    EXPECT_TRUE(status & MMIO_STATUS_PPR_OVERFLOW_MASK);
+    EXPECT_FALSE(status & MMIO_STATUS_PPR_RUN_MASK);
+    EXPECT_EQ(send(request(0xa000)), unsigned(IOGUARD_PAGE_REQUEST_FAILED));
+    IoguardFiredFault fired[8];
+    uint64_t dropped = 0;
+    const size_t n = ioguard_faults_fired(faults.f, fired, 8, &dropped);
+    ASSERT_EQ(n, 3u);
+    EXPECT_EQ(fired[0].site, unsigned(IOGUARD_FAULT_SITE_PAGE_REQUEST));
+    EXPECT_EQ(fired[0].hit.requester, kDev);
+    EXPECT_EQ(fired[2].hit.address, 0x9000u);
+}
+
+TEST_F(PageRequestFaultTest, ResponsesDroppedLateOrFailed)
+{
+    add("site=page-response,when=nth:1,action=drop");
+    add("site=page-response,when=nth:2,action=delay:2ms");
+    add("site=page-response,when=nth:3,action=fault");
+    answer(1);
+    EXPECT_TRUE(mf.page_responses.empty()) << "dropped";
+    mf.now = 1000000;
+    answer(2);
+    EXPECT_TRUE(mf.page_responses.empty()) << "late";
+    EXPECT_EQ(mf.wake_deadline, 3000000u);
+    mf.now = 3000000;
+    ioguard_iommu_run_timers(mf.iommu);
+    ASSERT_EQ(mf.page_responses.size(), 1u);
+    EXPECT_EQ(mf.page_responses[0],
+              (Machine::PageResponse{kDev, true, 5, 2, IOGUARD_PRG_SUCCESS}));
+    answer(3);
+    ASSERT_EQ(mf.page_responses.size(), 2u);
+    EXPECT_EQ(mf.page_responses[1].code, unsigned(IOGUARD_PRG_FAILURE))
+        << "answered with a Response Failure";
+    answer(4);
+    ASSERT_EQ(mf.page_responses.size(), 3u);
+    EXPECT_EQ(mf.page_responses[2].code, unsigned(IOGUARD_PRG_SUCCESS));
 }
 
 } // namespace

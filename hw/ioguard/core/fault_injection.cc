@@ -52,6 +52,9 @@ void Iommu::wake_for_delayed()
     for (const DelayedHostInvalidation &d : delayed_host_) {
         due = std::min(due, d.due_ns);
     }
+    for (const DelayedPageResponse &d : delayed_responses_) {
+        due = std::min(due, d.due_ns);
+    }
     if (due != ~uint64_t{0}) {
         host_.wake_at(due);
     }
@@ -97,6 +100,33 @@ void Iommu::tell_host_device_iotlb(uint16_t devid, uint64_t first,
     host_.device_iotlb_invalidated(devid, first, last);
 }
 
+// The page-response site: COMPLETE_PPR_REQUEST's answer never reaches
+// the device (drop), reaches it late (delay), or as a Response Failure
+// (fault).
+void Iommu::send_page_response(uint16_t devid, bool pasid_valid,
+                               uint32_t pasid, uint16_t group, unsigned code)
+{
+    if (const auto fired = inject(FaultSite::PageResponse, {devid})) {
+        switch (fired->action) {
+        case FaultAction::Delay:
+            if (delayed_responses_.size() == kMaxDelayedHost) {
+                delayed_responses_.front().due_ns = 0;
+            }
+            delayed_responses_.push_back({host_.now_ns() + fired->delay_ns,
+                                          devid, pasid_valid, pasid, group,
+                                          code});
+            wake_for_delayed();
+            return;
+        case FaultAction::Fault:
+            code = IOGUARD_PRG_FAILURE;
+            break;
+        default:
+            return;     // dropped
+        }
+    }
+    host_.page_response(devid, pasid_valid, pasid, group, code);
+}
+
 void Iommu::run_timers()
 {
     std::lock_guard<std::mutex> guard(lock_);
@@ -119,6 +149,16 @@ void Iommu::run_timers()
             host_.iommu_pages_invalidated(it->id, it->first, it->last);
         }
         it = delayed_host_.erase(it);
+    }
+    for (auto it = delayed_responses_.begin();
+         it != delayed_responses_.end();) {
+        if (it->due_ns > now) {
+            ++it;
+            continue;
+        }
+        host_.page_response(it->devid, it->pasid_valid, it->pasid, it->group,
+                            it->code);
+        it = delayed_responses_.erase(it);
     }
     wake_for_delayed();
 }

@@ -77,6 +77,7 @@ void Iommu::reset()
     directory_cache_.invalidate_iommu_all();
     delayed_waits_.clear();
     delayed_host_.clear();
+    delayed_responses_.clear();
     {
         std::lock_guard<std::mutex> remembered_guard(remembered_lock_);
         remembered_.clear();

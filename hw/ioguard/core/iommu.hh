@@ -244,6 +244,9 @@ private:
                                      uint64_t last);
     void tell_host_device_iotlb(uint16_t devid, uint64_t first,
                                 uint64_t last);
+    // COMPLETE_PPR_REQUEST's answer, through the page-response site.
+    void send_page_response(uint16_t devid, bool pasid_valid, uint32_t pasid,
+                            uint16_t group, unsigned code);
     // The earliest of what rules delayed, as the host's one wake-up.
     void wake_for_delayed();
 
@@ -301,6 +304,17 @@ private:
         uint64_t first, last;
     };
     std::deque<DelayedHostInvalidation> delayed_host_;
+    // Page responses the device hears late (action=delay at the
+    // page-response site); not saved in snapshots either.
+    struct DelayedPageResponse {
+        uint64_t due_ns;
+        uint16_t devid;
+        bool pasid_valid;
+        uint32_t pasid;
+        uint16_t group;
+        unsigned code;
+    };
+    std::deque<DelayedPageResponse> delayed_responses_;
     std::mutex remembered_lock_;
     std::map<std::pair<uint16_t, uint64_t>, IoguardTranslation> remembered_;
 

@@ -65,10 +65,23 @@ unsigned Iommu::page_request(const IoguardPageRequest &r)
         !(status_ & MMIO_STATUS_PPR_RUN_MASK)) {
         return IOGUARD_PAGE_REQUEST_FAILED;
     }
+    // The page-request site: lost on the way (the device waits for an
+    // answer that will not come), answered at once with a Response
+    // Failure, or told that the log is full.
+    const auto fired = inject(FaultSite::PageRequest,
+                              {r.devid, r.address,
+                               bool(r.perm & IOGUARD_PERM_WRITE)});
+    if (fired && fired->action == FaultAction::Drop) {
+        return IOGUARD_PAGE_REQUEST_LOGGED;
+    }
+    if (fired && fired->action == FaultAction::Fault) {
+        return IOGUARD_PAGE_REQUEST_FAILED;
+    }
     uint32_t entry[4];
     ppr_log_entry(r, tag, entry);
     const bool interrupt = test(control_, CONTROL_PPRINT_EN);
-    switch (ppr_log_.append(host_, entry)) {
+    switch (fired ? LogBuffer::Outcome::Overflow
+                  : ppr_log_.append(host_, entry)) {
     case LogBuffer::Outcome::Logged:
         if (interrupt) {
             raise_interrupt_locked(MMIO_STATUS_PPR_INT_MASK,
@@ -115,9 +128,8 @@ Iommu::CommandResult Iommu::complete_ppr_request(const uint32_t cmd[4],
     }
     const uint16_t devid = cmd[0] & 0xffff;
     bump(stats_.requester(devid), &RequesterCounters::page_responses);
-    host_.page_response(devid, gn, gn ? cmd[1] & 0xfffff : 0,
-                        cmd[3] & 0x1ff,
-                        (cmd[3] >> CMD_COMPLETE_PPR_STATUS_SHIFT) & 0xf);
+    send_page_response(devid, gn, gn ? cmd[1] & 0xfffff : 0, cmd[3] & 0x1ff,
+                       (cmd[3] >> CMD_COMPLETE_PPR_STATUS_SHIFT) & 0xf);
     return CommandResult::Done;
 }
 

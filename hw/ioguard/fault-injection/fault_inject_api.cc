@@ -16,7 +16,9 @@ using ioguard::FiredFault;
 static_assert(unsigned(FaultSite::NicLink) == IOGUARD_FAULT_SITE_NIC_LINK &&
               unsigned(FaultSite::DeviceIotlb) ==
                   IOGUARD_FAULT_SITE_DEVICE_IOTLB &&
-              IOGUARD_FAULT_SITES == IOGUARD_FAULT_SITE_DEVICE_IOTLB + 1);
+              unsigned(FaultSite::PageResponse) ==
+                  IOGUARD_FAULT_SITE_PAGE_RESPONSE &&
+              IOGUARD_FAULT_SITES == IOGUARD_FAULT_SITE_PAGE_RESPONSE + 1);
 static_assert(unsigned(FaultAction::LinkFlap) ==
               IOGUARD_FAULT_ACTION_LINK_FLAP);
 static_assert(ioguard::FaultInjector::kMaxRecords == IOGUARD_FAULTS_FIRED_MAX);

@@ -31,6 +31,8 @@ constexpr std::array kSites = {
     Name{"nic-link", uint8_t(FaultSite::NicLink)},
     Name{"notifier", uint8_t(FaultSite::Notifier)},
     Name{"device-iotlb", uint8_t(FaultSite::DeviceIotlb)},
+    Name{"page-request", uint8_t(FaultSite::PageRequest)},
+    Name{"page-response", uint8_t(FaultSite::PageResponse)},
 };
 
 constexpr std::array kActions = {
@@ -97,6 +99,12 @@ SiteRules site_rules(FaultSite site)
         return {bit(A::Drop) | bit(A::Delay), false, true, false, false};
     case FaultSite::DeviceIotlb:
         return {bit(A::Drop) | bit(A::Delay), true, true, false, false};
+    case FaultSite::PageRequest:
+        return {bit(A::Drop) | bit(A::Overflow) | bit(A::Fault), true, true,
+                true, false};
+    case FaultSite::PageResponse:
+        return {bit(A::Drop) | bit(A::Delay) | bit(A::Fault), true, false,
+                false, false};
     }
     return {};
 }
@@ -634,7 +642,7 @@ bool load_fired(StateReader &in, FiredFault &f)
             return false;
         }
     }
-    if (v[3] > uint64_t(FaultSite::DeviceIotlb) ||
+    if (v[3] > uint64_t(FaultSite::PageResponse) ||
         v[4] > uint64_t(FaultAction::LinkFlap) || v[6] > 0xffff) {
         return false;
     }

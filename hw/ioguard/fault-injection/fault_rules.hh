@@ -43,6 +43,10 @@ enum class FaultSite : uint8_t {
                         // IOMMU page invalidation (first IOVA)
     DeviceIotlb,        // INVALIDATE_IOTLB_PAGES reaching the device's
                         // own translation cache (requester, first IOVA)
+    PageRequest,        // a device's page request reaching the PPR log
+                        // (requester, page, access)
+    PageResponse,       // COMPLETE_PPR_REQUEST's answer reaching the
+                        // device (requester)
 };
 
 enum class FaultWhen : uint8_t {

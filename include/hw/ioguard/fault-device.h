@@ -18,7 +18,9 @@
 #define IOGUARD_FAULT_SITES_IOMMU                                           \
     (((1u << IOGUARD_FAULT_SITE_NIC_DESC) - 1) |                            \
      (1u << IOGUARD_FAULT_SITE_NOTIFIER) |                                  \
-     (1u << IOGUARD_FAULT_SITE_DEVICE_IOTLB))
+     (1u << IOGUARD_FAULT_SITE_DEVICE_IOTLB) |                              \
+     (1u << IOGUARD_FAULT_SITE_PAGE_REQUEST) |                              \
+     (1u << IOGUARD_FAULT_SITE_PAGE_RESPONSE))
 #define IOGUARD_FAULT_SITES_NIC                                             \
     ((1u << IOGUARD_FAULT_SITE_NIC_DESC) | (1u << IOGUARD_FAULT_SITE_NIC_DMA) | \
      (1u << IOGUARD_FAULT_SITE_NIC_LINK))
