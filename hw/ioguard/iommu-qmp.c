@@ -220,6 +220,10 @@ static IoguardFaultInfo *ioguard_fault_info(IoguardIommuState *s,
         f->requester = ioguard_requester_name(r->devid);
         f->qom_path = ioguard_requester_qom_path(s, r->devid);
     }
+    if (r->pasid >= 0) {
+        f->has_pasid = true;
+        f->pasid = r->pasid;
+    }
     if (r->domain >= 0) {
         f->has_domain = true;
         f->domain = r->domain;
@@ -545,6 +549,9 @@ static void hmp_info_ioguard_faults(Monitor *mon, const QDict *qdict)
             }
             if (r->has_domain) {
                 monitor_printf(mon, " domain %u", r->domain);
+            }
+            if (r->has_pasid) {
+                monitor_printf(mon, " pasid %u", r->pasid);
             }
             if (r->has_stale_target) {
                 monitor_printf(mon, " went to 0x%" PRIx64, r->stale_target);

@@ -750,6 +750,9 @@ static void test_sva_page_request(void)
     IoguardIommu m;
     Event ev[8];
     QPCIDevice *mch;
+    QDict *resp, *last;
+    QListEntry *entry;
+    QList *faults;
     Nic n;
 
     nic_start_full(&n, "guest-translation=on,device-iotlb=on",
@@ -858,6 +861,19 @@ static void test_sva_page_request(void)
                     (EVENT_FLAG_GN | EVENT_FLAG_US | EVENT_FLAG_PR |
                      EVENT_FLAG_RZ) << 16 | 6);
     g_assert_cmphex(ev[0].dw[2], ==, SVA_GVA);
+    /* Its fault record names the PASID (and no domain). */
+    resp = qtest_qmp(n.qts, "{'execute': 'query-ioguard-faults'}");
+    faults = qdict_get_qlist(qobject_to(QDict, qlist_peek(
+                 qdict_get_qlist(resp, "return"))), "faults");
+    last = NULL;
+    QLIST_FOREACH_ENTRY(faults, entry) {
+        last = qobject_to(QDict, qlist_entry_obj(entry));
+    }
+    g_assert(last);
+    g_assert_cmpstr(qdict_get_str(last, "reason"), ==, "page-table-reserved");
+    g_assert_cmpint(qdict_get_int(last, "pasid"), ==, 6);
+    g_assert_false(qdict_haskey(last, "domain"));
+    qobject_unref(resp);
     /* Answered with a Response Failure: PRI stops (status RF). */
     iommu_queue_command(&m, devid, CMD_COMPLETE_PPR << 28 | 6,
                         CMD_COMPLETE_PPR_GN_MASK,

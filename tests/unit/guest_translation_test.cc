@@ -478,6 +478,10 @@ TEST_F(PasidTest, EachPasidHasItsOwnTables)
     EXPECT_EQ(ev[0].domain, kPasid) << "the PASID, in place of the domain";
     EXPECT_EQ(ev[0].flags & (EVENT_FLAG_GN | EVENT_FLAG_US | EVENT_FLAG_RZ),
               unsigned(EVENT_FLAG_GN | EVENT_FLAG_US | EVENT_FLAG_RZ));
+    // The fault record says PASID, not domain.
+    ASSERT_FALSE(m.records_seen.empty());
+    EXPECT_EQ(m.records_seen.back().pasid, int32_t(kPasid));
+    EXPECT_EQ(m.records_seen.back().domain, -1);
 }
 
 // A supervisor request may use a page U/S keeps from user requests; the
@@ -541,6 +545,9 @@ TEST_F(PasidTest, WithoutGuestTablesAPasidIsAnInvalidDeviceRequest)
     ASSERT_EQ(m.records_seen.size(), 2u);
     EXPECT_EQ(m.records_seen[0].reason,
               unsigned(IOGUARD_FAULT_INVALID_DEVICE_REQUEST));
+    EXPECT_EQ(m.records_seen[0].pasid, int32_t(kPasid));
+    EXPECT_EQ(m.records_seen[0].domain, -1);
+    EXPECT_EQ(m.records_seen[1].pasid, 0x10005) << "all 20 bits";
     EXPECT_FALSE(m.guest_errors.empty());
 }
 

@@ -246,6 +246,8 @@ TEST_F(PageRequestTest, InvalidRequestsAreEvents)
         m.iommu, records.data(), records.size(), &overwritten));
     ASSERT_EQ(records.size(), 4u);
     EXPECT_EQ(records[0].reason, unsigned(IOGUARD_FAULT_INVALID_PAGE_REQUEST));
+    EXPECT_EQ(records[0].pasid, 0x1234);
+    EXPECT_EQ(records[1].pasid, 0x10000) << "all 20 bits";
     EXPECT_STREQ(ioguard_event_name(records[0].event_type),
                  "invalid-ppr-request");
 }

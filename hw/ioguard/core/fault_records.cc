@@ -29,11 +29,25 @@ void FaultRecords::event(const Event &ev, FaultReason reason,
     r.event_type = type;
     r.event_flags = ev.flags();
     r.devid = ev.has_requester() ? ev.devid() : -1;
-    r.domain = (type == EVENT_TYPE_IO_FAULT || type == EVENT_TYPE_PAGE_TAB_ERR)
-                   ? int32_t(ev.dw[1] & 0xffff) : -1;
+    // IO_PAGE_FAULT and PAGE_TAB_HARDWARE_ERROR carry the domain, or with
+    // GN the PASID in its place; the two INVALID_*_REQUEST events a PASID
+    // (PPR's with its high bits in dw1 13:10, the device request's in dw0
+    // 19:16).
+    const bool names_domain =
+        type == EVENT_TYPE_IO_FAULT || type == EVENT_TYPE_PAGE_TAB_ERR;
+    const bool gn = names_domain && (r.event_flags & EVENT_FLAG_GN);
+    r.domain = names_domain && !gn ? int32_t(ev.dw[1] & 0xffff) : -1;
+    r.pasid = gn ? int32_t(ev.dw[1] & 0xffff)
+              : type == EVENT_TYPE_INV_DEV_REQ
+                  ? int32_t((ev.dw[1] & 0xffff) | ((ev.dw[0] >> 16) & 0xf) << 16)
+              : type == EVENT_TYPE_INV_PPR_REQ
+                  ? int32_t(ev.dw[0] >> 16 | ((ev.dw[1] >> 10) & 0xf) << 16)
+                  : -1;
     r.address = ev.address();
     r.address_is_iova = type == EVENT_TYPE_IO_FAULT ||
-                        type == EVENT_TYPE_ILL_DEV;
+                        type == EVENT_TYPE_ILL_DEV ||
+                        type == EVENT_TYPE_INV_DEV_REQ ||
+                        type == EVENT_TYPE_INV_PPR_REQ;
     r.interrupt = (r.event_flags & EVENT_FLAG_I) != 0;
     if (type == EVENT_TYPE_ILL_CMD) {
         r.access = IOGUARD_PERM_NONE;
@@ -56,6 +70,7 @@ IoguardFaultRecord finding(const StaleUse &use)
     r.delivery = unsigned(Delivery::NotReported);
     r.devid = use.devid;
     r.domain = use.domain;
+    r.pasid = -1;
     r.address = use.iova;
     r.address_is_iova = true;
     r.access = use.access;

@@ -476,6 +476,7 @@ typedef struct IoguardFaultRecord {
     unsigned event_flags;   /* EVENT_FLAG_* of the event */
     int32_t devid;          /* the requester; -1 for command errors */
     int32_t domain;         /* -1 when the event names no domain */
+    int32_t pasid;          /* -1 when it names no PASID (GN=0) */
     uint64_t address;       /* the IOVA (or MSI address), or ... */
     bool address_is_iova;   /* ... false: a table, command or store address */
     unsigned access;        /* IOGUARD_PERM_READ or _WRITE; NONE: commands */
