@@ -371,6 +371,38 @@ static void ioguard_add_irte(const IoguardIrte *e, void *opaque)
     QAPI_LIST_APPEND(*tail, i);
 }
 
+/* query-ioguard-device lists this many of a GCR3 table's PASIDs. */
+#define IOGUARD_QMP_PASIDS_MAX 64
+
+static void ioguard_add_pasid(const IoguardPasidEntry *e, void *opaque)
+{
+    IoguardPasidInfoList ***tail = opaque;
+    IoguardPasidInfo *p = g_new0(IoguardPasidInfo, 1);
+
+    p->pasid = e->pasid;
+    p->cr3 = e->cr3;
+    p->reserved = e->reserved;
+    QAPI_LIST_APPEND(*tail, p);
+}
+
+static IoguardGuestTablesInfo *ioguard_guest_tables(IoguardIommuState *s,
+                                                    uint16_t devid,
+                                                    const IoguardDeviceInfo *d)
+{
+    IoguardGuestTablesInfo *g = g_new0(IoguardGuestTablesInfo, 1);
+    IoguardPasidInfoList **tail = &g->pasids;
+
+    g->guest_io_valid = d->guest_io_valid;
+    g->ppr = d->ppr;
+    g->gcr3_table = d->gcr3_table_root;
+    g->gcr3_levels = d->gcr3_levels;
+    g->paging_levels = d->guest_paging_levels;
+    g->has_pasids = ioguard_iommu_for_each_pasid(s->engine, devid,
+                                                 IOGUARD_QMP_PASIDS_MAX,
+                                                 ioguard_add_pasid, &tail);
+    return g;
+}
+
 IoguardRequesterInfo *qmp_query_ioguard_device(const char *requester,
                                                Error **errp)
 {
@@ -434,6 +466,9 @@ IoguardRequesterInfo *qmp_query_ioguard_device(const char *requester,
     info->interrupt_table_readable =
         ioguard_iommu_for_each_irte(s->engine, devid, ioguard_add_irte,
                                     &irte_tail);
+    if (d.readable && d.guest_valid) {
+        info->guest = ioguard_guest_tables(s, devid, &d);
+    }
     return info;
 }
 
@@ -635,6 +670,19 @@ static void hmp_info_ioguard_device(Monitor *mon, const QDict *qdict)
     monitor_printf(mon, "  V=%d TV=%d mode %u root 0x%" PRIx64 " domain %u "
                    "IR=%d IW=%d\n", i->valid, i->translation_valid, i->mode,
                    i->page_table_root, i->domain, i->read, i->write);
+    if (i->guest) {
+        IoguardGuestTablesInfo *g = i->guest;
+
+        monitor_printf(mon, "  GV=1 GIoV=%d PPR=%d GCR3 table 0x%" PRIx64
+                       " (GLX %u), %u-level v2 tables\n", g->guest_io_valid,
+                       g->ppr, g->gcr3_table, g->gcr3_levels,
+                       g->paging_levels);
+        for (IoguardPasidInfoList *l = g->pasids; l; l = l->next) {
+            monitor_printf(mon, "  PASID %" PRIu32 ": CR3 0x%" PRIx64 "%s\n",
+                           l->value->pasid, l->value->cr3,
+                           l->value->reserved ? " (reserved bits)" : "");
+        }
+    }
     monitor_printf(mon, "  IV=%d table 0x%" PRIx64 " (%" PRIu32 " %s entries"
                    "%s) IntCtl %s", i->interrupt_valid,
                    i->interrupt_table_root, i->interrupt_table_entries,

@@ -874,6 +874,16 @@ static void test_sva_page_request(void)
     g_assert_cmpint(qdict_get_int(last, "pasid"), ==, 6);
     g_assert_false(qdict_haskey(last, "domain"));
     qobject_unref(resp);
+    /* The monitor decodes the GCR3 table: PASID 5, and 6 unusable. */
+    resp = qtest_qmp(n.qts, "{'execute': 'query-ioguard-device', "
+                     "'arguments': {'requester': '00:05.0'}}");
+    faults = qdict_get_qlist(qdict_get_qdict(qdict_get_qdict(resp, "return"),
+                                             "guest"), "pasids");
+    g_assert_cmpint(qlist_size(faults), ==, 2);
+    last = qobject_to(QDict, qlist_peek(faults));
+    g_assert_cmpint(qdict_get_int(last, "pasid"), ==, SVA_PASID);
+    g_assert_cmphex(qdict_get_int(last, "cr3"), ==, V2_L4);
+    qobject_unref(resp);
     /* Answered with a Response Failure: PRI stops (status RF). */
     iommu_queue_command(&m, devid, CMD_COMPLETE_PPR << 28 | 6,
                         CMD_COMPLETE_PPR_GN_MASK,

@@ -559,3 +559,48 @@ TEST_F(PasidTest, IommuOffPassesRequestsWithAPasid)
     EXPECT_EQ(t.translated_addr | (0x1234000 & t.addr_mask), 0x1234000u);
     EXPECT_EQ(t.perm, unsigned(IOGUARD_PERM_RW));
 }
+
+// What the monitor lists of a GCR3 table: the valid entries, in PASID
+// order, reserved ones marked; through a second level too.
+TEST_F(PasidTest, TheMonitorListsTheGcr3Table)
+{
+    auto list = [&](unsigned max) {
+        std::vector<IoguardPasidEntry> out;
+        EXPECT_TRUE(ioguard_iommu_for_each_pasid(
+            m.iommu, kDev, max,
+            [](const IoguardPasidEntry *e, void *o) {
+                static_cast<std::vector<IoguardPasidEntry> *>(o)->push_back(*e);
+            },
+            &out));
+        return out;
+    };
+    m.w64(gcr3_table + 9 * 8, 0x7000 | GCR3_VALID | 1ULL << 60);
+    auto pasids = list(64);
+    ASSERT_EQ(pasids.size(), 3u);
+    EXPECT_EQ(pasids[0].pasid, 0u);
+    EXPECT_EQ(pasids[0].cr3, cr3);
+    EXPECT_EQ(pasids[1].pasid, kPasid);
+    EXPECT_EQ(pasids[1].cr3, cr3_of_pasid);
+    EXPECT_FALSE(pasids[1].reserved);
+    EXPECT_EQ(pasids[2].pasid, 9u);
+    EXPECT_TRUE(pasids[2].reserved);
+    EXPECT_EQ(list(2).size(), 2u) << "at most max";
+
+    // Two levels (GLX=1): PASID 600 is entry 88 of the table that entry 1
+    // of the root names.
+    const uint64_t root = d.alloc_table(), second = d.alloc_table();
+    m.w64(root + 1 * 8, second | GCR3_VALID);
+    m.w64(second + 88 * 8, 0x9000 | GCR3_VALID);
+    const GuestDte dte = guest_dte(root, 1);
+    d.set_dte(kDev, dte.q0, dte.q1, dte.q2);
+    pasids = list(64);
+    ASSERT_EQ(pasids.size(), 1u);
+    EXPECT_EQ(pasids[0].pasid, 600u);
+    EXPECT_EQ(pasids[0].cr3, 0x9000u);
+    IoguardDeviceInfo info;
+    ioguard_iommu_read_device(m.iommu, kDev, &info);
+    EXPECT_TRUE(info.guest_valid);
+    EXPECT_EQ(info.gcr3_levels, 1u);
+    EXPECT_EQ(info.gcr3_table_root, root);
+    EXPECT_EQ(info.guest_paging_levels, 4u);
+}

@@ -322,6 +322,17 @@ bool ioguard_iommu_for_each_irte(IoguardIommu *iommu, uint16_t devid,
         devid, [fn, opaque](const IoguardIrte &e) { fn(&e, opaque); });
 }
 
+bool ioguard_iommu_for_each_pasid(IoguardIommu *iommu, uint16_t devid,
+                                  unsigned max,
+                                  void (*fn)(const IoguardPasidEntry *,
+                                             void *opaque),
+                                  void *opaque)
+{
+    return iommu->iommu.for_each_pasid(
+        devid, max,
+        [fn, opaque](const IoguardPasidEntry &e) { fn(&e, opaque); });
+}
+
 } // extern "C"
 
 int ioguard_parse_streaming_rules(const char *text, IoguardStreamingRule *out,

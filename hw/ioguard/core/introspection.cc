@@ -98,7 +98,55 @@ IoguardDeviceInfo Iommu::read_device(uint16_t devid)
     info.nmi_pass = dte->nmi_pass();
     info.lint0_pass = dte->lint0_pass();
     info.lint1_pass = dte->lint1_pass();
+    info.guest_valid = dte->guest_valid();
+    info.guest_io_valid = dte->guest_io_valid();
+    info.ppr = dte->ppr_enabled();
+    info.gcr3_levels = dte->gcr3_levels();
+    info.gcr3_table_root = dte->gcr3_table_root();
+    info.guest_paging_levels = guest_paging_levels(*dte);
     return info;
+}
+
+// The GCR3 table, read from guest memory: each level 512 entries of 8
+// bytes, PASID bits 9 per level (at most three levels: 2^27 entries, so
+// the walk stops at max found or at the table's end).
+bool Iommu::for_each_pasid(uint16_t devid, unsigned max,
+                           const std::function<void(const IoguardPasidEntry &)> &fn)
+{
+    DteLocation where;
+    const auto dte = device_table_.load(devid, where);
+    if (!dte || !dte->valid() || !dte->guest_valid() || dte->mode() != 0 ||
+        dte->gcr3_levels() > 2) {
+        return false;
+    }
+    unsigned found = 0;
+    std::function<bool(uint64_t, int, uint32_t)> walk =
+        [&](uint64_t table, int level, uint32_t prefix) {
+            for (uint32_t i = 0; i < 512 && found < max; i++) {
+                uint8_t buf[8];
+                if (!host_.read_ram(table + i * 8, buf, sizeof(buf))) {
+                    return false;
+                }
+                const uint64_t e = load_le64(buf);
+                if (!(e & GCR3_VALID)) {
+                    continue;
+                }
+                const uint32_t pasid = prefix << 9 | i;
+                if (level > 0) {
+                    if (!(e & GCR3_RESERVED) &&
+                        !walk(e & GCR3_ADDR_MASK, level - 1, pasid)) {
+                        return false;
+                    }
+                    continue;
+                }
+                fn(IoguardPasidEntry{pasid, e & GCR3_ADDR_MASK,
+                                     (e & GCR3_RESERVED) != 0});
+                found++;
+            }
+            return true;
+        };
+    walk(dte->gcr3_table_root(), int(dte->gcr3_levels()), 0);
+    return true;
 }
 
 IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,

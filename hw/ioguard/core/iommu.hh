@@ -125,6 +125,8 @@ public:
     unsigned dma_kind(const std::optional<DeviceTableEntry> &dte) const;
     bool for_each_irte(uint16_t devid,
                        const std::function<void(const IoguardIrte &)> &fn);
+    bool for_each_pasid(uint16_t devid, unsigned max,
+                        const std::function<void(const IoguardPasidEntry &)> &fn);
 
 private:
     // Register file (iommu.cc)

@@ -610,6 +610,11 @@ typedef struct IoguardDeviceInfo {
     uint64_t interrupt_table_root;
     unsigned interrupt_control; /* IntCtl: 0 abort, 1 pass, 2 remap */
     bool init_pass, extint_pass, nmi_pass, lint0_pass, lint1_pass;
+    /* Guest translation (they count with guest-translation=on and GTEn) */
+    bool guest_valid, guest_io_valid, ppr;      /* GV, GIoV, PPR */
+    unsigned gcr3_levels;       /* GLX: GCR3 table levels - 1 */
+    uint64_t gcr3_table_root;
+    unsigned guest_paging_levels;   /* 4 or 5; 0: a reserved encoding */
 } IoguardDeviceInfo;
 
 void ioguard_iommu_read_device(IoguardIommu *iommu, uint16_t devid,
@@ -635,6 +640,25 @@ typedef struct IoguardIrte {
 bool ioguard_iommu_for_each_irte(IoguardIommu *iommu, uint16_t devid,
                                  void (*fn)(const IoguardIrte *, void *opaque),
                                  void *opaque);
+
+/* One valid entry of a GCR3 table: a PASID and its guest CR3. */
+typedef struct IoguardPasidEntry {
+    uint32_t pasid;
+    uint64_t cr3;               /* the v2 tables' root (guest physical) */
+    bool reserved;              /* reserved bits set: unusable */
+} IoguardPasidEntry;
+
+/*
+ * Calls fn for the valid entries of devid's GCR3 table in PASID order, at
+ * most max of them; false if the DTE has no GCR3 table (GV clear) or the
+ * table is reached through host tables (DTE Mode 1-6), which this does
+ * not walk. A table entry outside RAM ends the walk.
+ */
+bool ioguard_iommu_for_each_pasid(IoguardIommu *iommu, uint16_t devid,
+                                  unsigned max,
+                                  void (*fn)(const IoguardPasidEntry *,
+                                             void *opaque),
+                                  void *opaque);
 
 #ifdef __cplusplus
 }
