@@ -753,6 +753,7 @@ static void test_sva_page_request(void)
     QDict *resp, *last;
     QListEntry *entry;
     QList *faults;
+    char *hmp;
     Nic n;
 
     nic_start_full(&n, "guest-translation=on,device-iotlb=on",
@@ -884,6 +885,11 @@ static void test_sva_page_request(void)
     g_assert_cmpint(qdict_get_int(last, "pasid"), ==, SVA_PASID);
     g_assert_cmphex(qdict_get_int(last, "cr3"), ==, V2_L4);
     qobject_unref(resp);
+    hmp = qtest_hmp(n.qts, "info ioguard-device 00:05.0");
+    g_test_message("%s", hmp);
+    g_assert(strstr(hmp, "PASID 5: CR3 0x1401000\r\n"));
+    g_assert(strstr(hmp, "PASID 6: CR3 0x1401000 (reserved bits)"));
+    g_free(hmp);
     /* Answered with a Response Failure: PRI stops (status RF). */
     iommu_queue_command(&m, devid, CMD_COMPLETE_PPR << 28 | 6,
                         CMD_COMPLETE_PPR_GN_MASK,
