@@ -124,11 +124,7 @@ Iommu::CommandResult Iommu::complete_wait(const uint32_t cmd[4])
         }
     }
     if (cmd[0] & CMD_COMPL_WAIT_INT_MASK) {
-        if (test(control_, CONTROL_COMWAIT_EN)) {
-            raise_interrupt_locked(MMIO_STATUS_COM_WAIT_INT_MASK);
-        } else {
-            status_ |= MMIO_STATUS_COM_WAIT_INT_MASK;
-        }
+        signal_locked(MMIO_STATUS_COM_WAIT_INT_MASK, CONTROL_COMWAIT_EN);
     }
     return CommandResult::Done;
 }

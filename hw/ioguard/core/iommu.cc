@@ -286,9 +286,13 @@ void Iommu::write_control(uint64_t value)
 // (IntCapXTEn) the message the log's INTCAPXT register describes: DM in
 // bit 2, destination 31:8 and 63:56, vector 39:32, fixed and
 // edge-triggered.
-void Iommu::raise_interrupt_locked(uint32_t status_bit, XtInterrupt which)
+void Iommu::signal_locked(uint32_t status_bit, unsigned enable_bit,
+                          XtInterrupt which)
 {
     status_ |= status_bit;
+    if (!test(control_, enable_bit)) {
+        return;
+    }
     if (!test(control_, CONTROL_INTCAPXT_EN)) {
         host_.raise_interrupt();
         return;
@@ -346,19 +350,11 @@ void Iommu::log_event_locked(const Event &ev, FaultReason reason)
                                                  : Delivery::LogNotInRam);
     switch (outcome) {
     case LogBuffer::Outcome::Logged:
-        if (test(control_, CONTROL_EVT_INT_EN)) {
-            raise_interrupt_locked(MMIO_STATUS_EVT_INT_MASK);
-        } else {
-            status_ |= MMIO_STATUS_EVT_INT_MASK;
-        }
+        signal_locked(MMIO_STATUS_EVT_INT_MASK, CONTROL_EVT_INT_EN);
         break;
     case LogBuffer::Outcome::Overflow:
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};
-        if (test(control_, CONTROL_EVT_INT_EN)) {
-            raise_interrupt_locked(MMIO_STATUS_EVT_OVERFLOW_MASK);
-        } else {
-            status_ |= MMIO_STATUS_EVT_OVERFLOW_MASK;
-        }
+        signal_locked(MMIO_STATUS_EVT_OVERFLOW_MASK, CONTROL_EVT_INT_EN);
         break;
     case LogBuffer::Outcome::WriteError:
         status_ &= ~uint64_t{MMIO_STATUS_EVT_RUN_MASK};

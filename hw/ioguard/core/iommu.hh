@@ -163,11 +163,12 @@ private:
     void log_event_locked(const Event &ev, FaultReason reason);
     void event_generated(const Event &ev, FaultReason reason,
                          Delivery delivery);
-    // Sets status_bit and interrupts; in x2APIC mode with the message of
-    // the log's INTCAPXT register (0: event log, 1: PPR log).
+    // Sets status_bit and, if the control register's enable_bit allows,
+    // interrupts: in x2APIC mode with the message of the log's INTCAPXT
+    // register (0: event log, 1: PPR log).
     enum class XtInterrupt { EventLog = 0, PprLog = 1 };
-    void raise_interrupt_locked(uint32_t status_bit,
-                                XtInterrupt xt = XtInterrupt::EventLog);
+    void signal_locked(uint32_t status_bit, unsigned enable_bit,
+                       XtInterrupt xt = XtInterrupt::EventLog);
     void guest_error(const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
     // Translation (translate.cc)

@@ -79,26 +79,17 @@ unsigned Iommu::page_request(const IoguardPageRequest &r)
     }
     uint32_t entry[4];
     ppr_log_entry(r, tag, entry);
-    const bool interrupt = test(control_, CONTROL_PPRINT_EN);
     switch (fired ? LogBuffer::Outcome::Overflow
                   : ppr_log_.append(host_, entry)) {
     case LogBuffer::Outcome::Logged:
-        if (interrupt) {
-            raise_interrupt_locked(MMIO_STATUS_PPR_INT_MASK,
-                                   XtInterrupt::PprLog);
-        } else {
-            status_ |= MMIO_STATUS_PPR_INT_MASK;
-        }
+        signal_locked(MMIO_STATUS_PPR_INT_MASK, CONTROL_PPRINT_EN,
+                      XtInterrupt::PprLog);
         return IOGUARD_PAGE_REQUEST_LOGGED;
     case LogBuffer::Outcome::Overflow:
         // The log stops (PPRLogRun=0) until the driver re-enables it.
         status_ &= ~uint64_t{MMIO_STATUS_PPR_RUN_MASK};
-        if (interrupt) {
-            raise_interrupt_locked(MMIO_STATUS_PPR_OVERFLOW_MASK,
-                                   XtInterrupt::PprLog);
-        } else {
-            status_ |= MMIO_STATUS_PPR_OVERFLOW_MASK;
-        }
+        signal_locked(MMIO_STATUS_PPR_OVERFLOW_MASK, CONTROL_PPRINT_EN,
+                      XtInterrupt::PprLog);
         return IOGUARD_PAGE_REQUEST_FAILED;
     case LogBuffer::Outcome::WriteError:
         status_ &= ~uint64_t{MMIO_STATUS_PPR_RUN_MASK};

@@ -25,6 +25,15 @@ IoguardTranslation blocked(uint64_t iova)
                               IOGUARD_PERM_NONE};
 }
 
+// An access the device table refuses (it cannot be read, or it forbids
+// or cannot take the request): counted so, no page touched.
+IoguardTranslation refused_by_dte(RequesterCounters *counters, uint64_t iova)
+{
+    bump(counters, &RequesterCounters::faults);
+    bump(counters, &RequesterCounters::refused_by_dte);
+    return blocked(iova);
+}
+
 unsigned request_flags(unsigned perm)
 {
     return (perm & IOGUARD_PERM_WRITE) ? EVENT_FLAG_RW : 0;
@@ -307,15 +316,11 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
         const uint64_t dte_addr = device_table_.locate(devid).address;
         log_event(Event::dev_tab_hardware_error(devid, dte_addr, flags),
                   FaultReason::Injected);
-        bump(counters, &RequesterCounters::faults);
-        bump(counters, &RequesterCounters::refused_by_dte);
-        return blocked(iova);
+        return refused_by_dte(counters, iova);
     }
     const auto dte = fetch_dte(devid, iova, flags);
     if (!dte) {
-        bump(counters, &RequesterCounters::faults);
-        bump(counters, &RequesterCounters::refused_by_dte);
-        return blocked(iova);
+        return refused_by_dte(counters, iova);
     }
     if (!dte->valid()) {
         bump(counters, &RequesterCounters::passthrough);
@@ -328,14 +333,12 @@ IoguardTranslation Iommu::translate_tables(uint16_t devid, uint64_t iova,
                     (unsigned long long)dte->raw[1],
                     (unsigned long long)dte->raw[2],
                     (unsigned long long)dte->raw[3]);
-        bump(counters, &RequesterCounters::faults);
-        bump(counters, &RequesterCounters::refused_by_dte);
         if (perm != IOGUARD_PERM_NONE) {
             log_event(Event::illegal_dev_table_entry(devid, iova,
                                                      flags | EVENT_FLAG_RZ),
                       FaultReason::IllegalDeviceTableEntry);
         }
-        return blocked(iova);
+        return refused_by_dte(counters, iova);
     }
     if (uses_guest_tables(*dte)) {
         return translate_guest(devid, *dte, GuestRequest{0, true}, iova, perm,
@@ -537,9 +540,7 @@ IoguardTranslation Iommu::translate_pasid(uint16_t devid, uint32_t pasid,
     const uint64_t filled_at = iotlb_.epoch();
     const auto dte = fetch_dte(devid, iova, flags);
     if (!dte) {
-        bump(counters, &RequesterCounters::faults);
-        bump(counters, &RequesterCounters::refused_by_dte);
-        return blocked(iova);
+        return refused_by_dte(counters, iova);
     }
     if (!dte->valid()) {
         bump(counters, &RequesterCounters::passthrough);
@@ -547,8 +548,6 @@ IoguardTranslation Iommu::translate_pasid(uint16_t devid, uint32_t pasid,
     }
     if (dte->illegal() || guest_fields_illegal(*dte) ||
         !guest_fields_valid(*dte) || pasid > kMaxPasid) {
-        bump(counters, &RequesterCounters::faults);
-        bump(counters, &RequesterCounters::refused_by_dte);
         if (perm != IOGUARD_PERM_NONE) {
             const bool illegal = dte->illegal() || guest_fields_illegal(*dte);
             guest_error("requester %04x made a request with PASID 0x%x, "
@@ -562,7 +561,7 @@ IoguardTranslation Iommu::translate_pasid(uint16_t devid, uint32_t pasid,
                       illegal ? FaultReason::IllegalDeviceTableEntry
                               : FaultReason::InvalidDeviceRequest);
         }
-        return blocked(iova);
+        return refused_by_dte(counters, iova);
     }
     return translate_guest(devid, *dte,
                            GuestRequest{pasid, !privileged, true}, iova, perm,
