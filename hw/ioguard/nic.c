@@ -135,10 +135,18 @@ bool nic_dma_pasid(IoguardNicState *s, unsigned site, uint64_t addr,
             *fail_addr = addr;      /* as if the IOMMU refused it */
             return false;
         }
-        /* (A PASID prefix comes with ATS: nic_te_start checked.) */
-        r = nic_ats_enabled(s) ?
-            nic_ats_dma(s, addr, p, n, dir, pasid) :
-            pci_dma_rw(PCI_DEVICE(s), addr, p, n, dir, MEMTXATTRS_UNSPECIFIED);
+        if ((pasid & NIC_TE_PASID_VALID) && !nic_ats_enabled(s)) {
+            /* ATS turned off under a running operation: the address is a
+             * process's, not one to send untranslated. */
+            qemu_log_mask(LOG_GUEST_ERROR, "ioguard-nic: ATS turned off "
+                          "under a DMA with a PASID\n");
+            r = MEMTX_DECODE_ERROR;
+        } else {
+            r = nic_ats_enabled(s) ?
+                nic_ats_dma(s, addr, p, n, dir, pasid) :
+                pci_dma_rw(PCI_DEVICE(s), addr, p, n, dir,
+                           MEMTXATTRS_UNSPECIFIED);
+        }
         if (r != MEMTX_OK) {
             *fail_addr = addr;
             trace_ioguard_nic_dma_refused(dir == DMA_DIRECTION_FROM_DEVICE,
