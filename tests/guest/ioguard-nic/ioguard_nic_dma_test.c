@@ -25,6 +25,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
+#include <linux/version.h>
 
 #include "ioguard_nic.h"
 
@@ -156,7 +157,9 @@ static void ioguard_te_raw(struct ioguard_nic *nic, u32 op, u32 src, u32 dst,
  * writing process's address space, bound for this one command. A page it
  * touches that is not present is a page request (PRI), which the IOMMU
  * driver's I/O page fault handler answers after faulting the page in.
+ * (Linux 6.12's IOMMU API; the module also builds for 6.1, without it.)
  */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
 void ioguard_sva_enable(struct ioguard_nic *nic)
 {
 	int err;
@@ -367,6 +370,22 @@ static void ioguard_te_sva(struct ioguard_nic *nic, u32 op, u32 addr, u32 len,
 			 "ok op=%s len=%u crc=0x%08x pasid=%u bind=%s", name,
 			 res.done, res.crc, bond.pasid, by);
 }
+#else
+void ioguard_sva_enable(struct ioguard_nic *nic)
+{
+}
+
+void ioguard_sva_disable(struct ioguard_nic *nic)
+{
+}
+
+static void ioguard_te_sva(struct ioguard_nic *nic, u32 op, u32 addr, u32 len,
+			   u32 pattern)
+{
+	snprintf(nic->te_result, sizeof(nic->te_result),
+		 "error op=sva: needs Linux 6.12");
+}
+#endif
 
 static bool ioguard_mem_is(const u8 *p, u8 val, size_t len)
 {
