@@ -55,9 +55,6 @@ struct IotlbEntry {
     // Guest translations: the guest's leaf has D set. A write through a
     // clean entry walks again, to set it. (Host translations: always.)
     bool dirty;
-    // Guest translations: U/S forbids user requests (a supervisor request
-    // made the entry). Host translations: never.
-    bool supervisor_only;
     bool streaming;         // the leaf PTE's STREAMING bit
     bool prefetched;        // put here by the prefetcher and not used yet
     uint16_t prefetched_for; // the requester it was prefetched for

@@ -446,10 +446,8 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
 
     std::optional<IotlbEntry> entry = iotlb_.lookup(domain, iova, kPasid);
     unsigned walk_entries = 0;
-    // A write through a clean leaf, or a user request through an entry a
-    // supervisor request made that U/S forbids it, walks again.
-    if (entry && !(write && !entry->dirty) &&
-        !(request.user && entry->supervisor_only)) {
+    // A write through a clean leaf walks again, to set D.
+    if (entry && !(write && !entry->dirty)) {
         bump(counters, &RequesterCounters::iotlb_hits);
     } else {
         bump(counters, &RequesterCounters::iotlb_misses);
@@ -498,9 +496,13 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
         fresh.read = walk.read;
         fresh.write = walk.write;
         fresh.dirty = walk.dirty;
-        fresh.supervisor_only = !walk.user;
         entry = fresh;
-        iotlb_.insert(domain, iova, fresh, filled_at, kPasid);
+        // A page U/S keeps from user requests is not kept for a supervisor
+        // request: the entry would serve the PASID's user requests too.
+        // (Rare, and a flag in every entry made each IOTLB hit slower.)
+        if (walk.user) {
+            iotlb_.insert(domain, iova, fresh, filled_at, kPasid);
+        }
     }
     if (!allowed(perm, entry->read, entry->write)) {
         return fault(devid, kPasid, iova,
