@@ -290,6 +290,8 @@ IoguardFaultsInfoList *qmp_query_ioguard_faults(bool has_reset, bool reset,
 #define IOGUARD_MAPPINGS_MAX 65536
 /* Bounds the work of one query whatever the guest's tables look like. */
 #define IOGUARD_MAPPINGS_MAX_TABLES 16384
+/* A PCIe PASID has 20 bits (this IOMMU's tables take 16: PASmax 15). */
+#define IOGUARD_PASID_MAX 0xfffff
 
 static const char *const ioguard_dma_names[] = {
     [IOGUARD_DMA_UNTRANSLATED] = "untranslated",
@@ -316,6 +318,9 @@ IoguardMappingsInfo *qmp_query_ioguard_mappings(const char *requester,
                                                 bool has_start, uint64_t start,
                                                 bool has_max_ranges,
                                                 uint64_t max_ranges,
+                                                bool has_pasid, uint32_t pasid,
+                                                bool has_privileged,
+                                                bool privileged,
                                                 Error **errp)
 {
     IoguardIommuState *s = ioguard_the_iommu(errp);
@@ -335,9 +340,22 @@ IoguardMappingsInfo *qmp_query_ioguard_mappings(const char *requester,
                    max_ranges, IOGUARD_MAPPINGS_MAX);
         return NULL;
     }
+    if (has_pasid && pasid > IOGUARD_PASID_MAX) {
+        error_setg(errp, "pasid %" PRIu32 " is not a PASID (20 bits, at "
+                   "most %d)", pasid, IOGUARD_PASID_MAX);
+        return NULL;
+    }
+    if (has_privileged && privileged && !has_pasid) {
+        error_setg(errp, "privileged needs a pasid: requests without a "
+                   "PASID are user requests");
+        return NULL;
+    }
     info = g_new0(IoguardMappingsInfo, 1);
     tail = &info->ranges;
-    ioguard_iommu_walk_mappings(s->engine, devid, has_start ? start : 0,
+    ioguard_iommu_walk_mappings(s->engine, devid, has_pasid ? (int32_t)pasid
+                                                            : -1,
+                                has_privileged && privileged,
+                                has_start ? start : 0,
                                 max_ranges, IOGUARD_MAPPINGS_MAX_TABLES,
                                 ioguard_add_range, &tail, &walk);
     info->requester = ioguard_requester_name(devid);
@@ -614,7 +632,7 @@ static void hmp_info_ioguard_mappings(Monitor *mon, const QDict *qdict)
         qmp_query_ioguard_mappings(requester, has_start,
                                    has_start ? qdict_get_int(qdict, "start")
                                              : 0,
-                                   false, 0, &err);
+                                   false, 0, false, 0, false, false, &err);
     unsigned ranges = 0;
 
     if (hmp_handle_error(mon, err)) {

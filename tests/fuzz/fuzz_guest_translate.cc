@@ -11,7 +11,9 @@
 //   setting them, and Dirty only for a write it granted;
 // - bounded work: one translation reads at most a DTE and, for the DMA and
 //   for the verifier, three GCR3 entries and five v2 entries, each through
-//   a host walk of at most six, and a host walk of the page.
+//   a host walk of at most six, and a host walk of the page;
+// - a mapping walk (query-ioguard-mappings, MAP notifiers) gives only
+//   ranges the reference translates exactly so, within its budgets.
 #include <vector>
 
 #include "fuzz_machine.hh"
@@ -160,6 +162,64 @@ void check_granted_pasid(const FuzzMachine &m, uint16_t devid, uint32_t pasid,
                t.perm, (unsigned long long)address);
 }
 
+// What the monitor and MAP notifier users are told (a mapping walk of a
+// requester's guest tables): each range's first, middle and last byte
+// exactly as the reference translates them, and bounded work. A walk sets
+// no Accessed bit.
+void check_mapping_walk(FuzzMachine &m, FuzzedDataProvider &in,
+                        uint16_t devid, bool gt_on)
+{
+    const bool with_pasid = in.ConsumeBool();
+    const int32_t pasid =
+        with_pasid ? int32_t(in.ConsumeIntegralInRange<uint32_t>(0, 3)) : -1;
+    const bool privileged = with_pasid && in.ConsumeBool();
+    const uint64_t start = in.ConsumeBool() ? 0 : guest_address(in);
+    const uint64_t max_ranges = in.ConsumeIntegralInRange<uint64_t>(1, 64);
+    const uint64_t max_tables = in.ConsumeIntegralInRange<uint64_t>(1, 64);
+    std::vector<IoguardMapping> ranges;
+    IoguardMappingWalk walk;
+    const uint64_t reads = m.ram_reads, writes = m.ram_writes;
+    ioguard_iommu_walk_mappings(
+        m.iommu, devid, pasid, privileged, start, max_ranges, max_tables,
+        [](const IoguardMapping *r, void *o) {
+            static_cast<std::vector<IoguardMapping> *>(o)->push_back(*r);
+        },
+        &ranges, &walk);
+    FUZZ_CHECK(m.ram_writes == writes, "a mapping walk wrote guest memory");
+    // A DTE, 3 GCR3 entries and each table through a host walk of 6.
+    FUZZ_CHECK(m.ram_reads - reads <= 1 + 3 * 7 + 7 * max_tables,
+               "%llu RAM reads for a walk of at most %llu tables",
+               (unsigned long long)(m.ram_reads - reads),
+               (unsigned long long)max_tables);
+    FUZZ_CHECK(ranges.size() <= max_ranges, "%zu ranges, asked for %llu",
+               ranges.size(), (unsigned long long)max_ranges);
+    const bool guest_tables =
+        walk.dma == IOGUARD_DMA_GUEST_TRANSLATED &&
+        (with_pasid || uses_guest_tables(m, devid, gt_on));
+    if (!guest_tables) {
+        return;
+    }
+    for (const IoguardMapping &r : ranges) {
+        FUZZ_CHECK(r.iova >= start && r.last >= r.iova, "range %llx-%llx "
+                   "from %llx", (unsigned long long)r.iova,
+                   (unsigned long long)r.last, (unsigned long long)start);
+        for (uint64_t at : {r.iova, r.iova + (r.last - r.iova) / 2, r.last}) {
+            const auto g = reference_guest_translate(
+                m, devid, at, with_pasid ? uint32_t(pasid) : 0, !privileged);
+            const unsigned perm = g ? (g->read ? IOGUARD_PERM_READ : 0) |
+                                          (g->write ? IOGUARD_PERM_WRITE : 0)
+                                    : 0;
+            FUZZ_CHECK(g && g->address == r.target + (at - r.iova) &&
+                           perm == r.perm,
+                       "devid %04x PASID %d gva %llx: the walk says %u at "
+                       "0x%llx, the reference %u at 0x%llx", devid, pasid,
+                       (unsigned long long)at, r.perm,
+                       (unsigned long long)(r.target + (at - r.iova)), perm,
+                       g ? (unsigned long long)g->address : 0ULL);
+        }
+    }
+}
+
 // Every word the translation changed: only A and D set, never cleared,
 // D only for a granted write.
 void check_writes(const std::vector<uint8_t> &before, const FuzzMachine &m,
@@ -215,6 +275,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (in.remaining_bytes()) {
         const uint16_t devid = in.ConsumeIntegralInRange<uint16_t>(0, devids - 1);
         const unsigned perm = in.ConsumeIntegralInRange<unsigned>(0, 2);
+        if (in.ConsumeIntegralInRange(0, 7) == 0) {
+            check_mapping_walk(m, in, devid, gt_on);
+            continue;
+        }
         const uint64_t gva = guest_address(in);
         if (gva >> 20 == 0xfee) {
             continue;       // the interrupt range is for remap_msi

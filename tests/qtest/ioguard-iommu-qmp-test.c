@@ -322,6 +322,27 @@ static void test_qmp_mappings(void)
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
                     ==, "max-ranges 0 is not between 1 and 65536");
     qobject_unref(resp);
+    resp = qtest_qmp(f.qts, "{'execute': 'query-ioguard-mappings', "
+                     "'arguments': {'requester': '00:04.0', "
+                     "'pasid': %u}}", 0x100000);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "pasid 1048576 is not a PASID (20 bits, at most "
+                    "1048575)");
+    qobject_unref(resp);
+    resp = qtest_qmp(f.qts, "{'execute': 'query-ioguard-mappings', "
+                     "'arguments': {'requester': '00:04.0', "
+                     "'privileged': true}}");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "privileged needs a pasid: requests without a PASID "
+                    "are user requests");
+    qobject_unref(resp);
+    /* A PASID of a requester without guest tables: blocked, nothing. */
+    resp = qtest_qmp(f.qts, "{'execute': 'query-ioguard-mappings', "
+                     "'arguments': {'requester': '00:04.0', 'pasid': 1}}");
+    info = qdict_get_qdict(resp, "return");
+    g_assert_cmpstr(qdict_get_str(info, "dma"), ==, "blocked");
+    g_assert_cmpint(qlist_size(qdict_get_qlist(info, "ranges")), ==, 0);
+    qobject_unref(resp);
     fixture_free(&f);
 }
 

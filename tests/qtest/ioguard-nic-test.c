@@ -838,6 +838,24 @@ static void test_sva_page_request(void)
     g_assert_cmphex(te_wait_done(&n), ==, NIC_TE_STATUS_DONE);
     g_assert_cmphex(rd(&n, NIC_REG_TE_CRC), ==, crc32_of(data, 4096));
 
+    /* What PASID 5 reaches now: both pages, one range. */
+    resp = qtest_qmp(n.qts, "{'execute': 'query-ioguard-mappings', "
+                     "'arguments': {'requester': '00:05.0', 'pasid': %d}}",
+                     SVA_PASID);
+    {
+        QDict *info = qdict_get_qdict(resp, "return");
+        QList *ranges = qdict_get_qlist(info, "ranges");
+        QDict *r = qobject_to(QDict, qlist_peek(ranges));
+
+        g_assert_cmpstr(qdict_get_str(info, "dma"), ==, "guest-translated");
+        g_assert_cmpint(qlist_size(ranges), ==, 1);
+        g_assert_cmphex(qdict_get_int(r, "iova"), ==, SVA_GVA);
+        g_assert_cmphex(qdict_get_int(r, "last"), ==, SVA_GVA + 0x1fff);
+        g_assert_cmphex(qdict_get_int(r, "target"), ==, SVA_DATA);
+        g_assert_true(qdict_get_bool(r, "write"));
+    }
+    qobject_unref(resp);
+
     /* A page software will not give: te-page. */
     g_assert_cmphex(te_read_start(&n, SVA_GVA + 0x2000, 4096), ==,
                     NIC_TE_STATUS_BUSY | NIC_TE_STATUS_PAGE_WAIT);

@@ -2,8 +2,7 @@
 // guest's tables, coalesced), its decoded DTE and interrupt table.
 #include <gtest/gtest.h>
 
-#include <vector>
-
+#include "mapping_walk.hh"
 #include "translated_test.hh"
 
 using namespace ioguard_test;
@@ -13,24 +12,6 @@ namespace {
 constexpr uint16_t kDev = 0x0100;
 constexpr uint16_t kDomain = 9;
 constexpr uint64_t kPde = IOMMU_PTE_PR | IOMMU_PTE_IR | IOMMU_PTE_IW;
-
-struct Walk {
-    std::vector<IoguardMapping> ranges;
-    IoguardMappingWalk result{};
-};
-
-Walk mappings(Machine &m, uint16_t devid, uint64_t start = 0,
-              uint64_t max_ranges = 1000, uint64_t max_tables = 1000)
-{
-    Walk w;
-    ioguard_iommu_walk_mappings(
-        m.iommu, devid, start, max_ranges, max_tables,
-        [](const IoguardMapping *r, void *o) {
-            static_cast<Walk *>(o)->ranges.push_back(*r);
-        },
-        &w, &w.result);
-    return w;
-}
 
 using MappingsTest = TranslatedTest<kDev, kDomain>;
 
@@ -107,19 +88,6 @@ TEST_F(MappingsTest, StartAndMaxRangesPage)
     EXPECT_FALSE(w.result.truncated);
     EXPECT_EQ(w.ranges[0].iova, (4u << 21) + 0x800);    // clipped to start
     EXPECT_EQ(w.ranges[0].target, 0x500800u);
-}
-
-Walk page_entries(Machine &m, uint16_t devid, uint64_t start = 0,
-                  uint64_t end = ~uint64_t{0})
-{
-    Walk w;
-    ioguard_iommu_walk_page_entries(
-        m.iommu, devid, start, end, 1000, 1000,
-        [](const IoguardMapping *r, void *o) {
-            static_cast<Walk *>(o)->ranges.push_back(*r);
-        },
-        &w, &w.result);
-    return w;
 }
 
 TEST_F(MappingsTest, ByPageEntryNothingCoalescesNorIsClipped)

@@ -263,14 +263,17 @@ void ioguard_iommu_clear_fault_records(IoguardIommu *iommu)
 }
 
 void ioguard_iommu_walk_mappings(IoguardIommu *iommu, uint16_t devid,
+                                 int32_t pasid, bool privileged,
                                  uint64_t start, uint64_t max_ranges,
                                  uint64_t max_tables,
                                  void (*fn)(const IoguardMapping *,
                                             void *opaque),
                                  void *opaque, IoguardMappingWalk *result)
 {
+    const uint32_t tag = pasid < 0 ? ioguard::kHostTables : uint32_t(pasid);
     *result = iommu->iommu.walk_mappings(
-        devid, start, ~uint64_t{0}, max_ranges, max_tables, true,
+        {devid, tag, privileged && pasid >= 0, start, ~uint64_t{0},
+         max_ranges, max_tables, true},
         [fn, opaque](const IoguardMapping &m) { fn(&m, opaque); });
 }
 
@@ -283,7 +286,8 @@ void ioguard_iommu_walk_page_entries(IoguardIommu *iommu, uint16_t devid,
                                      void *opaque, IoguardMappingWalk *result)
 {
     *result = iommu->iommu.walk_mappings(
-        devid, start, end, max_entries, max_tables, false,
+        {devid, ioguard::kHostTables, false, start, end, max_entries,
+         max_tables, false},
         [fn, opaque](const IoguardMapping &m) { fn(&m, opaque); });
 }
 

@@ -6,93 +6,65 @@
 
 namespace ioguard {
 
-namespace {
-
 using Status = GuestWalkResult::Status;
 
-unsigned v2_index_shift(unsigned level) { return 12 + 9 * (level - 1); }
-
-// Guest physical memory as the device's tables see it: through the host
-// tables when the DTE has them (Mode 1..6), else as it is.
-class GuestPhysical {
-public:
-    GuestPhysical(Host &host, const DeviceTableEntry &dte, GuestWalkResult &r)
-        : host_(host), dte_(dte), r_(r)
-    {
-    }
-
-    // The system physical page holding gpa, for an access that reads (or
-    // writes, if write), and what the host tables allow there (not the
-    // DTE's IR and IW: those are the device's, not the IOMMU's own reads
-    // of guest tables). On failure r_ says why.
-    bool translate(uint64_t gpa, bool write, uint64_t &spa,
-                   uint64_t &page_size, bool &readable, bool &writable)
-    {
-        if (!dte_.translation_valid() || dte_.mode() == 0) {
-            spa = gpa;
-            page_size = uint64_t{1} << 30;  // as untranslated DMA
-            readable = writable = true;
-            return true;
-        }
-        const WalkResult host = walk_v1(host_, dte_.page_table_root(),
-                                        dte_.mode(), gpa);
-        r_.entries_read += host.entries_read;
-        if (host.status == WalkResult::Status::TableReadError) {
-            r_.status = Status::TableReadError;
-            r_.error_address = host.error_address;
-            return false;
-        }
-        if (host.status != WalkResult::Status::Ok ||
-            !(write ? host.write : host.read)) {
-            r_.status = Status::HostFault;
-            r_.error_address = gpa;
-            return false;
-        }
-        spa = host.page_base + (gpa & (host.page_size - 1));
-        page_size = host.page_size;
-        readable = host.read;
-        writable = host.write;
+bool GuestPhysical::translate(uint64_t gpa, bool write, uint64_t &spa,
+                              uint64_t &page_size, bool &readable,
+                              bool &writable)
+{
+    if (!dte_.translation_valid() || dte_.mode() == 0) {
+        spa = gpa;
+        page_size = uint64_t{1} << 30;  // as untranslated DMA
+        readable = writable = true;
         return true;
     }
-
-    // The 8-byte table entry at gpa, and whether the host tables let the
-    // IOMMU write it back (with its Accessed and Dirty bits).
-    bool read_entry(uint64_t gpa, uint64_t &value, uint64_t &spa,
-                    bool &writable)
-    {
-        uint64_t size;
-        bool readable;
-        if (!translate(gpa, false, spa, size, readable, writable)) {
-            return false;
-        }
-        uint8_t buf[8];
-        r_.entries_read++;
-        if (!host_.read_ram(spa, buf, sizeof(buf))) {
-            r_.status = Status::TableReadError;
-            r_.error_address = spa;
-            return false;
-        }
-        value = load_le64(buf);
-        return true;
+    const WalkResult host = walk_v1(host_, dte_.page_table_root(),
+                                    dte_.mode(), gpa);
+    r_.entries_read += host.entries_read;
+    if (host.status == WalkResult::Status::TableReadError) {
+        r_.status = Status::TableReadError;
+        r_.error_address = host.error_address;
+        return false;
     }
-
-    // Accessed and Dirty updates go to the system address the entry was
-    // read from. A write that fails (the entry is no longer RAM) is
-    // dropped: the translation was already allowed.
-    void write_entry(uint64_t spa, uint64_t value)
-    {
-        uint8_t buf[8];
-        store_le64(buf, value);
-        host_.write_ram(spa, buf, sizeof(buf));
+    if (host.status != WalkResult::Status::Ok ||
+        !(write ? host.write : host.read)) {
+        r_.status = Status::HostFault;
+        r_.error_address = gpa;
+        return false;
     }
+    spa = host.page_base + (gpa & (host.page_size - 1));
+    page_size = host.page_size;
+    readable = host.read;
+    writable = host.write;
+    return true;
+}
 
-private:
-    Host &host_;
-    const DeviceTableEntry &dte_;
-    GuestWalkResult &r_;
-};
+bool GuestPhysical::read_entry(uint64_t gpa, uint64_t &value, uint64_t &spa,
+                               bool &writable)
+{
+    uint64_t size;
+    bool readable;
+    if (!translate(gpa, false, spa, size, readable, writable)) {
+        return false;
+    }
+    uint8_t buf[8];
+    r_.entries_read++;
+    if (!host_.read_ram(spa, buf, sizeof(buf))) {
+        r_.status = Status::TableReadError;
+        r_.error_address = spa;
+        return false;
+    }
+    value = load_le64(buf);
+    return true;
+}
 
-// The guest CR3 of access.pasid in the GCR3 table.
+void GuestPhysical::write_entry(uint64_t spa, uint64_t value)
+{
+    uint8_t buf[8];
+    store_le64(buf, value);
+    host_.write_ram(spa, buf, sizeof(buf));
+}
+
 bool find_guest_cr3(GuestPhysical &mem, const DeviceTableEntry &dte,
                     uint32_t pasid, GuestWalkResult &r, uint64_t &cr3)
 {
@@ -123,6 +95,8 @@ bool find_guest_cr3(GuestPhysical &mem, const DeviceTableEntry &dte,
     return true;
 }
 
+namespace {
+
 // Whether the guest virtual address is one the levels translate. For PASID
 // 0 (Linux's DMA API tables) the bits above them must be 0: no sign
 // extension, as Linux's v2 aperture expects (drivers/iommu/amd/iommu.c,
@@ -138,8 +112,8 @@ bool in_range(uint64_t address, unsigned levels, uint32_t pasid)
     return upper == 0 || upper == (~uint64_t{0} >> (width - 1));
 }
 
-// Reserved bits of a present v2 entry at level (5..1); PS makes a leaf at
-// levels 3 and 2, is reserved above, and is PAT at level 1.
+} // namespace
+
 bool v2_reserved(uint64_t entry, unsigned level)
 {
     if (!(entry & IOMMU_PAGE_PSE) || level == 1) {
@@ -151,8 +125,6 @@ bool v2_reserved(uint64_t entry, unsigned level)
     // A large page's address bits below its size, above the PAT bit (12)
     return bits(entry, v2_index_shift(level) - 1, 13) != 0;
 }
-
-} // namespace
 
 unsigned guest_paging_levels(const DeviceTableEntry &dte)
 {

@@ -71,4 +71,49 @@ GuestWalkResult walk_guest(Host &host, const DeviceTableEntry &dte,
 // encoding.
 unsigned guest_paging_levels(const DeviceTableEntry &dte);
 
+// The pieces of the walk that the mapping walk (mapping_walker.cc) shares.
+
+inline unsigned v2_index_shift(unsigned level) { return 12 + 9 * (level - 1); }
+
+// Guest physical memory as the device's tables see it: through the host
+// tables when the DTE has them (Mode 1..6), else as it is. Failures are
+// said in r (status, error_address); host entries read are counted there.
+class GuestPhysical {
+public:
+    GuestPhysical(Host &host, const DeviceTableEntry &dte, GuestWalkResult &r)
+        : host_(host), dte_(dte), r_(r)
+    {
+    }
+
+    // The system physical page holding gpa, for an access that reads (or
+    // writes, if write), and what the host tables allow there (not the
+    // DTE's IR and IW: those are the device's, not the IOMMU's own reads
+    // of guest tables).
+    bool translate(uint64_t gpa, bool write, uint64_t &spa,
+                   uint64_t &page_size, bool &readable, bool &writable);
+
+    // The 8-byte table entry at gpa, and whether the host tables let the
+    // IOMMU write it back (with its Accessed and Dirty bits).
+    bool read_entry(uint64_t gpa, uint64_t &value, uint64_t &spa,
+                    bool &writable);
+
+    // Accessed and Dirty updates go to the system address the entry was
+    // read from. A write that fails (the entry is no longer RAM) is
+    // dropped: the translation was already allowed.
+    void write_entry(uint64_t spa, uint64_t value);
+
+private:
+    Host &host_;
+    const DeviceTableEntry &dte_;
+    GuestWalkResult &r_;
+};
+
+// The guest CR3 (a guest physical address) of pasid in dte's GCR3 table.
+bool find_guest_cr3(GuestPhysical &mem, const DeviceTableEntry &dte,
+                    uint32_t pasid, GuestWalkResult &r, uint64_t &cr3);
+
+// Reserved bits of a present v2 entry at level (5..1); PS makes a leaf at
+// levels 3 and 2, is reserved above, and is PAT at level 1.
+bool v2_reserved(uint64_t entry, unsigned level);
+
 } // namespace ioguard

@@ -149,23 +149,22 @@ bool Iommu::for_each_pasid(uint16_t devid, unsigned max,
     return true;
 }
 
-IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
-                                        uint64_t end, uint64_t max_ranges,
-                                        uint64_t max_tables, bool coalesce,
+IoguardMappingWalk Iommu::walk_mappings(const MappingQuery &query,
                                         const MappingSink &sink)
 {
     DteLocation where;
-    const auto dte = device_table_.load(devid, where);
+    const auto dte = device_table_.load(query.devid, where);
     IoguardMappingWalk result{};
-    result.dma = dma_kind(dte);
+    result.dma = query.pasid == kHostTables ? dma_kind(dte)
+                                            : pasid_dma_kind(dte, query.pasid);
 
+    MappingWalk walk;
     switch (result.dma) {
     case IOGUARD_DMA_BLOCKED:
-    case IOGUARD_DMA_GUEST_TRANSLATED:  // (the guest tables' walk: not yet)
         return result;
     case IOGUARD_DMA_UNTRANSLATED:
     case IOGUARD_DMA_PASSTHROUGH: {
-        if (!coalesce) {
+        if (!query.coalesce) {
             return result;      // no page-table entries
         }
         const bool identity = result.dma == IOGUARD_DMA_UNTRANSLATED;
@@ -173,21 +172,53 @@ IoguardMappingWalk Iommu::walk_mappings(uint16_t devid, uint64_t start,
             identity ? unsigned(IOGUARD_PERM_RW)
                      : (dte->read_allowed() ? IOGUARD_PERM_READ : 0) |
                            (dte->write_allowed() ? IOGUARD_PERM_WRITE : 0);
-        if (perm != IOGUARD_PERM_NONE && max_ranges > 0) {
-            sink(IoguardMapping{start, ~uint64_t{0}, start, perm});
+        if (perm != IOGUARD_PERM_NONE && query.max_ranges > 0) {
+            sink(IoguardMapping{query.start, ~uint64_t{0}, query.start, perm});
         }
         return result;
     }
+    case IOGUARD_DMA_GUEST_TRANSLATED: {
+        // Requests without a PASID go through PASID 0's tables (GIoV), as
+        // user requests.
+        const bool tagged = query.pasid != kHostTables;
+        walk = walk_guest_mappings(
+            host_, *dte, tagged ? query.pasid : 0,
+            !tagged || !query.privileged, query.start, query.end,
+            query.max_ranges, query.max_tables, query.coalesce, sink);
+        break;
     }
-    const MappingWalk walk = ioguard::walk_mappings(
-        host_, dte->page_table_root(), dte->mode(), dte->read_allowed(),
-        dte->write_allowed(), start, end, max_ranges, max_tables,
-        coalesce, sink);
+    default:
+        walk = ioguard::walk_mappings(
+            host_, dte->page_table_root(), dte->mode(), dte->read_allowed(),
+            dte->write_allowed(), query.start, query.end, query.max_ranges,
+            query.max_tables, query.coalesce, sink);
+        break;
+    }
     result.truncated = walk.truncated;
     result.next_iova = walk.next_iova;
     result.tables_read = walk.tables_read;
     result.malformed = walk.malformed;
     return result;
+}
+
+// How a request with pasid goes, as translate_pasid decides it.
+unsigned Iommu::pasid_dma_kind(const std::optional<DeviceTableEntry> &dte,
+                               uint32_t pasid) const
+{
+    if (!enabled_.load(std::memory_order_acquire)) {
+        return IOGUARD_DMA_UNTRANSLATED;
+    }
+    if (!dte) {
+        return IOGUARD_DMA_BLOCKED;
+    }
+    if (!dte->valid()) {
+        return IOGUARD_DMA_UNTRANSLATED;
+    }
+    if (dte->illegal() || guest_fields_illegal(*dte) ||
+        !guest_fields_valid(*dte) || pasid > kMaxPasid) {
+        return IOGUARD_DMA_BLOCKED;
+    }
+    return IOGUARD_DMA_GUEST_TRANSLATED;
 }
 
 bool Iommu::lookup_page(uint16_t devid, uint64_t iova, IoguardMapping &m)

@@ -116,13 +116,23 @@ public:
     std::vector<IoguardFaultRecord> fault_records(uint64_t &overwritten);
     void clear_fault_records();
     IoguardDeviceInfo read_device(uint16_t devid);
-    IoguardMappingWalk walk_mappings(uint16_t devid, uint64_t start,
-                                     uint64_t end, uint64_t max_ranges,
-                                     uint64_t max_tables, bool coalesce,
+    struct MappingQuery {
+        uint16_t devid;
+        // kHostTables: requests without a PASID; else the PASID of requests
+        // with one, privileged (supervisor) or not.
+        uint32_t pasid;
+        bool privileged;
+        uint64_t start, end;
+        uint64_t max_ranges, max_tables;
+        bool coalesce;          // false: by page-table entry
+    };
+    IoguardMappingWalk walk_mappings(const MappingQuery &query,
                                      const MappingSink &sink);
     bool lookup_page(uint16_t devid, uint64_t iova, IoguardMapping &m);
     // IOGUARD_DMA_*: how dte's DMA goes, as the monitor says it.
     unsigned dma_kind(const std::optional<DeviceTableEntry> &dte) const;
+    unsigned pasid_dma_kind(const std::optional<DeviceTableEntry> &dte,
+                            uint32_t pasid) const;
     bool for_each_irte(uint16_t devid,
                        const std::function<void(const IoguardIrte &)> &fn);
     bool for_each_pasid(uint16_t devid, unsigned max,

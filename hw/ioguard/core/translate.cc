@@ -442,7 +442,7 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
                            (request.user ? EVENT_FLAG_US : 0);
     // (fault() logs nothing for PERM_NONE.)
     const unsigned page_fault_perm =
-        request.translation_request ? IOGUARD_PERM_NONE : perm;
+        request.translation_request ? unsigned(IOGUARD_PERM_NONE) : perm;
 
     std::optional<IotlbEntry> entry = iotlb_.lookup(domain, iova, kPasid);
     unsigned walk_entries = 0;

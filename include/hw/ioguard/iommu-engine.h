@@ -542,8 +542,14 @@ typedef struct IoguardMappingWalk {
  * upwards, coalesced, in IOVA order; at most max_ranges of them after
  * reading at most max_tables tables. For untranslated and passthrough DMA
  * fn gets one identity range (none if IR=IW=0).
+ *
+ * pasid -1: requests without a PASID (through PASID 0's guest tables if
+ * the DTE has GIoV, as user requests). Else requests with that PASID, as
+ * ioguard_iommu_translate_pasid() translates them: privileged ones
+ * (supervisor) or user ones; result->dma says how they go.
  */
 void ioguard_iommu_walk_mappings(IoguardIommu *iommu, uint16_t devid,
+                                 int32_t pasid, bool privileged,
                                  uint64_t start, uint64_t max_ranges,
                                  uint64_t max_tables,
                                  void (*fn)(const IoguardMapping *,
