@@ -55,7 +55,7 @@ exec 5>&- 6<&-
 
 mkfifo /tmp/qtest-in /tmp/qtest-out
 # shellcheck disable=SC2086
-$inner -qtest stdio -device ioguard-iommu,dma-remap=on \
+$inner -qtest stdio -device ioguard-iommu,dma-remap=on,guest-translation=on \
   -device "vfio-pci,host=$bdf,addr=0x2" \
   -trace ioguard_notify_map -trace ioguard_notify_unmap -D /tmp/inner-trace.log \
   -qtest-log none \
@@ -193,6 +193,37 @@ copy dte-change 0x1000000 0x1002000 $DST2
 dte $L3
 invalidate_dte
 copy dte-back 0x1000000 0x1002000 $DST2
+
+# 12. Guest (v2) tables, as Linux's amd_iommu=pgtbl_v2 sets them up: a
+# GCR3 table whose PASID 0 entry holds x86-64 tables, the DTE with GV and
+# GIoV (host Mode 0), GTEn. IOVA 0x1000000 -> SRC (read), 0x1001000 -> DST1.
+GCR3=0x206000; V4=0x207000; V3=0x208000; V2=0x209000; V1=0x20a000
+V2RW=$((1 | 2 | 4))     # present, R/W, U/S
+GN=4                    # INVALIDATE_IOMMU_PAGES: the PASID's pages
+pte $GCR3 $((V4 | 1))
+pte $V4 $((V3 | V2RW)); pte $V3 $((V2 | V2RW)); pte $((V2 + 8 * 8)) $((V1 | V2RW))
+pte $V1 $((SRC | 1 | 4))
+pte $((V1 + 8)) $((DST1 | V2RW))
+q writeq $((MMIO + 0x18)) $((1 | 1 << 12 | 1 << 16))          # + GTEn
+pte $((DEVTAB + 0x10 * 32)) $((1 | 2 | IR | IW | 1 << 55 | 1 << 54 | ((GCR3 >> 12) & 7) << 58))
+q writel $((DEVTAB + 0x10 * 32 + 8)) $((1 | ((GCR3 >> 15) & 0xffff) << 16))
+invalidate_dte
+copy guest-tables 0x1000000 0x1001000 $DST1
+
+# 13. A v2 page mapped, then invalidated with GN=1 (PASID 0): vfio is told.
+pte $((V1 + 16)) $((DST2 | V2RW))
+command 0 $((3 << 28 | 1)) $((0x1002000 | GN))
+copy guest-mapped 0x1000000 0x1002000 $DST2
+
+# 14. Unmapped, invalidated with GN=1: vfio unmaps it.
+pte $((V1 + 8)) 0
+command 0 $((3 << 28 | 1)) $((0x1001000 | GN))
+copy guest-unmapped 0x1000000 0x1001000 $DST1
+
+# Back to the v1 tables, GTEn off.
+q writeq $((MMIO + 0x18)) $((1 | 1 << 12))
+dte $L3
+invalidate_dte
 
 # 11. A hostile guest, with vfio listening: random table entries (some
 # pointing at MMIO, past RAM, at other tables or themselves), DTEs,

@@ -1,7 +1,8 @@
 """Guest tests of what the monitor says about a running Linux guest:
 query-ioguard-mappings for the NVMe disk and the NIC equals what an
 independent walk of the guest's own I/O page tables (read straight from
-guest RAM) says, before and after traffic; and the DMA verifier flags a
+guest RAM) says, before and after traffic, for v1 tables and for the v2
+tables of amd_iommu=pgtbl_v2; and the DMA verifier flags a
 device that reads a buffer after its driver unmapped it in lazy mode,
 while in strict mode the same read faults."""
 
@@ -71,6 +72,75 @@ def guest_table_ranges(ram, root, mode, ir, iw):
 
     walk(root, mode, 0, (1 << (12 + 9 * mode)) - 1 if mode < 6 else 2**64 - 1,
          ir, iw)
+    return coalesce(leaves)
+
+
+def compare_with_guest_tables(vm, ram, requester, dma="translated"):
+    """query-ioguard-mappings for requester against the guest's tables
+    (v1, or PASID 0's v2 tables for dma "guest-translated"); returns the
+    ranges."""
+    dev = vm.cmd("query-ioguard-device", requester=requester)
+    assert dev["dma"] == dma, dev
+    ram.seek(dev["dte-address"])
+    q0, q1, q2, _ = struct.unpack("<4Q", ram.read(32))
+    mode, root = (q0 >> 9) & 7, q0 & PTE_ADDR
+    assert (mode, root) == (dev["mode"], dev["page-table-root"])
+    if dma == "guest-translated":
+        assert mode == 0, "pgtbl_v2 has no host tables"
+        expected = guest_v2_ranges(ram, q0, q1, q2)
+    else:
+        expected = guest_table_ranges(ram, root, mode, bool(q0 >> 61 & 1),
+                                      bool(q0 >> 62 & 1))
+    got = vm.cmd("query-ioguard-mappings", requester=requester,
+                 **{"max-ranges": 65536})
+    assert not got["truncated"] and got["malformed"] == 0
+    assert [(r["iova"], r["last"], r["target"], r["read"], r["write"])
+            for r in got["ranges"]] == expected
+    return expected
+
+
+V2_PRESENT, V2_RW, V2_USER, V2_PS = 1, 2, 4, 0x80
+
+
+def guest_v2_ranges(ram, q0, q1, q2):
+    """Every page that requests without a PASID reach through PASID 0's
+    guest (v2, x86-64 format) tables of a DTE with GV and GIoV and no host
+    tables (Linux's amd_iommu=pgtbl_v2), coalesced as the IOMMU must.
+    Written from the AMD-Vi and x86-64 specs, independently of the
+    engine."""
+    gcr3 = ((q0 >> 58 & 7) << 12 | (q1 >> 16 & 0xffff) << 15 |
+            (q1 >> 43 & 0x1fffff) << 31)
+    table = gcr3
+    for _ in range((q0 >> 56 & 3) + 1):    # GLX: levels below the root
+        entry = u64(ram, table)            # index 0 at each: PASID 0
+        assert entry & 1, "PASID 0 has no GCR3 entry"
+        table = entry & PTE_ADDR
+    levels = 5 if q2 >> 54 & 3 == 1 else 4
+    ir, iw = bool(q0 >> 61 & 1), bool(q0 >> 62 & 1)
+    leaves = []
+
+    def walk(table, level, base, writable, user):
+        for i in range(512):
+            pte = u64(ram, table + 8 * i)
+            if not pte & V2_PRESENT:
+                continue
+            start = base + i * level_size(level)
+            w, u = writable and bool(pte & V2_RW), user and bool(pte & V2_USER)
+            if level == 1 or pte & V2_PS:
+                size = level_size(level)
+                if u and (ir or (w and iw)):
+                    leaves.append((start, start + size - 1,
+                                   pte & PTE_ADDR & ~(size - 1), ir, w and iw))
+            else:
+                walk(pte & PTE_ADDR, level - 1, start, w, u)
+
+    walk(table, levels, 0, True, True)
+    return coalesce(leaves)
+
+
+def coalesce(leaves):
+    """Leaves in IOVA order joined where contiguous in both address spaces
+    with the same permissions."""
     ranges = []
     for leaf in leaves:
         if ranges:
@@ -83,33 +153,21 @@ def guest_table_ranges(ram, root, mode, ir, iw):
     return ranges
 
 
-def compare_with_guest_tables(vm, ram, requester):
-    """query-ioguard-mappings for requester against the guest's tables;
-    returns the ranges."""
-    dev = vm.cmd("query-ioguard-device", requester=requester)
-    assert dev["dma"] == "translated", dev
-    ram.seek(dev["dte-address"])
-    q0 = struct.unpack("<4Q", ram.read(32))[0]
-    mode, root = (q0 >> 9) & 7, q0 & PTE_ADDR
-    assert (mode, root) == (dev["mode"], dev["page-table-root"])
-    expected = guest_table_ranges(ram, root, mode, bool(q0 >> 61 & 1),
-                                  bool(q0 >> 62 & 1))
-    got = vm.cmd("query-ioguard-mappings", requester=requester,
-                 **{"max-ranges": 65536})
-    assert not got["truncated"] and got["malformed"] == 0
-    assert [(r["iova"], r["last"], r["target"], r["read"], r["write"])
-            for r in got["ranges"]] == expected
-    return expected
-
-
-def test_mappings_match_the_guest_tables_before_and_after_traffic():
+@pytest.mark.parametrize("tables", ["v1", "v2"])
+def test_mappings_match_the_guest_tables_before_and_after_traffic(tables):
+    """v2: amd_iommu=pgtbl_v2 with guest-translation=on; the answer is
+    that of PASID 0's tables, which requests without a PASID use."""
     WORK.mkdir(parents=True, exist_ok=True)
     image = WORK / "nvme-monitor.img"
     disk = ivm.nvme_behind_root_port(image, ivm.make_disk(image, 16, seed=31))
     ram_path = Path("/dev/shm") / f"ioguard-monitor-ram-{id(disk)}"
-    vm = ivm.Vm(ivm.ioguard_args(), [disk], workdir=WORK / "monitor-mappings",
+    v2 = tables == "v2"
+    dma = "guest-translated" if v2 else "translated"
+    vm = ivm.Vm(ivm.ioguard_args(*(["guest-translation=on"] if v2 else [])),
+                [disk], workdir=WORK / f"monitor-mappings-{tables}",
                 append=gp.kernel_params(pause=20, net="10.0.2.15/24",
-                                        nicloop="1500:500"),
+                                        nicloop="1500:500") +
+                (" amd_iommu=pgtbl_v2" if v2 else ""),
                 extra_args=[*ivm.nic("user,id=n0", NIC_ADDR),
                             "-object", "memory-backend-file,id=ram0,size=1G,"
                                        f"mem-path={ram_path},share=on",
@@ -118,13 +176,13 @@ def test_mappings_match_the_guest_tables_before_and_after_traffic():
         with vm, open(ram_path, "rb") as ram:
             assert vm.wait_for("IOGUARD-PAUSE", timeout=600), vm.log()[-2000:]
             vm.cmd("stop")
-            before = {r: compare_with_guest_tables(vm, ram, r)
+            before = {r: compare_with_guest_tables(vm, ram, r, dma)
                       for r in (NVME, NIC)}
             translations = vm.stats()["translations"]
             vm.cmd("cont")
             assert vm.wait_for("IOGUARD-DONE", timeout=900)
             vm.cmd("stop")
-            after = {r: compare_with_guest_tables(vm, ram, r)
+            after = {r: compare_with_guest_tables(vm, ram, r, dma)
                      for r in (NVME, NIC)}
             assert vm.stats()["translations"] > translations + 1000
         assert ivm.Vm.checksums(vm)["nvme0n1"] == disk.sha256

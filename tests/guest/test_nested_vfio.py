@@ -6,7 +6,9 @@ The inner QEMU runs the qtest accelerator and tests/guest/nested-vfio.sh
 speaks the qtest protocol to it: it programs the inner IOMMU and has the
 NIC's DMA test engine copy between IOVAs. The NIC's DMA really happens in
 this (the outer) QEMU, through the outer ioguard-iommu's tables, which the
-guest's VFIO filled with what the inner IOMMU's MAP notifications said."""
+guest's VFIO filled with what the inner IOMMU's MAP notifications said,
+from v1 tables and from guest (v2) tables as amd_iommu=pgtbl_v2 sets them
+up."""
 
 import re
 import shutil
@@ -153,9 +155,25 @@ def test_assigned_nic_follows_the_inner_tables():
         ("map", *entry) for entry in held]
     assert steps["dte-back"] == {"te": done, "err": 0, "data": PATTERN}
 
+    # Guest (v2) tables (pgtbl_v2): the v1 entries PASID 0's tables do not
+    # have go, the one they map alike (0x1000000 -> SRC, read) stays, and
+    # their new one comes.
+    assert sorted(trace_of(log, "guest-tables")) == sorted(
+        [("unmap", iova, mask, None) for iova, mask, _ in held[1:]] +
+        [("map", 0x1001000, 0xfff, DST1)])
+    assert steps["guest-tables"] == {"te": done, "err": 0, "data": PATTERN}
+    # A GN=1 invalidation of PASID 0 after a map and after an unmap.
+    assert trace_of(log, "guest-mapped") == [("map", 0x1002000, 0xfff, DST2)]
+    assert steps["guest-mapped"] == {"te": done, "err": 0, "data": PATTERN}
+    assert trace_of(log, "guest-unmapped") == [
+        ("unmap", 0x1001000, 0xfff, None)]
+    assert steps["guest-unmapped"]["te"] == done | error
+    assert steps["guest-unmapped"]["err"] == 0x1001000
+
     # Each refusal is the outer IOMMU's, for the NIC, at the inner IOVA.
     refusals = sorted(f["iova"] for f in faults if f["requester"] == NIC)
-    assert refusals == [0x1000000, 0x1001000, 0x1001000, 0x1002000], faults
+    assert refusals == [0x1000000, 0x1001000, 0x1001000, 0x1001000,
+                        0x1002000], faults
     assert all(f["reason"] == "not-present"
                for f in faults if f["requester"] == NIC), faults
     # A hostile guest with vfio listening: the inner QEMU answered every
