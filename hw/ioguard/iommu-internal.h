@@ -39,6 +39,9 @@ typedef struct IoguardDeviceSpace {
     /* Where COMPLETE_PPR_REQUEST's answers to its page requests go. */
     IoguardPageResponseFn *page_response;
     void *page_response_opaque;
+    /* Where its device-IOTLB invalidations go, besides notifiers. */
+    IoguardDeviceIotlbFn *device_iotlb;
+    void *device_iotlb_opaque;
 } IoguardDeviceSpace;
 
 /* The bus number is read at each use: firmware numbers buses after boot. */

@@ -265,6 +265,10 @@ static void ioguard_mark_device_iotlb(IoguardDeviceSpace *ds, void *opaque)
 {
     const Invalidation *inv = opaque;
 
+    /* A device's own cache (ioguard-nic's PASID entries): told at once. */
+    if (ds->device_iotlb && ioguard_space_devid(ds) == inv->devid) {
+        ds->device_iotlb(ds->device_iotlb_opaque, inv->first, inv->last);
+    }
     if ((ds->notifier_flags & IOMMU_NOTIFIER_DEVIOTLB_UNMAP) &&
         ioguard_space_devid(ds) == inv->devid) {
         ioguard_mark_recheck(ds, inv->first, inv->last);

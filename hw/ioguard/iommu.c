@@ -876,14 +876,15 @@ static uint64_t ioguard_ats_generation(IOMMUMemoryRegion *iommu_mr)
     return ioguard_iommu_device_iotlb_generation(ds->iommu->engine);
 }
 
-static void ioguard_ats_used(IOMMUMemoryRegion *iommu_mr, uint64_t iova,
-                             uint64_t target, bool write, uint64_t generation)
+static void ioguard_ats_used(IOMMUMemoryRegion *iommu_mr, int32_t pasid,
+                             bool privileged, uint64_t iova, uint64_t target,
+                             bool write, uint64_t generation)
 {
     IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
                                           translated);
 
-    ioguard_iommu_ats_used(ds->iommu->engine, ioguard_space_devid(ds), iova,
-                           target,
+    ioguard_iommu_ats_used(ds->iommu->engine, ioguard_space_devid(ds), pasid,
+                           privileged, iova, target,
                            write ? IOGUARD_PERM_WRITE : IOGUARD_PERM_READ,
                            generation);
 }
@@ -930,8 +931,18 @@ static unsigned ioguard_page_request(IOMMUMemoryRegion *iommu_mr,
     return outcome;
 }
 
-static void ioguard_forget_page_responder(IOMMUMemoryRegion *iommu_mr,
-                                          void *opaque)
+static void ioguard_listen_device_iotlb(IOMMUMemoryRegion *iommu_mr,
+                                        IoguardDeviceIotlbFn *fn,
+                                        void *opaque)
+{
+    IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
+                                          translated);
+
+    ds->device_iotlb = fn;
+    ds->device_iotlb_opaque = opaque;
+}
+
+static void ioguard_forget_device(IOMMUMemoryRegion *iommu_mr, void *opaque)
 {
     IoguardDeviceSpace *ds = container_of(iommu_mr, IoguardDeviceSpace,
                                           translated);
@@ -939,6 +950,10 @@ static void ioguard_forget_page_responder(IOMMUMemoryRegion *iommu_mr,
     if (ds->page_response_opaque == opaque) {
         ds->page_response = NULL;
         ds->page_response_opaque = NULL;
+    }
+    if (ds->device_iotlb_opaque == opaque) {
+        ds->device_iotlb = NULL;
+        ds->device_iotlb_opaque = NULL;
     }
 }
 
@@ -953,7 +968,8 @@ static void ioguard_iommu_memory_region_class_init(ObjectClass *klass,
     ic->ats_used = ioguard_ats_used;
     ic->translate_pasid = ioguard_translate_pasid;
     ic->page_request = ioguard_page_request;
-    ic->forget_page_responder = ioguard_forget_page_responder;
+    ic->listen_device_iotlb = ioguard_listen_device_iotlb;
+    ic->forget_device = ioguard_forget_device;
 
     imrc->translate = ioguard_translate;
     imrc->notify_flag_changed = ioguard_notify_flag_changed;

@@ -10,7 +10,8 @@
  * does. With a PASID prefix (pri=on, nic-pri.c) the request goes to
  * ioguard-iommu's PASID translation, and the entry is the PASID's. The
  * IOMMU's device-IOTLB invalidations (INVALIDATE_IOTLB_PAGES,
- * delivered through QEMU's DEVIOTLB_UNMAP notifier) drop what they cover;
+ * delivered through QEMU's DEVIOTLB_UNMAP notifier, and for the PASIDs'
+ * entries by ioguard-iommu directly) drop what they cover;
  * so does the guest turning ATS off, and a reset.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -63,11 +64,33 @@ static NicAtcEntry *nic_atc_lookup(IoguardNicState *s, uint64_t addr,
     return NULL;
 }
 
+/*
+ * The verifier of the IOMMU that gave a translation for pasid, and its
+ * region for our requester: for requests without a PASID, the IOMMU
+ * region in our address space (none while the IOMMU passes them); with
+ * one, ioguard-iommu's region whatever our DMA without a PASID does.
+ */
+static const IoguardIommuMemoryRegionClass *
+nic_atc_verifier(IoguardNicState *s, uint32_t pasid, IOMMUMemoryRegion **mr)
+{
+    const IoguardIommuMemoryRegionClass *k;
+
+    if (!(pasid & NIC_TE_PASID_VALID)) {
+        *mr = s->atc_verified_mr;
+        return s->atc_verifier;
+    }
+    *mr = nic_ioguard_region(s, &k);
+    return *mr ? k : NULL;
+}
+
 /* The least recently used entry (or a free one) gets t. */
 static NicAtcEntry *nic_atc_insert(IoguardNicState *s, const IOMMUTLBEntry *t,
                                    unsigned perm, uint32_t pasid)
 {
     NicAtcEntry *victim = &s->atc[0];
+    IOMMUMemoryRegion *mr;
+    const IoguardIommuMemoryRegionClass *verifier =
+        nic_atc_verifier(s, pasid, &mr);
 
     for (int i = 0; i < NIC_ATC_ENTRIES; i++) {
         NicAtcEntry *e = &s->atc[i];
@@ -87,8 +110,7 @@ static NicAtcEntry *nic_atc_insert(IoguardNicState *s, const IOMMUTLBEntry *t,
         .target = t->translated_addr,
         .as = t->target_as,
         .perm = perm,
-        .generation = s->atc_verifier ?
-            s->atc_verifier->ats_generation(s->atc_verified_mr) : 0,
+        .generation = verifier ? verifier->ats_generation(mr) : 0,
         .pasid = pasid,
     };
     return victim;
@@ -112,6 +134,44 @@ IOMMUMemoryRegion *nic_ioguard_region(IoguardNicState *s,
     return NULL;
 }
 
+/*
+ * INVALIDATE_IOTLB_PAGES: the range goes (from every PASID's entries, as
+ * the invalidation's PASID is not said: at least what was asked goes).
+ */
+static void nic_atc_drop(IoguardNicState *s, uint64_t first, uint64_t last,
+                         bool pasids_only)
+{
+    trace_ioguard_nic_ats_invalidate(first, last);
+    s->atc_invalidations++;
+    for (int i = 0; i < NIC_ATC_ENTRIES; i++) {
+        NicAtcEntry *e = &s->atc[i];
+
+        if (e->valid && e->iova <= last && e->iova + e->mask >= first &&
+            (!pasids_only || (e->pasid & NIC_TE_PASID_VALID))) {
+            e->valid = false;
+        }
+    }
+}
+
+/* As QEMU's device-IOTLB notifier delivers it. */
+static void nic_atc_invalidate(IOMMUNotifier *n, IOMMUTLBEntry *iotlb)
+{
+    NicAtcNotifier *an = container_of(n, NicAtcNotifier, n);
+
+    nic_atc_drop(an->s, iotlb->iova, iotlb->iova + iotlb->addr_mask, false);
+}
+
+/*
+ * The same from ioguard-iommu directly, for the entries of requests with
+ * a PASID: QEMU's notifier (above) is only there while our DMA without a
+ * PASID is translated, and tells only of what it handed out without one.
+ */
+static void nic_atc_invalidate_pasids(void *opaque, uint64_t first,
+                                      uint64_t last)
+{
+    nic_atc_drop(opaque, first, last, true);
+}
+
 /* An ATS translation request, with the PASID prefix if pasid has one. */
 static IOMMUTLBEntry nic_ats_translate(IoguardNicState *s, uint64_t addr,
                                       bool write, uint32_t pasid)
@@ -130,6 +190,8 @@ static IOMMUTLBEntry nic_ats_translate(IoguardNicState *s, uint64_t addr,
                       "but no ioguard-iommu translates this device\n");
         return (IOMMUTLBEntry) { .perm = IOMMU_NONE };
     }
+    /* What we keep of it goes with the IOMMU's INVALIDATE_IOTLB_PAGES. */
+    k->listen_device_iotlb(mr, nic_atc_invalidate_pasids, s);
     return k->translate_pasid(mr, pasid & NIC_TE_PASID_MASK,
                               pasid & NIC_TE_PASID_PRIVILEGED, addr, write);
 }
@@ -147,12 +209,19 @@ MemTxResult nic_ats_dma(IoguardNicState *s, uint64_t addr, void *buf,
     NicAtcEntry *e = nic_atc_lookup(s, addr, pasid);
 
     if (e && (e->perm & need)) {
+        IOMMUMemoryRegion *mr;
+        const IoguardIommuMemoryRegionClass *verifier =
+            nic_atc_verifier(s, pasid, &mr);
+        bool tagged = pasid & NIC_TE_PASID_VALID;
+
         s->atc_hits++;
-        /* (The verifier knows the tables of requests without a PASID.) */
-        if (s->atc_verifier && !(pasid & NIC_TE_PASID_VALID)) {
-            s->atc_verifier->ats_used(s->atc_verified_mr, addr,
-                                      e->target + (addr & e->mask), write,
-                                      e->generation);
+        if (verifier) {
+            verifier->ats_used(mr,
+                               tagged ? (int32_t)(pasid & NIC_TE_PASID_MASK)
+                                      : -1,
+                               tagged && (pasid & NIC_TE_PASID_PRIVILEGED),
+                               addr, e->target + (addr & e->mask), write,
+                               e->generation);
         }
     } else {
         /* The IOMMU checks one access per request: what it checked is kept. */
@@ -177,28 +246,6 @@ MemTxResult nic_ats_dma(IoguardNicState *s, uint64_t addr, void *buf,
     e->last_use = ++s->atc_clock;
     return dma_memory_rw(e->as, e->target + (addr & e->mask), buf, len, dir,
                          MEMTXATTRS_UNSPECIFIED);
-}
-
-/*
- * INVALIDATE_IOTLB_PAGES, as QEMU's device-IOTLB notifier delivers it. It
- * does not say the PASID: the range goes from every PASID's entries,
- * which drops at least what was asked.
- */
-static void nic_atc_invalidate(IOMMUNotifier *n, IOMMUTLBEntry *iotlb)
-{
-    NicAtcNotifier *an = container_of(n, NicAtcNotifier, n);
-    IoguardNicState *s = an->s;
-    uint64_t first = iotlb->iova, last = iotlb->iova + iotlb->addr_mask;
-
-    trace_ioguard_nic_ats_invalidate(first, last);
-    s->atc_invalidations++;
-    for (int i = 0; i < NIC_ATC_ENTRIES; i++) {
-        NicAtcEntry *e = &s->atc[i];
-
-        if (e->valid && e->iova <= last && e->iova + e->mask >= first) {
-            e->valid = false;
-        }
-    }
 }
 
 static void nic_atc_region_add(MemoryListener *listener,

@@ -120,7 +120,7 @@ void nic_pri_exit(IoguardNicState *s)
      * requester ID must not reach a device that is gone.) */
     mr = nic_ioguard_region(s, &k);
     if (mr) {
-        k->forget_page_responder(mr, s);
+        k->forget_device(mr, s);
     }
 }
 

@@ -4,10 +4,10 @@ each invalidation of its own IOTLB that concerns the disk, tells the disk's
 translation cache with INVALIDATE_IOTLB_PAGES. The disk reads back right in
 lazy and strict mode. Without device-iotlb=on, Linux never sends one.
 
-The guest is Debian's 6.1: 6.12 reads a device's ATS capability only when
-the IOMMU also offers guest translation and the PPR log (GTSup, PPRSup,
-EPHSup: amd_iommu_gt_ppr_supported() in iommu_init_device), which
-ioguard-iommu does not yet (issue 23)."""
+The guest is Debian's 6.1, and Debian's 6.12 with guest-translation=on:
+6.12 reads a device's ATS capability only when the IOMMU also offers guest
+translation and the PPR log (GTSup, PPRSup, EPHSup:
+amd_iommu_gt_ppr_supported() in iommu_init_device)."""
 
 import sys
 from pathlib import Path
@@ -20,11 +20,20 @@ import ioguard_vm as ivm  # noqa: E402
 
 WORK = ivm.BUILD / "tests" / "guest"
 
+GT = ("device-iotlb=on", "guest-translation=on")
 CASES = {
-    # name: (IOMMU properties, kernel arguments, device IOTLB flushes expected)
-    "lazy": (("device-iotlb=on",), "", True),
-    "strict": (("device-iotlb=on",), "iommu.strict=1", True),
-    "no-device-iotlb": ((), "", False),
+    # name: (IOMMU properties, kernel arguments, device IOTLB flushes
+    # expected, guest)
+    "lazy": (("device-iotlb=on",), "", True, ivm.GUEST_6_1),
+    "strict": (("device-iotlb=on",), "iommu.strict=1", True, ivm.GUEST_6_1),
+    "no-device-iotlb": ((), "", False, ivm.GUEST_6_1),
+    # 6.12 with v1 tables, and with v2 tables (pgtbl_v2): invalidations
+    # of v2 pages flush the device IOTLB as well.
+    "6.12-lazy": (GT, "", True, ivm.GUEST),
+    "6.12-pgtbl_v2-strict": (GT, "amd_iommu=pgtbl_v2 iommu.strict=1", True,
+                             ivm.GUEST),
+    "6.12-without-guest-translation": (("device-iotlb=on",), "", False,
+                                       ivm.GUEST),
 }
 
 
@@ -37,9 +46,9 @@ def disk():
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_device_iotlb_invalidations(case, disk):
-    props, append, flushes = CASES[case]
+    props, append, flushes, guest = CASES[case]
     vm = ivm.Vm(ivm.ioguard_args(*props), [disk], append=append,
-                workdir=WORK / f"ats-{case}", guest=ivm.GUEST_6_1)
+                workdir=WORK / f"ats-{case}", guest=guest)
     with vm:
         finished = vm.wait_for("IOGUARD-DONE", timeout=900)
         stats = vm.stats()

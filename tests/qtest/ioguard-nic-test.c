@@ -756,7 +756,7 @@ static void test_sva_page_request(void)
     char *hmp;
     Nic n;
 
-    nic_start_full(&n, "guest-translation=on,device-iotlb=on",
+    nic_start_full(&n, "guest-translation=on,device-iotlb=on,verifier=on",
                    ",ats=on,pri=on", false);
     mch = qpci_device_find(n.pcibus, 0);
     qpci_config_writel(mch, 0x64, 0);
@@ -856,6 +856,44 @@ static void test_sva_page_request(void)
     }
     qobject_unref(resp);
 
+    /*
+     * The verifier: SVA_GVA is unmapped from PASID 5, the IOMMU's IOTLB
+     * invalidated, and the NIC's INVALIDATE_IOTLB_PAGES (GN, PASID 5)
+     * dropped on its way by a fault
+     * rule, so the NIC reads through the translation it kept: a finding
+     * that names PASID 5. Then mapped again, and the rule gone.
+     */
+    qobject_unref(qtest_qmp_assert_success_ref(
+        n.qts, "{'execute': 'ioguard-fault-add', 'arguments': "
+        "{'device': 'ioguard-iommu', "
+        "'rule': 'site=device-iotlb,action=drop'}}"));
+    qtest_writeq(n.qts, V2_L1 + ((SVA_GVA >> 12) & 0x1ff) * 8, 0);
+    iommu_queue_command(&m, SVA_PASID, CMD_INV_IOMMU_PAGES << 28 | DOMAIN,
+                        SVA_GVA | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
+    iommu_queue_command(&m, devid | (SVA_PASID & 0xff) << 16,
+                        CMD_INV_IOTLB_PAGES << 28 | SVA_PASID >> 8,
+                        SVA_GVA | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
+    iommu_completion_wait(&m);
+    g_assert_cmphex(te_read_start(&n, SVA_GVA, 4096), ==,
+                    NIC_TE_STATUS_DONE);
+    resp = qtest_qmp(n.qts, "{'execute': 'query-ioguard-faults'}");
+    faults = qdict_get_qlist(qobject_to(QDict, qlist_peek(
+                 qdict_get_qlist(resp, "return"))), "faults");
+    last = NULL;
+    QLIST_FOREACH_ENTRY(faults, entry) {
+        last = qobject_to(QDict, qlist_entry_obj(entry));
+    }
+    g_assert(last);
+    g_assert_cmpstr(qdict_get_str(last, "reason"), ==,
+                    "ats-use-after-invalidation");
+    g_assert_cmpint(qdict_get_int(last, "pasid"), ==, SVA_PASID);
+    g_assert_cmphex(qdict_get_int(last, "iova"), ==, SVA_GVA);
+    qobject_unref(resp);
+    qtest_qmp_assert_success(n.qts, "{'execute': 'ioguard-fault-remove', "
+                             "'arguments': {'device': 'ioguard-iommu', "
+                             "'id': 1}}");
+    sva_map(&n, SVA_GVA, SVA_DATA);
+
     /* A page software will not give: te-page. */
     g_assert_cmphex(te_read_start(&n, SVA_GVA + 0x2000, 4096), ==,
                     NIC_TE_STATUS_BUSY | NIC_TE_STATUS_PAGE_WAIT);
@@ -918,6 +956,27 @@ static void test_sva_page_request(void)
     g_assert_cmphex(qtest_readw(n.qts, NIC_ECAM + NIC_PRI_CAP +
                                 PCI_PRI_STATUS), ==,
                     PCI_PRI_STATUS_PASID | PCI_PRI_STATUS_RF);
+
+    /*
+     * PASID 5's page, kept by the NIC, unmapped and invalidated as Linux
+     * does (INVALIDATE_IOMMU_PAGES, then INVALIDATE_IOTLB_PAGES, GN,
+     * PASID 5): the translation the NIC kept goes,
+     * although the NIC's DMA without a PASID is not translated (Mode 0),
+     * and the next read is refused (PRI stopped: no page request).
+     */
+    wr(&n, NIC_REG_TE_PASID, NIC_TE_PASID_VALID | SVA_PASID);
+    g_assert_cmphex(te_read_start(&n, SVA_GVA, 4096), ==,
+                    NIC_TE_STATUS_DONE);
+    qtest_writeq(n.qts, V2_L1 + ((SVA_GVA >> 12) & 0x1ff) * 8, 0);
+    iommu_queue_command(&m, SVA_PASID, CMD_INV_IOMMU_PAGES << 28 | DOMAIN,
+                        SVA_GVA | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
+    iommu_queue_command(&m, devid | (SVA_PASID & 0xff) << 16,
+                        CMD_INV_IOTLB_PAGES << 28 | SVA_PASID >> 8,
+                        SVA_GVA | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
+    iommu_completion_wait(&m);
+    g_assert_cmphex(te_read_start(&n, SVA_GVA, 4096), ==,
+                    NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR);
+    assert_error(&n, NIC_ERR_TE_PAGE, SVA_GVA);
     nic_stop(&n);
 }
 

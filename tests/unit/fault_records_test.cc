@@ -244,8 +244,8 @@ TEST_F(VerifierTest, AtsUseAfterItsInvalidationIsFlagged)
     d.inv_iotlb_page(kDev, 0x40000);    // ... which the device missed
     ASSERT_TRUE(d.completion_wait());
     EXPECT_GT(ioguard_iommu_device_iotlb_generation(m.iommu), kept);
-    ioguard_iommu_ats_used(m.iommu, kDev, 0x40010, 0xa010, IOGUARD_PERM_WRITE,
-                           kept);
+    ioguard_iommu_ats_used(m.iommu, kDev, -1, false, 0x40010, 0xa010,
+                           IOGUARD_PERM_WRITE, kept);
     const auto r = records(m);
     ASSERT_EQ(r.size(), 1u);
     EXPECT_EQ(reason(r[0]), "ats-use-after-invalidation");
@@ -266,24 +266,24 @@ TEST_F(VerifierTest, AtsUseIsOnlyFlaggedAfterItsOwnInvalidation)
     const uint64_t kept = ioguard_iommu_device_iotlb_generation(m.iommu);
     unmap();
     // Not invalidated yet (the guest's lazy window): not this finding.
-    ioguard_iommu_ats_used(m.iommu, kDev, 0x40000, 0xa000, IOGUARD_PERM_READ,
-                           kept);
+    ioguard_iommu_ats_used(m.iommu, kDev, -1, false, 0x40000, 0xa000,
+                           IOGUARD_PERM_READ, kept);
     // Another device's invalidation, or another page's.
     d.inv_iotlb_page(kDev + 1, 0x40000);
     d.inv_iotlb_page(kDev, 0x80000);
     ASSERT_TRUE(d.completion_wait());
-    ioguard_iommu_ats_used(m.iommu, kDev, 0x40000, 0xa000, IOGUARD_PERM_READ,
-                           kept);
+    ioguard_iommu_ats_used(m.iommu, kDev, -1, false, 0x40000, 0xa000,
+                           IOGUARD_PERM_READ, kept);
     // A translation the device got after the invalidation.
     d.inv_iotlb_page(kDev, 0x40000);
     ASSERT_TRUE(d.completion_wait());
     const uint64_t later = ioguard_iommu_device_iotlb_generation(m.iommu);
-    ioguard_iommu_ats_used(m.iommu, kDev, 0x40000, 0xa000, IOGUARD_PERM_READ,
-                           later);
+    ioguard_iommu_ats_used(m.iommu, kDev, -1, false, 0x40000, 0xa000,
+                           IOGUARD_PERM_READ, later);
     EXPECT_TRUE(records(m).empty());
     // Invalidated but still mapped so: keeping it did no harm.
     d.map(root, 3, 0x40000, 0xa000, true, true);
-    ioguard_iommu_ats_used(m.iommu, kDev, 0x40000, 0xa000, IOGUARD_PERM_READ,
-                           kept);
+    ioguard_iommu_ats_used(m.iommu, kDev, -1, false, 0x40000, 0xa000,
+                           IOGUARD_PERM_READ, kept);
     EXPECT_TRUE(records(m).empty());
 }

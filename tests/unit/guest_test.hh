@@ -32,7 +32,9 @@ inline GuestDte guest_dte(uint64_t gcr3_table, unsigned glx = 0,
 }
 
 struct GuestTest : ::testing::Test {
-    Machine m{guest_config()};
+    explicit GuestTest(IoguardConfig config = guest_config()) : m{config} {}
+
+    Machine m;
     Driver d{m};
     uint64_t gcr3_table = 0;
     uint64_t cr3 = 0;

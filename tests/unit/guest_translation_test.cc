@@ -376,6 +376,7 @@ TEST_F(GuestTest, TheMonitorSeesGuestTranslatedDmaAndItsPages)
 // do not give refused without an event (the device's page request
 // follows), and refusal without guest tables.
 struct PasidTest : GuestTest {
+    using GuestTest::GuestTest;
     static constexpr uint32_t kPasid = 5;
     uint64_t cr3_of_pasid = 0;
 
@@ -549,4 +550,51 @@ TEST_F(PasidTest, TheMonitorListsTheGcr3Table)
     EXPECT_EQ(info.gcr3_levels, 1u);
     EXPECT_EQ(info.gcr3_table_root, root);
     EXPECT_EQ(info.guest_paging_levels, 4u);
+}
+
+// The DMA verifier and a device's own translation of a PASID's page (ATS
+// with a PASID): a use after an INVALIDATE_IOTLB_PAGES covered it, while
+// the PASID's tables no longer map it so, is a finding that names the
+// PASID; a supervisor translation of a supervisor page that still holds
+// is none.
+IoguardConfig verifier_config()
+{
+    IoguardConfig c = guest_config();
+    c.verifier = true;
+    return c;
+}
+
+struct PasidVerifierTest : PasidTest {
+    PasidVerifierTest() : PasidTest(verifier_config()) {}
+};
+
+TEST_F(PasidVerifierTest, AtsUseAfterItsInvalidationNamesThePasid)
+{
+    map(cr3_of_pasid, 0x42000, 0x555000);
+    map(cr3_of_pasid, 0x43000, 0x556000, kLeafFlags & ~IOMMU_PAGE_USER);
+    const uint64_t kept = ioguard_iommu_device_iotlb_generation(m.iommu);
+    d.inv_iotlb_page(kDev, 0x42000);
+    d.inv_iotlb_page(kDev, 0x43000);
+    ASSERT_TRUE(d.completion_wait());
+    // Still mapped so (as supervisor, for the supervisor page): harmless.
+    ioguard_iommu_ats_used(m.iommu, kDev, kPasid, false, 0x42000, 0x555000,
+                           IOGUARD_PERM_READ, kept);
+    ioguard_iommu_ats_used(m.iommu, kDev, kPasid, true, 0x43000, 0x556000,
+                           IOGUARD_PERM_READ, kept);
+    std::vector<IoguardFaultRecord> r(16);
+    uint64_t lost;
+    EXPECT_EQ(ioguard_iommu_get_fault_records(m.iommu, r.data(), r.size(),
+                                              &lost), 0u);
+    // Unmapped from PASID 5 (PASID 0 maps the address: not its business).
+    map(cr3, 0x42000, 0x555000);
+    m.w64(map(cr3_of_pasid, 0x42000, 0x555000), 0);
+    ioguard_iommu_ats_used(m.iommu, kDev, kPasid, false, 0x42010, 0x555010,
+                           IOGUARD_PERM_WRITE, kept);
+    ASSERT_EQ(ioguard_iommu_get_fault_records(m.iommu, r.data(), r.size(),
+                                              &lost), 1u);
+    EXPECT_STREQ(ioguard_fault_reason_name(r[0].reason),
+                 "ats-use-after-invalidation");
+    EXPECT_EQ(r[0].pasid, int32_t(kPasid));
+    EXPECT_EQ(r[0].address, 0x42010u);
+    EXPECT_FALSE(r[0].now_mapped);
 }

@@ -22,14 +22,15 @@ unsigned perm_bits(bool read, bool write)
 }
 
 // What the tables say of iova now: through the host tables, or (pasid
-// other than kHostTables) the guest tables of that PASID, without touching
-// their Accessed bits.
+// other than kHostTables) the guest tables of that PASID, for a user
+// request or not, without touching their Accessed bits.
 bool current_mapping(Host &host, const DeviceTableEntry &dte, uint32_t pasid,
-                     uint64_t iova, uint64_t &target, unsigned &perm)
+                     uint64_t iova, uint64_t &target, unsigned &perm,
+                     bool user = true)
 {
     if (pasid != kHostTables) {
         const GuestWalkResult now =
-            walk_guest(host, dte, GuestAccess{pasid, iova, false, true, false});
+            walk_guest(host, dte, GuestAccess{pasid, iova, false, user, false});
         if (now.status != GuestWalkResult::Status::Ok) {
             return false;
         }
@@ -77,6 +78,7 @@ void DmaVerifier::translated(const Translation &t)
     StaleUse use{};
     use.devid = t.devid;
     use.domain = t.dte.domain_id();
+    use.pasid = t.pasid == kHostTables ? -1 : int32_t(t.pasid);
     use.iova = t.iova;
     use.access = t.perm;
     use.stale_target = cached.page_base + (t.iova & cached_mask);
@@ -125,23 +127,37 @@ bool DmaVerifier::invalidated_since(uint16_t devid, uint64_t generation,
 }
 
 void DmaVerifier::ats_used(uint16_t devid, const IoguardDeviceInfo &dev,
-                           uint64_t iova, uint64_t target, unsigned access,
-                           uint64_t generation)
+                           const AtsUse &used)
 {
-    if (!invalidated_since(devid, generation, iova)) {
+    if (!invalidated_since(devid, used.generation, used.iova)) {
         return;
     }
+    const uint64_t iova = used.iova;
     StaleUse use{};
     use.devid = devid;
     use.domain = dev.domain_id;
     use.iova = iova;
-    use.access = access;
-    use.stale_target = target;
-    use.stale_perm = access;
-    if (dev.dma == IOGUARD_DMA_TRANSLATED ||
-        dev.dma == IOGUARD_DMA_GUEST_TRANSLATED) {
-        const DeviceTableEntry dte{{dev.raw[0], dev.raw[1], dev.raw[2],
-                                    dev.raw[3]}};
+    use.access = used.access;
+    use.stale_target = used.target;
+    use.stale_perm = used.access;
+    const DeviceTableEntry dte{{dev.raw[0], dev.raw[1], dev.raw[2],
+                                dev.raw[3]}};
+    if (used.pasid != kHostTables) {
+        // A translation of a request with a PASID (dev.dma: how such a
+        // request goes now): its guest tables, as user or supervisor.
+        use.pasid = int32_t(used.pasid);
+        if (dev.dma == IOGUARD_DMA_GUEST_TRANSLATED) {
+            use.now_mapped = current_mapping(host_, dte, used.pasid, iova,
+                                             use.current_target,
+                                             use.current_perm,
+                                             !used.privileged);
+        } else if (dev.dma == IOGUARD_DMA_UNTRANSLATED) {
+            use.now_mapped = true;      // identity
+            use.current_target = iova;
+            use.current_perm = IOGUARD_PERM_RW;
+        }
+    } else if (dev.dma == IOGUARD_DMA_TRANSLATED ||
+               dev.dma == IOGUARD_DMA_GUEST_TRANSLATED) {
         use.now_mapped = current_mapping(
             host_, dte,
             dev.dma == IOGUARD_DMA_GUEST_TRANSLATED ? 0 : kHostTables, iova,
@@ -154,8 +170,8 @@ void DmaVerifier::ats_used(uint16_t devid, const IoguardDeviceInfo &dev,
                                      dev.dma == IOGUARD_DMA_UNTRANSLATED ||
                                          dev.write_allowed);
     }
-    if (use.now_mapped && use.current_target == target &&
-        (use.current_perm & access) == access) {
+    if (use.now_mapped && use.current_target == used.target &&
+        (use.current_perm & used.access) == used.access) {
         return;     // the tables still say so: keeping it was harmless
     }
     report(use, true);

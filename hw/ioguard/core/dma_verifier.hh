@@ -38,10 +38,20 @@ public:
     // How many INVALIDATE_IOTLB_PAGES ran: a device notes it with each
     // translation it keeps.
     uint64_t device_iotlb_generation();
-    // devid used its translation of iova (to target, for access), kept
-    // since generation; dev is its DTE as in memory now.
-    void ats_used(uint16_t devid, const IoguardDeviceInfo &dev, uint64_t iova,
-                  uint64_t target, unsigned access, uint64_t generation);
+    // A device's use of a translation it kept: of iova, to target, for
+    // access, kept since generation, for a request with pasid (or
+    // kHostTables: without one).
+    struct AtsUse {
+        uint32_t pasid;
+        bool privileged;
+        uint64_t iova, target;
+        unsigned access;
+        uint64_t generation;
+    };
+    // dev is devid's DTE as in memory now, its dma how a request like the
+    // one used goes now.
+    void ats_used(uint16_t devid, const IoguardDeviceInfo &dev,
+                  const AtsUse &used);
 
 private:
     // A finding (ats: through a device's own translation cache), unless it

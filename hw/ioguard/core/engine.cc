@@ -297,13 +297,21 @@ uint64_t ioguard_iommu_device_iotlb_generation(IoguardIommu *iommu)
 }
 
 void ioguard_iommu_ats_used(IoguardIommu *iommu, uint16_t devid,
-                            uint64_t iova, uint64_t target, unsigned access,
+                            int32_t pasid, bool privileged, uint64_t iova,
+                            uint64_t target, unsigned access,
                             uint64_t generation)
 {
-    if (iommu->verifier) {
-        iommu->verifier->ats_used(devid, iommu->iommu.read_device(devid), iova,
-                                  target, access, generation);
+    if (!iommu->verifier) {
+        return;
     }
+    IoguardDeviceInfo dev = iommu->iommu.read_device(devid);
+    const uint32_t tag = pasid < 0 ? ioguard::kHostTables : uint32_t(pasid);
+    if (pasid >= 0) {
+        dev.dma = iommu->iommu.pasid_dma(devid, tag);
+    }
+    iommu->verifier->ats_used(
+        devid, dev,
+        {tag, privileged && pasid >= 0, iova, target, access, generation});
 }
 
 bool ioguard_iommu_lookup_page(IoguardIommu *iommu, uint16_t devid,

@@ -70,7 +70,7 @@ IoguardFaultRecord finding(const StaleUse &use)
     r.delivery = unsigned(Delivery::NotReported);
     r.devid = use.devid;
     r.domain = use.domain;
-    r.pasid = -1;
+    r.pasid = use.pasid;
     r.address = use.iova;
     r.address_is_iova = true;
     r.access = use.access;

@@ -25,6 +25,7 @@ namespace ioguard {
 struct StaleUse {
     uint16_t devid;
     uint16_t domain;
+    int32_t pasid = -1;         // a request through a PASID's guest tables
     uint64_t iova;
     unsigned access;            // IOGUARD_PERM_READ or _WRITE
     uint64_t stale_target;      // where the IOTLB sent it

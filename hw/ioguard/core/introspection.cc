@@ -201,6 +201,12 @@ IoguardMappingWalk Iommu::walk_mappings(const MappingQuery &query,
     return result;
 }
 
+unsigned Iommu::pasid_dma(uint16_t devid, uint32_t pasid)
+{
+    DteLocation where;
+    return pasid_dma_kind(device_table_.load(devid, where), pasid);
+}
+
 // How a request with pasid goes, as translate_pasid decides it.
 unsigned Iommu::pasid_dma_kind(const std::optional<DeviceTableEntry> &dte,
                                uint32_t pasid) const

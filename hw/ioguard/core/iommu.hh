@@ -133,6 +133,8 @@ public:
     unsigned dma_kind(const std::optional<DeviceTableEntry> &dte) const;
     unsigned pasid_dma_kind(const std::optional<DeviceTableEntry> &dte,
                             uint32_t pasid) const;
+    // How a request of devid with pasid goes now (IOGUARD_DMA_*).
+    unsigned pasid_dma(uint16_t devid, uint32_t pasid);
     bool for_each_irte(uint16_t devid,
                        const std::function<void(const IoguardIrte &)> &fn);
     bool for_each_pasid(uint16_t devid, unsigned max,

@@ -19,6 +19,10 @@
  * Called from the IOMMU's command processing with the engine's lock held:
  * a device retries its DMA later (a bottom half), not from here.
  */
+/* INVALIDATE_IOTLB_PAGES of first..last for the device; called as
+ * IoguardPageResponseFn is (below): only drop what the range covers. */
+typedef void IoguardDeviceIotlbFn(void *opaque, uint64_t first,
+                                  uint64_t last);
 typedef void IoguardPageResponseFn(void *opaque, bool pasid_valid,
                                    uint32_t pasid, uint16_t group,
                                    unsigned code);
@@ -33,8 +37,10 @@ typedef void IoguardPageResponseFn(void *opaque, bool pasid_valid,
 typedef struct IoguardIommuMemoryRegionClass {
     IOMMUMemoryRegionClass parent_class;
     uint64_t (*ats_generation)(IOMMUMemoryRegion *iommu_mr);
-    void (*ats_used)(IOMMUMemoryRegion *iommu_mr, uint64_t iova,
-                     uint64_t target, bool write, uint64_t generation);
+    /* pasid -1: a translation of a request without a PASID */
+    void (*ats_used)(IOMMUMemoryRegion *iommu_mr, int32_t pasid,
+                     bool privileged, uint64_t iova, uint64_t target,
+                     bool write, uint64_t generation);
     /*
      * An ATS translation request with a PASID prefix (QEMU 10.0's memory
      * core has no PASIDs): the PASID's guest tables answer, refusing and
@@ -53,8 +59,16 @@ typedef struct IoguardIommuMemoryRegionClass {
     unsigned (*page_request)(IOMMUMemoryRegion *iommu_mr,
                              IoguardPageRequest *request,
                              IoguardPageResponseFn *respond, void *opaque);
-    /* The device goes (unrealized): no answer may reach opaque after. */
-    void (*forget_page_responder)(IOMMUMemoryRegion *iommu_mr, void *opaque);
+    /*
+     * A device that keeps translations of requests with a PASID (QEMU's
+     * notifiers know none) hears each INVALIDATE_IOTLB_PAGES for its
+     * requester ID here, the range of every PASID (or none), whatever its
+     * DMA without a PASID does (identity, too).
+     */
+    void (*listen_device_iotlb)(IOMMUMemoryRegion *iommu_mr,
+                                IoguardDeviceIotlbFn *fn, void *opaque);
+    /* The device goes (unrealized): nothing may reach opaque after. */
+    void (*forget_device)(IOMMUMemoryRegion *iommu_mr, void *opaque);
 } IoguardIommuMemoryRegionClass;
 
 #endif

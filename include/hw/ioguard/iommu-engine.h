@@ -585,13 +585,16 @@ void ioguard_iommu_walk_page_entries(IoguardIommu *iommu, uint16_t devid,
  * translation cache notes the generation of the device-IOTLB invalidations
  * when the IOMMU gives it a translation, and says when it uses one: a use
  * after an INVALIDATE_IOTLB_PAGES for the device that covered the IOVA,
- * while the tables no longer map it so, is a finding (a fault record,
+ * while the tables no longer map it so (for a translation of a request
+ * with a PASID, pasid >= 0: that PASID's tables, as a privileged request
+ * or a user one), is a finding (a fault record,
  * IOGUARD_FAULT_ATS_USE_AFTER_INVALIDATION, and a LOG_GUEST_ERROR line).
  * Without the verifier the generation is 0 and uses are not looked at.
  */
 uint64_t ioguard_iommu_device_iotlb_generation(IoguardIommu *iommu);
 void ioguard_iommu_ats_used(IoguardIommu *iommu, uint16_t devid,
-                            uint64_t iova, uint64_t target, unsigned access,
+                            int32_t pasid, bool privileged, uint64_t iova,
+                            uint64_t target, unsigned access,
                             uint64_t generation);
 
 /* One requester's device-table entry as in guest memory, decoded. */
