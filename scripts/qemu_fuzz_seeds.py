@@ -18,7 +18,7 @@ third pattern makes every device table entry valid and translating (mode
 1, root at DEVICE_TABLE), so that the walks go on into page tables whose
 entries are its first word.
 
-    python3 scripts/qemu_fuzz_seeds.py disks|ats DIR
+    python3 scripts/qemu_fuzz_seeds.py disks|ats|sva DIR
 """
 
 import struct
@@ -101,6 +101,38 @@ CMD_BUF = 0x400000
 TRANSLATING_DTE = 1 | 2 | (1 << 9) | DEVICE_TABLE | (3 << 61)
 
 
+# The "sva" configuration adds PASID (at 0x108) and PRI (at 0x110) to the
+# NIC, and guest translation with the PPR log to the IOMMU.
+NIC_PASID_CONTROL = 0x108 + 6
+NIC_PRI_CONTROL, NIC_PRI_ALLOC = 0x110 + 4, 0x110 + 0xc
+PPR_LOG = 0x500000
+# V, TV, GV, GIoV, PPR, the GCR3 table at DEVICE_TABLE, IR and IW; the
+# same pattern is every GCR3 and v2 entry read (present, R/W, U/S).
+GUEST_DTE = 1 | 2 | (1 << 52) | (1 << 54) | (1 << 55) | (3 << 61)
+GUEST_DTE_Q1 = ((DEVICE_TABLE >> 15) & 0xffff) << 16
+
+
+def sva(*pattern):
+    return ats(*pattern)[:-4] + [
+        # PASIDs and PRI on, 32 requests
+        write(ECAM, NIC_CONFIG + NIC_PASID_CONTROL, 1, WORD),
+        write(ECAM, NIC_CONFIG + NIC_PRI_ALLOC, 32),
+        write(ECAM, NIC_CONFIG + NIC_PRI_CONTROL, 1, WORD),
+        # the PPR log (256 entries); IommuEn, CmdBufEn, PPRLogEn, PPRIntEn,
+        # PPREn, GTEn
+        write(ATS_IOMMU, 0x0038, PPR_LOG | (8 << 56), QUAD),
+        write(ATS_IOMMU, 0x0018,
+              1 | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 16),
+              QUAD),
+        # the test engine reads 8 KiB at 0x1000 with PASID 5
+        write(ATS_NIC, 0xa4, (1 << 31) | 5),
+        write(ATS_NIC, 0x80, 0x1000),
+        write(ATS_NIC, 0x88, 0x2000),
+        write(ATS_NIC, 0x90, 1),
+        clock_step(),
+    ]
+
+
 def ats(*pattern):
     return [
         dma_pattern(*pattern),
@@ -127,6 +159,8 @@ SEEDS = {
     "disks": {"refused": disks(0xff), "untranslated": disks(0x00)},
     "ats": {"refused": ats(2**64 - 1), "untranslated": ats(0),
             "translated": ats(TRANSLATING_DTE, 0, 0, 0)},
+    "sva": {"refused": sva(2**64 - 1), "untranslated": sva(0),
+            "guest": sva(GUEST_DTE, GUEST_DTE_Q1, 0, 0)},
 }
 
 
