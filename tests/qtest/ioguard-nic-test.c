@@ -699,6 +699,22 @@ static void sva_map(Nic *n, uint32_t gva, uint64_t gpa)
                  gpa | V2_FLAGS | IOMMU_PAGE_DIRTY);
 }
 
+/*
+ * Unmaps gva from PASID 5 and invalidates as Linux does: the IOMMU's
+ * IOTLB (INVALIDATE_IOMMU_PAGES), then the NIC's (INVALIDATE_IOTLB_PAGES),
+ * each with GN and the PASID.
+ */
+static void sva_unmap(Nic *n, IoguardIommu *m, uint32_t gva)
+{
+    qtest_writeq(n->qts, V2_L1 + ((gva >> 12) & 0x1ff) * 8, 0);
+    iommu_queue_command(m, SVA_PASID, CMD_INV_IOMMU_PAGES << 28 | DOMAIN,
+                        gva | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
+    iommu_queue_command(m, NIC_DEVFN | (SVA_PASID & 0xff) << 16,
+                        CMD_INV_IOTLB_PAGES << 28 | SVA_PASID >> 8,
+                        gva | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
+    iommu_completion_wait(m);
+}
+
 /* The test engine reads len bytes at gva; waits until done or waiting. */
 static uint32_t te_read_start(Nic *n, uint32_t gva, uint32_t len)
 {
@@ -727,6 +743,24 @@ static uint32_t te_wait_done(Nic *n)
     return rd(n, NIC_REG_TE_STATUS);
 }
 
+/* The IOMMU's newest fault record (the caller unrefs it). */
+static QDict *last_fault_record(Nic *n)
+{
+    QDict *resp = qtest_qmp(n->qts, "{'execute': 'query-ioguard-faults'}");
+    QList *faults = qdict_get_qlist(qobject_to(QDict, qlist_peek(
+                        qdict_get_qlist(resp, "return"))), "faults");
+    QListEntry *entry;
+    QDict *last = NULL;
+
+    QLIST_FOREACH_ENTRY(faults, entry) {
+        last = qobject_to(QDict, qlist_entry_obj(entry));
+    }
+    g_assert(last);
+    qobject_ref(last);
+    qobject_unref(resp);
+    return last;
+}
+
 /* The PPR log entry at index i, as two quadwords. */
 static void ppr_entry(Nic *n, int i, uint64_t *q0, uint64_t *q1)
 {
@@ -751,8 +785,7 @@ static void test_sva_page_request(void)
     Event ev[8];
     QPCIDevice *mch;
     QDict *resp, *last;
-    QListEntry *entry;
-    QList *faults;
+    QList *pasids;
     char *hmp;
     Nic n;
 
@@ -867,28 +900,15 @@ static void test_sva_page_request(void)
         n.qts, "{'execute': 'ioguard-fault-add', 'arguments': "
         "{'device': 'ioguard-iommu', "
         "'rule': 'site=device-iotlb,action=drop'}}"));
-    qtest_writeq(n.qts, V2_L1 + ((SVA_GVA >> 12) & 0x1ff) * 8, 0);
-    iommu_queue_command(&m, SVA_PASID, CMD_INV_IOMMU_PAGES << 28 | DOMAIN,
-                        SVA_GVA | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
-    iommu_queue_command(&m, devid | (SVA_PASID & 0xff) << 16,
-                        CMD_INV_IOTLB_PAGES << 28 | SVA_PASID >> 8,
-                        SVA_GVA | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
-    iommu_completion_wait(&m);
+    sva_unmap(&n, &m, SVA_GVA);
     g_assert_cmphex(te_read_start(&n, SVA_GVA, 4096), ==,
                     NIC_TE_STATUS_DONE);
-    resp = qtest_qmp(n.qts, "{'execute': 'query-ioguard-faults'}");
-    faults = qdict_get_qlist(qobject_to(QDict, qlist_peek(
-                 qdict_get_qlist(resp, "return"))), "faults");
-    last = NULL;
-    QLIST_FOREACH_ENTRY(faults, entry) {
-        last = qobject_to(QDict, qlist_entry_obj(entry));
-    }
-    g_assert(last);
+    last = last_fault_record(&n);
     g_assert_cmpstr(qdict_get_str(last, "reason"), ==,
                     "ats-use-after-invalidation");
     g_assert_cmpint(qdict_get_int(last, "pasid"), ==, SVA_PASID);
     g_assert_cmphex(qdict_get_int(last, "iova"), ==, SVA_GVA);
-    qobject_unref(resp);
+    qobject_unref(last);
     qtest_qmp_assert_success(n.qts, "{'execute': 'ioguard-fault-remove', "
                              "'arguments': {'device': 'ioguard-iommu', "
                              "'id': 1}}");
@@ -919,25 +939,18 @@ static void test_sva_page_request(void)
                      EVENT_FLAG_RZ) << 16 | 6);
     g_assert_cmphex(ev[0].dw[2], ==, SVA_GVA);
     /* Its fault record names the PASID (and no domain). */
-    resp = qtest_qmp(n.qts, "{'execute': 'query-ioguard-faults'}");
-    faults = qdict_get_qlist(qobject_to(QDict, qlist_peek(
-                 qdict_get_qlist(resp, "return"))), "faults");
-    last = NULL;
-    QLIST_FOREACH_ENTRY(faults, entry) {
-        last = qobject_to(QDict, qlist_entry_obj(entry));
-    }
-    g_assert(last);
+    last = last_fault_record(&n);
     g_assert_cmpstr(qdict_get_str(last, "reason"), ==, "page-table-reserved");
     g_assert_cmpint(qdict_get_int(last, "pasid"), ==, 6);
     g_assert_false(qdict_haskey(last, "domain"));
-    qobject_unref(resp);
+    qobject_unref(last);
     /* The monitor decodes the GCR3 table: PASID 5, and 6 unusable. */
     resp = qtest_qmp(n.qts, "{'execute': 'query-ioguard-device', "
                      "'arguments': {'requester': '00:05.0'}}");
-    faults = qdict_get_qlist(qdict_get_qdict(qdict_get_qdict(resp, "return"),
+    pasids = qdict_get_qlist(qdict_get_qdict(qdict_get_qdict(resp, "return"),
                                              "guest"), "pasids");
-    g_assert_cmpint(qlist_size(faults), ==, 2);
-    last = qobject_to(QDict, qlist_peek(faults));
+    g_assert_cmpint(qlist_size(pasids), ==, 2);
+    last = qobject_to(QDict, qlist_peek(pasids));
     g_assert_cmpint(qdict_get_int(last, "pasid"), ==, SVA_PASID);
     g_assert_cmphex(qdict_get_int(last, "cr3"), ==, V2_L4);
     qobject_unref(resp);
@@ -967,13 +980,7 @@ static void test_sva_page_request(void)
     wr(&n, NIC_REG_TE_PASID, NIC_TE_PASID_VALID | SVA_PASID);
     g_assert_cmphex(te_read_start(&n, SVA_GVA, 4096), ==,
                     NIC_TE_STATUS_DONE);
-    qtest_writeq(n.qts, V2_L1 + ((SVA_GVA >> 12) & 0x1ff) * 8, 0);
-    iommu_queue_command(&m, SVA_PASID, CMD_INV_IOMMU_PAGES << 28 | DOMAIN,
-                        SVA_GVA | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
-    iommu_queue_command(&m, devid | (SVA_PASID & 0xff) << 16,
-                        CMD_INV_IOTLB_PAGES << 28 | SVA_PASID >> 8,
-                        SVA_GVA | CMD_INV_IOMMU_PAGES_GN_MASK, 0);
-    iommu_completion_wait(&m);
+    sva_unmap(&n, &m, SVA_GVA);
     g_assert_cmphex(te_read_start(&n, SVA_GVA, 4096), ==,
                     NIC_TE_STATUS_DONE | NIC_TE_STATUS_ERROR);
     assert_error(&n, NIC_ERR_TE_PAGE, SVA_GVA);

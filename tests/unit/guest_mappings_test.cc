@@ -13,17 +13,7 @@ namespace {
 
 constexpr uint64_t kSupervisorLeaf = kLeafFlags & ~IOMMU_PAGE_USER;
 
-struct GuestMappingsTest : GuestTest {
-    static constexpr uint32_t kPasid = 5;
-    uint64_t cr3_of_pasid = 0;
-
-    void SetUp() override
-    {
-        GuestTest::SetUp();
-        cr3_of_pasid = d.alloc_table();
-        m.w64(gcr3_table + kPasid * 8, cr3_of_pasid | GCR3_VALID);
-    }
-};
+using GuestMappingsTest = GuestPasidTest;
 
 void expect_range(const IoguardMapping &r, uint64_t iova, uint64_t last,
                   uint64_t target, unsigned perm)

@@ -67,4 +67,18 @@ struct GuestTest : ::testing::Test {
     }
 };
 
+// The same, and PASID 5's own (empty) tables in the GCR3 table.
+struct GuestPasidTest : GuestTest {
+    using GuestTest::GuestTest;
+    static constexpr uint32_t kPasid = 5;
+    uint64_t cr3_of_pasid = 0;
+
+    void SetUp() override
+    {
+        GuestTest::SetUp();
+        cr3_of_pasid = d.alloc_table();
+        m.w64(gcr3_table + kPasid * 8, cr3_of_pasid | GCR3_VALID);
+    }
+};
+
 } // namespace ioguard_test

@@ -375,17 +375,8 @@ TEST_F(GuestTest, TheMonitorSeesGuestTranslatedDmaAndItsPages)
 // tables, U/S as the prefix asks, exact GN invalidation, pages the tables
 // do not give refused without an event (the device's page request
 // follows), and refusal without guest tables.
-struct PasidTest : GuestTest {
-    using GuestTest::GuestTest;
-    static constexpr uint32_t kPasid = 5;
-    uint64_t cr3_of_pasid = 0;
-
-    void SetUp() override
-    {
-        GuestTest::SetUp();
-        cr3_of_pasid = d.alloc_table();
-        m.w64(gcr3_table + kPasid * 8, cr3_of_pasid | GCR3_VALID);
-    }
+struct PasidTest : GuestPasidTest {
+    using GuestPasidTest::GuestPasidTest;
     IoguardTranslation translate(uint32_t pasid, uint64_t gva, unsigned perm,
                                  bool privileged = false)
     {
