@@ -194,8 +194,9 @@ public:
     {
     }
 
-    // The level-`level` table at guest physical `table`; its entry i
-    // begins at entry_base(i). Returns false once the walk stopped early.
+    // The level-`level` table at guest physical `table`, whose entry i
+    // begins at base + i entries (at the top of a process's tables, the
+    // upper half sign-extended). Returns false once the walk stopped early.
     bool visit(uint64_t table, unsigned level, uint64_t base, bool top,
                bool sign_extend, bool writable, bool user_ok);
 
