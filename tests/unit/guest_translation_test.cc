@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "guest_test.hh"
+#include "hw/ioguard/fault-inject.h"
 
 using namespace ioguard_test;
 
@@ -588,4 +589,68 @@ TEST_F(PasidVerifierTest, AtsUseAfterItsInvalidationNamesThePasid)
     EXPECT_EQ(r[0].pasid, int32_t(kPasid));
     EXPECT_EQ(r[0].address, 0x42010u);
     EXPECT_FALSE(r[0].now_mapped);
+}
+
+// site=translate rules apply to ATS translation requests with a PASID
+// too: an injected fault is an IO_PAGE_FAULT with GN and the PASID, and
+// action=stale serves the PASID's own earlier translation.
+struct FaultRules {
+    IoguardFaults *f = ioguard_faults_new(1);
+    ~FaultRules() { ioguard_faults_free(f); }
+};
+
+IoguardConfig with_rules(IoguardFaults *f)
+{
+    IoguardConfig c = guest_config();
+    c.faults = f;
+    return c;
+}
+
+struct PasidFaultTest : FaultRules, PasidTest {
+    PasidFaultTest() : PasidTest(with_rules(f)) {}
+    void add(const char *rule)
+    {
+        char error[256] = "";
+        EXPECT_NE(ioguard_faults_add(f, rule, m.now, ~0u, error,
+                                     sizeof(error)), 0u) << error;
+        ioguard_iommu_faults_changed(m.iommu);
+    }
+};
+
+TEST_F(PasidFaultTest, AnInjectedFaultNamesThePasid)
+{
+    map(cr3_of_pasid, 0x42000, 0x555000);
+    add("site=translate,requester=00:02.0,when=once,action=fault");
+    EXPECT_EQ(translate(kPasid, 0x42010, IOGUARD_PERM_WRITE).perm, 0u);
+    const auto ev = d.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].type, unsigned(EVENT_TYPE_IO_FAULT));
+    EXPECT_EQ(ev[0].domain, int(kPasid));
+    EXPECT_EQ(ev[0].flags & (EVENT_FLAG_GN | EVENT_FLAG_US | EVENT_FLAG_RW),
+              unsigned(EVENT_FLAG_GN | EVENT_FLAG_US | EVENT_FLAG_RW));
+    ASSERT_FALSE(m.records_seen.empty());
+    EXPECT_STREQ(ioguard_fault_reason_name(m.records_seen.back().reason),
+                 "injected");
+    EXPECT_EQ(m.records_seen.back().pasid, int32_t(kPasid));
+    // Spent: the truth again.
+    EXPECT_EQ(translate(kPasid, 0x42010, IOGUARD_PERM_WRITE).translated_addr,
+              0x555000u);
+}
+
+TEST_F(PasidFaultTest, StaleServesThePasidsOwnEarlierTranslation)
+{
+    map(cr3, 0x42000, 0x666000);            // PASID 0's page at that address
+    map(cr3_of_pasid, 0x42000, 0x555000);
+    add("site=translate,when=nth:3,action=stale");
+    EXPECT_EQ(translate(0, 0x42000, IOGUARD_PERM_READ).translated_addr,
+              0x666000u);
+    EXPECT_EQ(translate(kPasid, 0x42000, IOGUARD_PERM_READ).translated_addr,
+              0x555000u);
+    m.w64(map(cr3_of_pasid, 0x42000, 0x555000), 0);
+    inv_guest_pages(kPasid, 0x42000, false);
+    const IoguardTranslation stale =
+        translate(kPasid, 0x42000, IOGUARD_PERM_READ);
+    EXPECT_EQ(stale.translated_addr, 0x555000u);
+    EXPECT_EQ(stale.perm, unsigned(IOGUARD_PERM_RW));
+    EXPECT_EQ(translate(kPasid, 0x42000, IOGUARD_PERM_READ).perm, 0u);
 }

@@ -163,8 +163,8 @@ void Iommu::run_timers()
     wake_for_delayed();
 }
 
-void Iommu::remember_translation(uint16_t devid, uint64_t iova,
-                                 const IoguardTranslation &t)
+void Iommu::remember_translation(uint16_t devid, uint32_t pasid,
+                                 uint64_t iova, const IoguardTranslation &t)
 {
     if (t.perm == IOGUARD_PERM_NONE) {
         return;
@@ -176,14 +176,14 @@ void Iommu::remember_translation(uint16_t devid, uint64_t iova,
     if (remembered_.size() == kMaxRemembered) {
         remembered_.clear();
     }
-    remembered_[{devid, page}] = small;
+    remembered_[{devid, pasid, page}] = small;
 }
 
-std::optional<IoguardTranslation> Iommu::remembered_translation(uint16_t devid,
-                                                                uint64_t iova)
+std::optional<IoguardTranslation>
+Iommu::remembered_translation(uint16_t devid, uint32_t pasid, uint64_t iova)
 {
     std::lock_guard<std::mutex> guard(remembered_lock_);
-    const auto it = remembered_.find({devid, iova & ~uint64_t{0xfff}});
+    const auto it = remembered_.find({devid, pasid, iova & ~uint64_t{0xfff}});
     if (it == remembered_.end()) {
         return std::nullopt;
     }

@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "device_table.hh"
@@ -211,8 +212,15 @@ private:
                                         const char *tables);
     IoguardTranslation translate_tables(uint16_t devid, uint64_t iova,
                                         unsigned perm);
-    IoguardTranslation translate_with_faults(uint16_t devid, uint64_t iova,
-                                             unsigned perm);
+    // A request a site=translate rule may change: tables is its
+    // translation as the tables give it; pasid is kHostTables for a
+    // request without a PASID.
+    IoguardTranslation translate_with_faults(
+        uint16_t devid, uint32_t pasid, bool privileged, uint64_t iova,
+        unsigned perm, const std::function<IoguardTranslation()> &tables);
+    IoguardTranslation translate_pasid_tables(uint16_t devid, uint32_t pasid,
+                                              bool privileged, uint64_t iova,
+                                              unsigned perm);
     // Guest translation (translate.cc): whether dte's guest fields count
     // (GV, and guest translation offered and enabled), whether its requests
     // without a PASID go through its guest tables, whether its guest fields
@@ -248,9 +256,11 @@ private:
         return config_.faults && config_.faults->armed(site);
     }
     // The translations given while translate rules exist, for action=stale.
-    void remember_translation(uint16_t devid, uint64_t iova,
+    // (pasid: kHostTables for requests without one)
+    void remember_translation(uint16_t devid, uint32_t pasid, uint64_t iova,
                               const IoguardTranslation &t);
     std::optional<IoguardTranslation> remembered_translation(uint16_t devid,
+                                                             uint32_t pasid,
                                                              uint64_t iova);
     void delay_completion_wait(const uint32_t cmd[4], uint64_t delay_ns);
     // What the host hears of invalidations, through the notifier and
@@ -331,7 +341,9 @@ private:
     };
     std::deque<DelayedPageResponse> delayed_responses_;
     std::mutex remembered_lock_;
-    std::map<std::pair<uint16_t, uint64_t>, IoguardTranslation> remembered_;
+    // (devid, PASID or kHostTables, 4 KiB page)
+    std::map<std::tuple<uint16_t, uint32_t, uint64_t>, IoguardTranslation>
+        remembered_;
 
     StreamingPolicy policy_;
 };

@@ -250,25 +250,36 @@ IoguardTranslation Iommu::translate(uint16_t devid, uint64_t iova,
 {
     if (perm != IOGUARD_PERM_NONE && faults_armed(FaultSite::Translate) &&
         enabled_.load(std::memory_order_acquire)) {
-        return translate_with_faults(devid, iova, perm);
+        return translate_with_faults(
+            devid, kHostTables, false, iova, perm,
+            [&] { return translate_tables(devid, iova, perm); });
     }
     return translate_tables(devid, iova, perm);
 }
 
 // A translation that a site=translate rule may change
-// (docs/ioguard-faults.rst).
-IoguardTranslation Iommu::translate_with_faults(uint16_t devid, uint64_t iova,
-                                                unsigned perm)
+// (docs/ioguard-faults.rst): of a request without a PASID, or of an ATS
+// translation request with one.
+IoguardTranslation Iommu::translate_with_faults(
+    uint16_t devid, uint32_t pasid, bool privileged, uint64_t iova,
+    unsigned perm, const std::function<IoguardTranslation()> &tables)
 {
     const auto fired = inject(FaultSite::Translate,
                               {devid, iova, perm == IOGUARD_PERM_WRITE});
     if (!fired) {
-        const IoguardTranslation t = translate_tables(devid, iova, perm);
-        remember_translation(devid, iova, t);
+        const IoguardTranslation t = tables();
+        remember_translation(devid, pasid, iova, t);
         return t;
     }
     switch (fired->action) {
     case FaultAction::Fault: {
+        if (pasid != kHostTables) {
+            // As a guest walk's fault: GN, the PASID for the domain.
+            return fault(devid, pasid, iova,
+                         request_flags(perm) | EVENT_FLAG_GN |
+                             (privileged ? 0 : EVENT_FLAG_US),
+                         perm, FaultReason::Injected);
+        }
         DteLocation where;
         const auto dte = device_table_.read(devid, where);
         return fault(devid, dte ? dte->domain_id() : 0, iova,
@@ -276,7 +287,7 @@ IoguardTranslation Iommu::translate_with_faults(uint16_t devid, uint64_t iova,
     }
     case FaultAction::Corrupt: {
         // The 4 KiB page next to the right one, silently.
-        const IoguardTranslation t = translate_tables(devid, iova, perm);
+        const IoguardTranslation t = tables();
         if (t.perm == IOGUARD_PERM_NONE) {
             return t;
         }
@@ -285,12 +296,12 @@ IoguardTranslation Iommu::translate_with_faults(uint16_t devid, uint64_t iova,
         return IoguardTranslation{page ^ 0x1000, 0xfff, t.perm};
     }
     case FaultAction::Stale:
-        if (const auto old = remembered_translation(devid, iova)) {
+        if (const auto old = remembered_translation(devid, pasid, iova)) {
             return *old;
         }
-        return translate_tables(devid, iova, perm);
+        return tables();
     default:
-        return translate_tables(devid, iova, perm);
+        return tables();
     }
 }
 
@@ -531,6 +542,22 @@ IoguardTranslation Iommu::translate_guest(uint16_t devid,
 IoguardTranslation Iommu::translate_pasid(uint16_t devid, uint32_t pasid,
                                           bool privileged, uint64_t iova,
                                           unsigned perm)
+{
+    if (perm != IOGUARD_PERM_NONE && pasid <= kMaxPasid &&
+        faults_armed(FaultSite::Translate) &&
+        enabled_.load(std::memory_order_acquire)) {
+        return translate_with_faults(devid, pasid, privileged, iova, perm, [&] {
+            return translate_pasid_tables(devid, pasid, privileged, iova,
+                                          perm);
+        });
+    }
+    return translate_pasid_tables(devid, pasid, privileged, iova, perm);
+}
+
+IoguardTranslation Iommu::translate_pasid_tables(uint16_t devid,
+                                                 uint32_t pasid,
+                                                 bool privileged,
+                                                 uint64_t iova, unsigned perm)
 {
     RequesterCounters *counters = stats_.requester(devid);
     const unsigned flags = request_flags(perm) | EVENT_FLAG_GN |
