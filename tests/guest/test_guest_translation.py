@@ -1,9 +1,10 @@
 """Guest tests: Linux's v2 page tables (amd_iommu=pgtbl_v2) on
 ioguard-iommu,guest-translation=on. Debian's 6.12 finds GT and GIOSup in
 the EFR, puts every DMA domain's tables in the x86-64 format behind a GCR3
-table (DTE.GV, GIoV), and reads an NVMe disk behind a root port and an AHCI
-disk through them, in lazy and strict mode; without the property it falls
-back to v1 tables, as on an IOMMU without guest translation."""
+table (DTE.GV, GIoV), and reads an NVMe disk behind a root port, an AHCI
+disk and a virtio-blk disk through them, and sends frames round
+ioguard-nic's loopback, in lazy and strict mode; without the property it
+falls back to v1 tables, as on an IOMMU without guest translation."""
 
 import sys
 from pathlib import Path
@@ -25,8 +26,10 @@ def disks():
     WORK.mkdir(parents=True, exist_ok=True)
     nvme = WORK / "nvme-v2.img"
     sata = WORK / "ahci-v2.img"
+    vblk = WORK / "virtio-v2.img"
     return [ivm.nvme_behind_root_port(nvme, ivm.make_disk(nvme, 16, seed=23)),
-            ivm.ahci(sata, ivm.make_disk(sata, 16, seed=24))]
+            ivm.ahci(sata, ivm.make_disk(sata, 16, seed=24)),
+            ivm.virtio_blk(vblk, ivm.make_disk(vblk, 16, seed=25))]
 
 
 MODES = {
@@ -38,10 +41,15 @@ MODES = {
 @pytest.mark.parametrize("mode", list(MODES))
 def test_disks_through_v2_tables(mode, disks):
     append, group_type = MODES[mode]
-    log, checksums, stats = boot(f"v2-{mode}", disks,
-                                 f"amd_iommu=pgtbl_v2 {append}",
-                                 props=("guest-translation=on",))
+    log, checksums, stats = boot(
+        f"v2-{mode}", disks,
+        f"amd_iommu=pgtbl_v2 {append} "
+        f"{gp.kernel_params(net='10.0.2.15/24', nicloop='1500:1000')}",
+        props=("guest-translation=on",), extra_args=ivm.nic("user,id=n0"))
     assert_healthy(log)
+    loops = gp.parse_console_log(log).nic_loops_of("eth0")
+    assert loops and all(run.intact and run.received == 1000
+                         for run in loops), loops
     assert V2_ENABLED in log
     assert "PreF PPR GT IA GA" in log, "PPR, GT not in Linux's feature line"
     types = gp.parse_console_log(log).domain_types
