@@ -925,6 +925,11 @@ static int nic_post_load(void *opaque, int version_id)
         error_report("ioguard-nic: the saved state is malformed");
         return -EINVAL;
     }
+    /*
+     * Translations kept before a snapshot was loaded are not the loaded
+     * guest's (the cache is not saved: empty, it asks again).
+     */
+    nic_atc_flush(s);
     /* The link as the device last saw it, unless a fault rule has it down. */
     if (!s->link_flapped) {
         qemu_get_queue(s->nic)->link_down =
