@@ -46,6 +46,7 @@ The outcome of a scenario is the first of these that holds:
 """
 import concurrent.futures
 import csv
+import hashlib
 import html
 import json
 import re
@@ -146,6 +147,8 @@ class Machine(ivm.Vm):
     """One QEMU: ioguard-iommu, ioguard-nic on a hub port, optionally a
     disk; QMP through QEMU's own library."""
 
+    die_with_parent = True
+
     def __init__(self, workdir, workload, disk=None, memory="1G", seed=0,
                  rules=None, incoming=None):
         workdir.mkdir(parents=True, exist_ok=True)
@@ -218,10 +221,23 @@ def own_copy(disk, workdir, kind):
     return DISKS[kind](image, disk.sha256)
 
 
+def key_of(*parts):
+    """What a result was made from (a scenario, its snapshot): a result
+    whose key differs from the campaign's is not reused."""
+    text = json.dumps(parts, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def take_snapshot(outdir, name, snap, disks):
-    """Boots the snapshot's workload and saves the machine at its marker."""
+    """Boots the snapshot's workload and saves the machine at its marker;
+    a snapshot saved whole earlier for the same definition is reused."""
     path = outdir / "snapshots" / name
+    key_file = path.with_suffix(".key")
+    if path.exists() and key_file.exists() and \
+            key_file.read_text() == key_of(snap):
+        return path
     vmdir = outdir / "snapshots" / f"{name}-vm"
+    partial = path.with_suffix(".partial")
     m = Machine(vmdir, snap.get("workload", ""),
                 own_copy(disks.get(snap.get("disk_mib", 0)), vmdir,
                          snap.get("disk", "ahci")),
@@ -231,9 +247,11 @@ def take_snapshot(outdir, name, snap, disks):
         if not m.wait_for(snap["at"], 600):
             raise RuntimeError(f"snapshot {name}: {snap['at']!r} never came "
                                f"(see {m.serial})")
-        m.save_to(path)
+        m.save_to(partial)
     finally:
         m.stop()
+    partial.rename(path)
+    key_file.write_text(key_of(snap))
     return path
 
 
@@ -338,8 +356,8 @@ def run_scenario(outdir, s, snapshots, snapshot_files, disks):
 class Progress:
     """A one-line progress bar on stderr: done/total, what runs, time."""
 
-    def __init__(self, total):
-        self.total, self.done, self.running = total, 0, []
+    def __init__(self, total, done=0):
+        self.total, self.done, self.running = total, done, []
         self.start = time.time()
         self.lock = threading.Lock()
         self.tty = sys.stderr.isatty()
@@ -369,39 +387,96 @@ class Progress:
             sys.stderr.flush()
 
 
+class Results:
+    """Each scenario's result, written into its folder as it finishes
+    (result.json), and the number of times it was started (attempts), so
+    that running the campaign into the same folder again runs only what
+    has no result: a killed runner loses only what was running."""
+
+    def __init__(self, outdir, snapshots):
+        self.outdir, self.snapshots = outdir, snapshots
+
+    def key(self, s):
+        return key_of(s, self.snapshots.get(s.get("snapshot")))
+
+    def earlier(self, s):
+        """The scenario's result from an earlier run of the same
+        definition, if it has one that is not an error."""
+        try:
+            row = json.loads((self.outdir / s["name"] /
+                              "result.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if row.get("key") != self.key(s) or row.get("outcome") == "error":
+            return None
+        return dict(row, reused="yes")
+
+    def started(self, s):
+        """Counts one more start of s; returns the count."""
+        counter = self.outdir / s["name"] / "attempts"
+        counter.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            n = int(counter.read_text()) + 1
+        except (OSError, ValueError):
+            n = 1
+        counter.write_text(str(n))
+        return n
+
+    def finished(self, s, row):
+        row = dict(row, key=self.key(s), reused="no")
+        result = self.outdir / s["name"] / "result.json"
+        partial = result.with_suffix(".partial")
+        partial.write_text(json.dumps(row))
+        partial.rename(result)
+        return row
+
+
 def run(path, outdir, jobs):
-    """Runs the campaign in path; writes results.csv and results.html into
-    outdir and returns the rows."""
+    """Runs the campaign in path into outdir, or what of it has no result
+    there yet; writes results.csv and results.html into outdir and returns
+    the rows."""
     snapshots, scenarios = load(path)
     outdir.mkdir(parents=True, exist_ok=True)
-    sizes = {s.get("disk_mib", 0) for s in scenarios + list(snapshots.values())}
+    results = Results(outdir, snapshots)
+    earlier = {s["name"]: results.earlier(s) for s in scenarios}
+    todo = [s for s in scenarios if not earlier[s["name"]]]
+    sizes = {s.get("disk_mib", 0) for s in todo} | {
+        snapshots[s["snapshot"]].get("disk_mib", 0)
+        for s in todo if s.get("snapshot")}
     disks = {mib: make_disk(outdir, mib, seed=mib) for mib in sizes if mib}
-    progress = Progress(len(scenarios))
+    progress = Progress(len(scenarios), done=len(scenarios) - len(todo))
     snapshot_files = {}
     for name, snap in snapshots.items():
-        if any(s.get("snapshot") == name for s in scenarios):
+        if any(s.get("snapshot") == name for s in todo):
             snapshot_files[name] = take_snapshot(outdir, name, snap, disks)
 
     def one(s):
         progress.update(started=s["name"])
+        attempts = results.started(s)
         try:
             row = run_scenario(outdir, s, snapshots, snapshot_files, disks)
         except Exception as e:     # a scenario that could not run at all
             row = {"scenario": s["name"], "outcome": "error",
                    "expected": s.get("expect", ""),
                    "detail": f"{type(e).__name__}: {e}"}
+        row = results.finished(s, dict(row, attempts=attempts))
         progress.update(finished=s["name"], outcome=row["outcome"])
         return row
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        rows = list(pool.map(one, scenarios))
+        ran = {r["scenario"]: r for r in pool.map(one, todo)}
+    rows = [earlier[s["name"]] or ran[s["name"]] for s in scenarios]
     write_csv(outdir / "results.csv", rows)
     write_html(outdir / "results.html", path, rows)
     return rows
 
 
+# attempts: how many times the scenario was started (more than 1: its
+# earlier run died with its runner, or could not run); reused: its result
+# is from an earlier run of the campaign into the same folder.
 FIELDS = ["scenario", "outcome", "expected", "faults_fired", "iommu_events",
-          "frames_sent", "frames_lost", "seconds", "detail", "log"]
+          "frames_sent", "frames_lost", "seconds", "attempts", "reused",
+          "detail", "log"]
 
 
 def write_csv(path, rows):

@@ -3,12 +3,14 @@
 Used by scripts/demo and tests/guest.
 """
 
+import ctypes
 import functools
 import hashlib
 import http.server
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import tempfile
@@ -161,6 +163,12 @@ def virtio_blk(image, sha256, port_addr="0x3", ats=False):
     ])
 
 
+def kill_me_with_parent():
+    """In a child before exec: SIGKILL when the parent thread goes
+    (prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
 class Vm:
     """One QEMU process running the project's guest kernel and initramfs."""
 
@@ -197,11 +205,18 @@ class Vm:
         self.qmp = None
         self.stderr = self.workdir / "qemu.stderr"
 
+    # True: QEMU is killed when the thread that started it goes (the
+    # campaign runner: a killed runner leaves no VM behind to write into a
+    # scenario's folder while a resumed run redoes it).
+    die_with_parent = False
+
     def start(self):
         for stale in (self.qmp_path, self.serial):
             stale.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.stderr, "w"))
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.DEVNULL,
+            stderr=open(self.stderr, "w"),
+            preexec_fn=kill_me_with_parent if self.die_with_parent else None)
         deadline = time.time() + 30
         while not self.qmp_path.exists():
             if self.proc.poll() is not None:
