@@ -4,8 +4,7 @@
 
 #include <string>
 
-#include "fake_guest.hh"
-#include "hw/ioguard/fault-inject.h"
+#include "fault_rules.hh"
 
 using namespace ioguard_test;
 
@@ -17,11 +16,6 @@ constexpr uint16_t kDomain = 7;
 constexpr uint64_t kIova = 0x40000;
 constexpr uint64_t kPage = 0x90000;
 
-struct Faults {
-    IoguardFaults *f = ioguard_faults_new(1);
-    ~Faults() { ioguard_faults_free(f); }
-};
-
 IoguardConfig with_faults(IoguardFaults *f)
 {
     IoguardConfig c = test_config();
@@ -30,7 +24,7 @@ IoguardConfig with_faults(IoguardFaults *f)
 }
 
 struct FaultInjectionTest : ::testing::Test {
-    Faults faults;
+    FaultRules faults;
     Machine m{with_faults(faults.f)};
     Driver d{m};
     uint64_t root = 0;
@@ -43,12 +37,7 @@ struct FaultInjectionTest : ::testing::Test {
     }
     uint32_t add(const std::string &rule)
     {
-        char error[256] = "";
-        const uint32_t id = ioguard_faults_add(faults.f, rule.c_str(), m.now,
-                                               ~0u, error, sizeof(error));
-        EXPECT_NE(id, 0u) << rule << ": " << error;
-        ioguard_iommu_faults_changed(m.iommu);
-        return id;
+        return faults.add(m.iommu, m.now, rule);
     }
     IoguardFaultRecord last_record()
     {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "guest_test.hh"
-#include "hw/ioguard/fault-inject.h"
+#include "fault_rules.hh"
 
 using namespace ioguard_test;
 
@@ -594,11 +594,6 @@ TEST_F(PasidVerifierTest, AtsUseAfterItsInvalidationNamesThePasid)
 // site=translate rules apply to ATS translation requests with a PASID
 // too: an injected fault is an IO_PAGE_FAULT with GN and the PASID, and
 // action=stale serves the PASID's own earlier translation.
-struct FaultRules {
-    IoguardFaults *f = ioguard_faults_new(1);
-    ~FaultRules() { ioguard_faults_free(f); }
-};
-
 IoguardConfig with_rules(IoguardFaults *f)
 {
     IoguardConfig c = guest_config();
@@ -608,13 +603,7 @@ IoguardConfig with_rules(IoguardFaults *f)
 
 struct PasidFaultTest : FaultRules, PasidTest {
     PasidFaultTest() : PasidTest(with_rules(f)) {}
-    void add(const char *rule)
-    {
-        char error[256] = "";
-        EXPECT_NE(ioguard_faults_add(f, rule, m.now, ~0u, error,
-                                     sizeof(error)), 0u) << error;
-        ioguard_iommu_faults_changed(m.iommu);
-    }
+    void add(const char *rule) { FaultRules::add(m.iommu, m.now, rule); }
 };
 
 TEST_F(PasidFaultTest, AnInjectedFaultNamesThePasid)

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_guest.hh"
-#include "hw/ioguard/fault-inject.h"
+#include "fault_rules.hh"
 
 using namespace ioguard_test;
 
@@ -361,13 +361,8 @@ TEST_F(PageRequestTest, SnapshotKeepsThePprLog)
                 MMIO_STATUS_PPR_RUN_MASK);
 }
 
-struct Faults {
-    IoguardFaults *f = ioguard_faults_new(1);
-    ~Faults() { ioguard_faults_free(f); }
-};
-
 struct PageRequestFaultTest : ::testing::Test {
-    Faults faults;
+    FaultRules faults;
     Machine mf{ppr_config(faults.f)};
     Driver df{mf};
 
@@ -378,15 +373,7 @@ struct PageRequestFaultTest : ::testing::Test {
         mf.mmio_write(MMIO_PPR_LOG_OFFSET, kPprLog | 9ULL << 56);
         mf.mmio_write(MMIO_CONTROL_OFFSET, kBaseControl | kPprControl);
     }
-    void add(const std::string &rule)
-    {
-        char error[256] = "";
-        EXPECT_NE(ioguard_faults_add(faults.f, rule.c_str(), mf.now, ~0u,
-                                     error, sizeof(error)),
-                  0u)
-            << rule << ": " << error;
-        ioguard_iommu_faults_changed(mf.iommu);
-    }
+    void add(const std::string &rule) { faults.add(mf.iommu, mf.now, rule); }
     unsigned send(const IoguardPageRequest &r)
     {
         return ioguard_iommu_page_request(mf.iommu, &r);
