@@ -51,7 +51,7 @@ import html
 import json
 import re
 import shutil
-import subprocess
+import socket
 import sys
 import threading
 import time
@@ -232,9 +232,7 @@ def take_snapshot(outdir, name, snap, disks):
     """Boots the snapshot's workload and saves the machine at its marker;
     a snapshot saved whole earlier for the same definition is reused."""
     path = outdir / "snapshots" / name
-    key_file = path.with_suffix(".key")
-    if path.exists() and key_file.exists() and \
-            key_file.read_text() == key_of(snap):
+    if snapshot_saved(outdir, name, snap):
         return path
     vmdir = outdir / "snapshots" / f"{name}-vm"
     partial = path.with_suffix(".partial")
@@ -251,8 +249,16 @@ def take_snapshot(outdir, name, snap, disks):
     finally:
         m.stop()
     partial.rename(path)
-    key_file.write_text(key_of(snap))
+    path.with_suffix(".key").write_text(key_of(snap))
     return path
+
+
+def snapshot_saved(outdir, name, snap):
+    """Whether the snapshot name of definition snap was saved whole."""
+    path = outdir / "snapshots" / name
+    key_file = path.with_suffix(".key")
+    return path.exists() and key_file.exists() and \
+        key_file.read_text() == key_of(snap)
 
 
 def classify(log, done, disk):
@@ -348,13 +354,15 @@ def run_scenario(outdir, s, snapshots, snapshot_files, disks):
         "frames_sent": sum(r.sent for r in loops),
         "frames_lost": sum(r.lost for r in loops),
         "seconds": round(time.time() - start, 1),
+        "host": socket.gethostname(),
         "detail": detail,
         "log": str(m.serial),
     }
 
 
 class Progress:
-    """A one-line progress bar on stderr: done/total, what runs, time."""
+    """A one-line progress bar on stderr: done/total, time, and what runs
+    (the local pool) or how many tasks wait and run (Slurm)."""
 
     def __init__(self, total, done=0):
         self.total, self.done, self.running = total, done, []
@@ -369,22 +377,27 @@ class Progress:
             if finished:
                 self.running.remove(finished)
                 self.done += 1
-            width = 30
-            filled = width * self.done // self.total
-            line = (f"[{'#' * filled}{'.' * (width - filled)}] "
-                    f"{self.done}/{self.total} "
-                    f"{int(time.time() - self.start)}s")
             if finished:
-                line += f"  {finished}: {outcome}"
-            elif self.running:
-                line += f"  running {', '.join(self.running)}"
-            if self.tty:
-                sys.stderr.write("\r\033[K" + line)
-                if self.done == self.total:
-                    sys.stderr.write("\n")
+                self.show(f"{finished}: {outcome}")
             else:
-                sys.stderr.write(line + "\n")
-            sys.stderr.flush()
+                self.show(f"running {', '.join(self.running)}"
+                          if self.running else "")
+
+    def show(self, what):
+        width = 30
+        filled = width * self.done // self.total
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] "
+                f"{self.done}/{self.total} "
+                f"{int(time.time() - self.start)}s")
+        if what:
+            line += f"  {what}"
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+            if self.done == self.total:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 class Results:
@@ -402,81 +415,135 @@ class Results:
     def earlier(self, s):
         """The scenario's result from an earlier run of the same
         definition, if it has one that is not an error."""
-        try:
-            row = json.loads((self.outdir / s["name"] /
-                              "result.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-        if row.get("key") != self.key(s) or row.get("outcome") == "error":
+        row = self.current(s)
+        if not row or row.get("outcome") == "error":
             return None
         return dict(row, reused="yes")
 
     def started(self, s):
         """Counts one more start of s; returns the count."""
+        n = self.attempts(s) + 1
         counter = self.outdir / s["name"] / "attempts"
         counter.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            n = int(counter.read_text()) + 1
-        except (OSError, ValueError):
-            n = 1
         counter.write_text(str(n))
         return n
+
+    def current(self, s):
+        """The result s's last run into the folder left (an error too), if
+        it was of the same definition."""
+        try:
+            row = json.loads((self.outdir / s["name"] /
+                              "result.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return row if row.get("key") == self.key(s) else None
+
+    def forget(self, s):
+        """Removes s's result (one that is to be made again)."""
+        (self.outdir / s["name"] / "result.json").unlink(missing_ok=True)
+
+    def attempts(self, s):
+        try:
+            return int((self.outdir / s["name"] / "attempts").read_text())
+        except (OSError, ValueError):
+            return 0
 
     def finished(self, s, row):
         row = dict(row, key=self.key(s), reused="no")
         result = self.outdir / s["name"] / "result.json"
+        result.parent.mkdir(parents=True, exist_ok=True)
         partial = result.with_suffix(".partial")
         partial.write_text(json.dumps(row))
         partial.rename(result)
         return row
 
 
-def run(path, outdir, jobs):
-    """Runs the campaign in path into outdir, or what of it has no result
-    there yet; writes results.csv and results.html into outdir and returns
-    the rows."""
-    snapshots, scenarios = load(path)
-    outdir.mkdir(parents=True, exist_ok=True)
-    results = Results(outdir, snapshots)
-    earlier = {s["name"]: results.earlier(s) for s in scenarios}
-    todo = [s for s in scenarios if not earlier[s["name"]]]
-    sizes = {s.get("disk_mib", 0) for s in todo} | {
-        snapshots[s["snapshot"]].get("disk_mib", 0)
-        for s in todo if s.get("snapshot")}
-    disks = {mib: make_disk(outdir, mib, seed=mib) for mib in sizes if mib}
-    progress = Progress(len(scenarios), done=len(scenarios) - len(todo))
-    snapshot_files = {}
-    for name, snap in snapshots.items():
-        if any(s.get("snapshot") == name for s in todo):
-            snapshot_files[name] = take_snapshot(outdir, name, snap, disks)
+class Campaign:
+    """A campaign to run into a folder: its snapshots and scenarios, the
+    results an earlier run there left, what is still to run, and the disk
+    images the scenarios read (made once, shared)."""
 
-    def one(s):
-        progress.update(started=s["name"])
-        attempts = results.started(s)
+    def __init__(self, path, outdir):
+        self.path, self.outdir = Path(path), Path(outdir)
+        self.snapshots, self.scenarios = load(path)
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        self.results = Results(self.outdir, self.snapshots)
+        self.earlier = {s["name"]: self.results.earlier(s)
+                        for s in self.scenarios}
+        self.todo = [s for s in self.scenarios
+                     if not self.earlier[s["name"]]]
+        self.disks = self.make_disks(self.todo)
+
+    def machine_of(self, s):
+        """What s's VM is made from: its snapshot's definition or its own."""
+        return self.snapshots[s["snapshot"]] if s.get("snapshot") else s
+
+    def make_disks(self, scenarios):
+        sizes = {self.machine_of(s).get("disk_mib", 0) for s in scenarios}
+        return {mib: make_disk(self.outdir, mib, seed=mib)
+                for mib in sizes if mib}
+
+    def snapshots_needed(self):
+        return [name for name in self.snapshots
+                if any(s.get("snapshot") == name for s in self.todo)]
+
+    def snapshot_file(self, name):
+        return self.outdir / "snapshots" / name
+
+    def run_one(self, s):
+        """Runs s (its snapshot saved already), counting the start, and
+        keeps its result; returns its row. The local pool and a Slurm
+        array task both run a scenario through this."""
+        attempts = self.results.started(s)
         try:
-            row = run_scenario(outdir, s, snapshots, snapshot_files, disks)
+            row = run_scenario(self.outdir, s, self.snapshots,
+                               {n: self.snapshot_file(n)
+                                for n in self.snapshots}, self.disks)
         except Exception as e:     # a scenario that could not run at all
             row = {"scenario": s["name"], "outcome": "error",
                    "expected": s.get("expect", ""),
+                   "host": socket.gethostname(),
                    "detail": f"{type(e).__name__}: {e}"}
-        row = results.finished(s, dict(row, attempts=attempts))
+        return self.results.finished(s, dict(row, attempts=attempts))
+
+    def write_results(self, ran):
+        """results.csv and results.html of every scenario: those run now
+        (ran: rows by name) and those reused; returns the rows."""
+        rows = [self.earlier[s["name"]] or ran[s["name"]]
+                for s in self.scenarios]
+        write_csv(self.outdir / "results.csv", rows)
+        write_html(self.outdir / "results.html", self.path, rows)
+        return rows
+
+
+def run(path, outdir, jobs):
+    """Runs the campaign in path into outdir on this machine, jobs VMs at
+    once, or what of it has no result there yet; writes results.csv and
+    results.html into outdir and returns the rows."""
+    c = Campaign(path, outdir)
+    progress = Progress(len(c.scenarios),
+                        done=len(c.scenarios) - len(c.todo))
+    for name in c.snapshots_needed():
+        take_snapshot(c.outdir, name, c.snapshots[name], c.disks)
+
+    def one(s):
+        progress.update(started=s["name"])
+        row = c.run_one(s)
         progress.update(finished=s["name"], outcome=row["outcome"])
         return row
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        ran = {r["scenario"]: r for r in pool.map(one, todo)}
-    rows = [earlier[s["name"]] or ran[s["name"]] for s in scenarios]
-    write_csv(outdir / "results.csv", rows)
-    write_html(outdir / "results.html", path, rows)
-    return rows
+        ran = {r["scenario"]: r for r in pool.map(one, c.todo)}
+    return c.write_results(ran)
 
 
 # attempts: how many times the scenario was started (more than 1: its
-# earlier run died with its runner, or could not run); reused: its result
-# is from an earlier run of the campaign into the same folder.
+# earlier run died with its runner or task, or could not run); reused: its
+# result is from an earlier run of the campaign into the same folder; host:
+# the machine it ran on (a Slurm node, or this one).
 FIELDS = ["scenario", "outcome", "expected", "faults_fired", "iommu_events",
           "frames_sent", "frames_lost", "seconds", "attempts", "reused",
-          "detail", "log"]
+          "host", "detail", "log"]
 
 
 def write_csv(path, rows):
