@@ -170,11 +170,11 @@ def check_shared(c, st, options):
 
 
 def memory_mib(text):
-    """QEMU's -m size ("1G", "512M", "2048") in MiB."""
-    units = {"M": 1, "G": 1024, "T": 1024 * 1024}
-    text = str(text).upper()
-    if text[-1:] in units:
-        return int(float(text[:-1]) * units[text[-1]])
+    """A campaign's memory size ("1G", "512M", "2048": checked by
+    fault_campaign.load) in MiB."""
+    text = str(text)
+    if text[-1] in "MG":
+        return int(text[:-1]) * (1024 if text[-1] == "G" else 1)
     return int(text)
 
 

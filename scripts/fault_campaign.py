@@ -11,7 +11,7 @@ A campaign is a JSON file:
                   "disk": "ahci",
                   "iommu_rules": ["site=..."], "nic_rules": ["site=..."],
                   "seed": 0, "snapshot": "NAME", "timeout": 300,
-                  "expect": "detected-recovered"}]}
+                  "memory": "1G", "expect": "detected-recovered"}]}
 
 workload: the guest's ioguard.* parameters (tests/guest/init), e.g.
 "ioguard.nicloop=1500:2000". disk_mib: a disk of seeded bytes that the
@@ -121,7 +121,7 @@ def load(path):
         if bad or "at" not in snap:
             raise CampaignError(f"snapshot {name}: unknown keys {sorted(bad)}"
                                 if bad else f"snapshot {name}: no \"at\"")
-        check_disk(f"snapshot {name}", snap)
+        check_machine(f"snapshot {name}", snap)
     names = set()
     for i, s in enumerate(scenarios):
         name = s.get("name")
@@ -136,7 +136,7 @@ def load(path):
         if s.get("snapshot") and s["snapshot"] not in snapshots:
             raise CampaignError(f"scenario {name}: no snapshot "
                                 f"{s['snapshot']!r}")
-        check_disk(f"scenario {name}", s)
+        check_machine(f"scenario {name}", s)
         if s.get("expect") and s["expect"] not in OUTCOMES:
             raise CampaignError(f"scenario {name}: expect {s['expect']!r} is "
                                 f"none of {', '.join(OUTCOMES)}")
@@ -193,11 +193,17 @@ class Machine(ivm.Vm):
         return False
 
 
-def check_disk(what, machine):
+def check_machine(what, machine):
+    """Refuses a disk controller and a memory size the runner cannot give
+    the VM."""
     kind = machine.get("disk", "ahci")
     if kind not in DISKS:
         raise CampaignError(f"{what}: disk {kind!r} is none of "
                             f"{', '.join(DISKS)}")
+    memory = machine.get("memory", "1G")
+    if not re.fullmatch(r"[1-9]\d*[MG]?", str(memory)):
+        raise CampaignError(f"{what}: memory {memory!r} is not a size in "
+                            "MiB (a number, or with M or G: 512M, 2G)")
 
 
 def make_disk(workdir, mib, seed):

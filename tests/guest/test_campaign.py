@@ -94,6 +94,14 @@ def test_campaign_errors_name_the_value(tmp_path):
     assert run.returncode == 1
     assert run.stderr.strip() == ("fault-campaign: scenario sata-disk: disk "
                                   "'sata' is none of ahci, nvme"), run.stderr
+    bad.write_text('{"snapshots": {"up": {"at": "X", "memory": "1.5G"}}, '
+                   '"scenarios": [{"name": "a", "snapshot": "up"}]}')
+    run = subprocess.run(CAMPAIGN + [str(bad), "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "fault-campaign: snapshot up: memory '1.5G' is not a size in MiB (a "
+        "number, or with M or G: 512M, 2G)"), run.stderr
     # --slurm on a machine without Slurm's commands
     run = subprocess.run(CAMPAIGN + [str(SMOKE), "--slurm", "--out",
                                      str(tmp_path / "out")],
