@@ -467,17 +467,23 @@ class Results:
 class Campaign:
     """A campaign to run into a folder: its snapshots and scenarios, the
     results an earlier run there left, what is still to run, and the disk
-    images the scenarios read (made once, shared)."""
+    images the scenarios read (made once, shared). only: the names of the
+    scenarios to run, whatever their results (a Slurm task's; it reads no
+    other scenario's result)."""
 
-    def __init__(self, path, outdir):
+    def __init__(self, path, outdir, only=None):
         self.path, self.outdir = Path(path), Path(outdir)
         self.snapshots, self.scenarios = load(path)
         self.outdir.mkdir(parents=True, exist_ok=True)
         self.results = Results(self.outdir, self.snapshots)
-        self.earlier = {s["name"]: self.results.earlier(s)
-                        for s in self.scenarios}
-        self.todo = [s for s in self.scenarios
-                     if not self.earlier[s["name"]]]
+        if only is None:
+            self.earlier = {s["name"]: self.results.earlier(s)
+                            for s in self.scenarios}
+            self.todo = [s for s in self.scenarios
+                         if not self.earlier[s["name"]]]
+        else:
+            self.earlier = {}
+            self.todo = [s for s in self.scenarios if s["name"] in only]
         self.disks = self.make_disks(self.todo)
 
     def machine_of(self, s):
@@ -515,7 +521,7 @@ class Campaign:
     def write_results(self, ran):
         """results.csv and results.html of every scenario: those run now
         (ran: rows by name) and those reused; returns the rows."""
-        rows = [self.earlier[s["name"]] or ran[s["name"]]
+        rows = [self.earlier.get(s["name"]) or ran[s["name"]]
                 for s in self.scenarios]
         write_csv(self.outdir / "results.csv", rows)
         write_html(self.outdir / "results.html", self.path, rows)
