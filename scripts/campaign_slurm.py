@@ -72,7 +72,7 @@ def command(cmd, what):
     return run.stdout
 
 
-def check_partition(options):
+def check_slurm(options):
     """Refuses a machine without Slurm's commands, and a partition the
     cluster does not have, naming it and those it has."""
     for tool in ("sbatch", "squeue", "sinfo"):
@@ -239,6 +239,10 @@ def follow(c, submission, progress):
     scenarios = {name: task for task, names in tasks_of(submission).items()
                  for name in names}
     jobs = {submission["array"], submission["snapshots"]} - {None}
+    # Done before: the scenarios outside this submission with a result.
+    earlier = sum(s["name"] not in scenarios and c.results.earlier(s)
+                  is not None for s in c.scenarios)
+    results = {}        # a scenario's result, once its task wrote it
     shown = None
     while True:
         try:
@@ -247,17 +251,16 @@ def follow(c, submission, progress):
         except fc.CampaignError:
             time.sleep(POLL_SECONDS)     # the controller busy: ask again
             continue
-        results = {name: c.results.current(by_name[name])
-                   for name in scenarios}
-        done = sum(r is not None and r["outcome"] != "error"
-                   for r in results.values())
-        failed = sum((r is not None and r["outcome"] == "error") or
-                     (r is None and scenarios[name] not in states)
-                     for name, r in results.items())
+        for name in scenarios.keys() - results.keys():
+            row = c.results.current(by_name[name])
+            if row is not None:
+                results[name] = row
+        done = sum(r["outcome"] != "error" for r in results.values())
+        failed = len(results) - done + sum(
+            name not in results and task not in states
+            for name, task in scenarios.items())
         pending = sum(s in WAITING for s in states.values())
-        progress.done = sum(
-            (r := c.results.current(s)) is not None and r["outcome"] != "error"
-            for s in c.scenarios)
+        progress.done = earlier + done
         counts = (f"jobs pending {pending}, running "
                   f"{len(states) - pending}; scenarios done {done}, "
                   f"failed {failed}")
@@ -320,7 +323,7 @@ def collect(c, submission):
             # saved.
             why = f"see {slurm}/{task_id}.out"
             snap = s.get("snapshot")
-            if snap and not c.snapshot_file(snap).exists():
+            if snap and not fc.snapshot_path(c.outdir, snap).exists():
                 why = (f"snapshot {snap} was not saved: see "
                        f"{slurm}/snapshots-{submission['snapshots']}.out")
             row = c.results.finished(s, {
@@ -337,7 +340,7 @@ def run(path, outdir, options):
     has no result there yet; writes results.csv and results.html into
     outdir and returns the rows."""
     outdir = Path(outdir).resolve()
-    check_partition(options)
+    check_slurm(options)
     c = fc.Campaign(path, outdir)
     (outdir / "slurm").mkdir(exist_ok=True)
     progress = fc.Progress(len(c.scenarios),

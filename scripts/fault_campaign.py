@@ -237,7 +237,7 @@ def key_of(*parts):
 def take_snapshot(outdir, name, snap, disks):
     """Boots the snapshot's workload and saves the machine at its marker;
     a snapshot saved whole earlier for the same definition is reused."""
-    path = outdir / "snapshots" / name
+    path = snapshot_path(outdir, name)
     if snapshot_saved(outdir, name, snap):
         return path
     vmdir = outdir / "snapshots" / f"{name}-vm"
@@ -259,9 +259,13 @@ def take_snapshot(outdir, name, snap, disks):
     return path
 
 
+def snapshot_path(outdir, name):
+    return outdir / "snapshots" / name
+
+
 def snapshot_saved(outdir, name, snap):
     """Whether the snapshot name of definition snap was saved whole."""
-    path = outdir / "snapshots" / name
+    path = snapshot_path(outdir, name)
     key_file = path.with_suffix(".key")
     return path.exists() and key_file.exists() and \
         key_file.read_text() == key_of(snap)
@@ -499,9 +503,6 @@ class Campaign:
         return [name for name in self.snapshots
                 if any(s.get("snapshot") == name for s in self.todo)]
 
-    def snapshot_file(self, name):
-        return self.outdir / "snapshots" / name
-
     def run_one(self, s):
         """Runs s (its snapshot saved already), counting the start, and
         keeps its result; returns its row. The local pool and a Slurm
@@ -509,7 +510,7 @@ class Campaign:
         attempts = self.results.started(s)
         try:
             row = run_scenario(self.outdir, s, self.snapshots,
-                               {n: self.snapshot_file(n)
+                               {n: snapshot_path(self.outdir, n)
                                 for n in self.snapshots}, self.disks)
         except Exception as e:     # a scenario that could not run at all
             row = {"scenario": s["name"], "outcome": "error",
